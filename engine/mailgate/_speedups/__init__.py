@@ -1,0 +1,1 @@
+"""Compiled hot paths built from pyx/ (one extension module per .pyx file)."""
