@@ -167,15 +167,16 @@ def version_text(details: bool) -> str:
 def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
     """``-t`` / ``-T``: nginx's two success lines or the failure line; 0 or 1."""
     conf_path = os.path.normpath(os.path.join(prefix, opts.conf_file))
+    def on_message(item: ConfigMessage) -> None:
+        if not (opts.quiet and item.level == "notice"):
+            log.message(item)
+
     try:
-        config = load_config(opts.conf_file, prefix, directives=opts.directives)
+        config = load_config(opts.conf_file, prefix, directives=opts.directives, on_message=on_message)
     except ConfigError as exc:
         log.log("emerg", str(exc))
         _stderr("configuration file %s test failed" % conf_path)
         return 1
-    for item in config.messages:
-        if not (opts.quiet and item.level == "notice"):
-            log.message(item)
     if not opts.quiet:
         _stderr("the configuration file %s syntax is ok" % conf_path)
     try:

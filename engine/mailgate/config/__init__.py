@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from mailgate.config.errors import ConfigError, ConfigMessage
 from mailgate.config.loader import COMMAND_LINE, Loader
@@ -58,16 +59,24 @@ def load_config(
     *,
     directives: str | None = None,
     hostname: str | None = None,
+    on_message: Callable[[ConfigMessage], None] | None = None,
 ) -> Config:
     """Read, check and merge a configuration file; raise ConfigError as nginx would.
 
     A relative ``path`` is taken from the prefix (as ``nginx -c``); ``directives`` are
     extra main-context directives read first (``-g``); ``hostname`` replaces the
-    machine's name as the default ``server_name``.
+    machine's name as the default ``server_name``; ``on_message`` receives each notice
+    and warning as it is met (they are also in ``Config.messages``).
     """
     prefix = _prefix(prefix)
     conf_file = os.path.normpath(os.path.join(prefix, path))
-    loader = Loader(prefix, conf_file, os.path.join(os.path.dirname(conf_file), ""), hostname=hostname)
+    loader = Loader(
+        prefix,
+        conf_file,
+        os.path.join(os.path.dirname(conf_file), ""),
+        hostname=hostname,
+        on_message=on_message,
+    )
     if directives:
         loader.parse_text(directives, COMMAND_LINE, loader.main, loader.main.ctx, parameter=True)
     loader.read_file(conf_file)

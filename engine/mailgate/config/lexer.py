@@ -39,7 +39,7 @@ class Statement:
     words: tuple[str, ...]
     end: End
     file: str
-    line: int
+    line: int | None  # None for -g text, which nginx reports as "in command line"
 
 
 def _unescape(raw: str) -> str:
@@ -66,6 +66,18 @@ def tokenize(text: str, file: str, *, parameter: bool = False) -> Iterator[State
     """
     line = 1
     words: list[str] = []
+
+    def statement(words: tuple[str, ...], end: End) -> Statement:
+        return Statement(words, end, file, None if parameter else line)
+
+    def error(message: str) -> ConfigError:
+        return ConfigError(message, file, None if parameter else line)
+
+    def unexpected_end() -> ConfigError:
+        if parameter:
+            return error('unexpected end of parameter, expecting ";"')
+        return error('unexpected end of file, expecting ";" or "}"')
+
     pos, n = 0, len(text)
     while True:
         # Between words: skip blanks and comments, find the start of the next word.
@@ -82,23 +94,21 @@ def tokenize(text: str, file: str, *, parameter: bool = False) -> Iterator[State
                 break
         if pos >= n:
             if words:
-                if parameter:
-                    raise ConfigError('unexpected end of parameter, expecting ";"', file)
-                raise ConfigError('unexpected end of file, expecting ";" or "}"', file, line)
-            yield Statement((), End.EOF, file, line)
+                raise unexpected_end()
+            yield statement((), End.EOF)
             return
         ch = text[pos]
         if ch in ";{":
             if not words:
-                raise ConfigError('unexpected "%s"' % ch, file, line)
-            yield Statement(tuple(words), End(ch), file, line)
+                raise error('unexpected "%s"' % ch)
+            yield statement(tuple(words), End(ch))
             words = []
             pos += 1
             continue
         if ch == "}":
             if words:
-                raise ConfigError('unexpected "}"', file, line)
-            yield Statement((), End.BLOCK_END, file, line)
+                raise error('unexpected "}"')
+            yield statement((), End.BLOCK_END)
             pos += 1
             continue
 
@@ -110,9 +120,7 @@ def tokenize(text: str, file: str, *, parameter: bool = False) -> Iterator[State
         terminator = None
         while True:
             if pos >= n:
-                if parameter:
-                    raise ConfigError('unexpected end of parameter, expecting ";"', file)
-                raise ConfigError('unexpected end of file, expecting ";" or "}"', file, line)
+                raise unexpected_end()
             ch = text[pos]
             if ch == "\n":
                 line += 1
@@ -142,7 +150,7 @@ def tokenize(text: str, file: str, *, parameter: bool = False) -> Iterator[State
                 break
             pos += 1
         if terminator is not None:
-            yield Statement(tuple(words), End(terminator), file, line)
+            yield statement(tuple(words), End(terminator))
             words = []
             continue
         if quote:
@@ -150,8 +158,8 @@ def tokenize(text: str, file: str, *, parameter: bool = False) -> Iterator[State
             if pos < n:
                 ch = text[pos]
                 if ch in ";{":
-                    yield Statement(tuple(words), End(ch), file, line)
+                    yield statement(tuple(words), End(ch))
                     words = []
                     pos += 1
                 elif ch not in _SPACE:
-                    raise ConfigError('unexpected "%s"' % ch, file, line)
+                    raise error('unexpected "%s"' % ch)

@@ -22,6 +22,7 @@ from mailgate.config.registry import UNSET, Call, Ctx, Directive, Level, Merge
 __all__ = ["Loader", "MergeStep", "COMMAND_LINE"]
 
 COMMAND_LINE = "command line"
+MAX_INCLUDE_DEPTH = 64
 
 
 class MergeStep:
@@ -55,7 +56,13 @@ class Loader:
     """One reading of a configuration.  Use ``mailgate.config.load_config`` instead."""
 
     def __init__(
-        self, prefix: str, conf_file: str, conf_prefix: str, *, hostname: str | None = None
+        self,
+        prefix: str,
+        conf_file: str,
+        conf_prefix: str,
+        *,
+        hostname: str | None = None,
+        on_message: Callable[[ConfigMessage], None] | None = None,
     ):
         from mailgate.config.modules import DIRECTIVES, MAIL_MODULES, MAIN_MODULE
 
@@ -66,6 +73,7 @@ class Loader:
         self.conf_file = conf_file
         self.conf_prefix = conf_prefix
         self.hostname = hostname
+        self.on_message = on_message
         self.messages: list[ConfigMessage] = []
         self.files: list[tuple[str, str]] = []
         self.main = Level(Ctx.MAIN, conf_file, 0)
@@ -76,11 +84,16 @@ class Loader:
         self.zones: dict[str, int] = {}
         self.listen_addresses: set[tuple[int, str, int]] = set()
         self._stream: Iterator[Statement] = iter(())
+        self._depth = 0
 
     # --- helpers for handlers ----------------------------------------------------
 
     def message(self, level: str, message: str, file: str | None, line: int | None) -> None:
-        self.messages.append(ConfigMessage(level, message, file, line))
+        """Record a notice or warning, and pass it on at once (it precedes any error)."""
+        item = ConfigMessage(level, message, file, line)
+        self.messages.append(item)
+        if self.on_message is not None:
+            self.on_message(item)
 
     def full_name(self, name: str, *, conf_prefix: bool = True) -> str:
         """A path made absolute against the configuration's directory (or the prefix)."""
@@ -98,6 +111,9 @@ class Loader:
 
     def read_file(self, path: str, call: Call | None = None) -> None:
         """Parse a whole file in the current context (the main file, or an include)."""
+        if self._depth >= MAX_INCLUDE_DEPTH and call is not None:
+            # nginx would recurse until it runs out of file descriptors
+            raise call.error('too deep nesting of "include" at "%s"' % path)
         try:
             with open(path, "rb") as f:
                 text = f.read().decode(*ENCODING)
@@ -107,7 +123,13 @@ class Loader:
                 raise ConfigError(message) from None
             raise call.error(message) from None
         self.files.append((path, text))
-        self.parse_text(text, path, call.level if call else self.main, call.level.ctx if call else Ctx.MAIN)
+        self._depth += 1
+        try:
+            self.parse_text(
+                text, path, call.level if call else self.main, call.level.ctx if call else Ctx.MAIN
+            )
+        finally:
+            self._depth -= 1
 
     def parse_text(
         self, text: str, file: str, level: Level, ctx: Ctx, *, parameter: bool = False

@@ -100,7 +100,7 @@ class Call:
     directive: "Directive"
     args: tuple[str, ...]
     file: str
-    line: int
+    line: int | None
     level: Level
     loader: "Loader"
 

@@ -173,7 +173,7 @@ DIRECTIVES = (
     _d("working_directory", Ctx.MAIN, (1, 1), str_slot, syntax="working_directory directory;",
        summary="The current directory of worker processes."),
     _d("worker_priority", Ctx.MAIN, (1, 1), _worker_priority, syntax="worker_priority number;",
-       doc_default="0", summary="Scheduling priority (nice value) of workers."),
+       summary="Scheduling priority (nice value) of workers."),
     _d("env", Ctx.MAIN, (1, 1), str_array_slot, syntax="env variable[=value];",
        summary="Environment variables kept or set for workers."),
     _d("load_module", Ctx.MAIN, (1, 1), _load_module, syntax="load_module file;",
