@@ -386,12 +386,13 @@ class ServerMachine:
             return INVALID
         return self._set_credentials(creds)
 
-    def _loggable(self, data: bytes) -> str:
+    def _loggable(self, data: bytes, mark_line_ends: bool = False) -> str:
         """Buffer text for a log line, with anything that may be a secret cut off.
 
         nginx logs such buffers raw; a password or SASL response must never reach
         a log here, so the text stops after the first command word that carries
-        credentials (and is withheld entirely inside a SASL exchange).
+        credentials (and is withheld entirely inside a SASL exchange).  With
+        ``mark_line_ends`` CR and LF show as ``_``, as in nginx's SMTP rejections.
         """
         if self.mail_state != START:
             return "..." if data else ""
@@ -399,8 +400,11 @@ class ServerMachine:
         for line in data.splitlines(keepends=True):
             end = self._secret_word_end(line)
             if end is not None:
-                return (data[:offset + end] + b" ...").decode("latin-1")
+                data = data[:offset + end] + b" ..."
+                break
             offset += len(line)
+        if mark_line_ends:
+            data = data.replace(b"\r", b"_").replace(b"\n", b"_")
         return data.decode("latin-1")
 
     def _secret_word_end(self, line: bytes) -> int | None:

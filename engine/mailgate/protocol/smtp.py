@@ -74,11 +74,6 @@ def ehlo_replies(config) -> tuple[bytes, bytes, bytes]:
                          frozenset(config.smtp_auth))
 
 
-def _visible(data: bytes) -> bytes:
-    """nginx's rejected-command log shows CR and LF as ``_``."""
-    return data.replace(b"\r", b"_").replace(b"\n", b"_")
-
-
 class SmtpServer(ServerMachine):
     """Client-facing SMTP before authentication (``ngx_mail_smtp_handler.c``).
 
@@ -128,7 +123,7 @@ class SmtpServer(ServerMachine):
 
     def _reject_before_greeting(self) -> None:
         self._log("info", 'client was rejected before greeting: "%s"'
-                  % self._loggable(_visible(self.buffer.contents())))
+                  % self._loggable(self.buffer.contents(), mark_line_ends=True))
         self.buffer.reset()
         self._send(INVALID_PIPELINING)
         self.phase = CLOSED
@@ -204,7 +199,7 @@ class SmtpServer(ServerMachine):
     def _mail(self) -> int:
         if "none" not in self.config.smtp_auth:
             self._log("info", 'client was rejected: "%s"'
-                      % self._loggable(_visible(self.buffer.contents())))
+                      % self._loggable(self.buffer.contents(), mark_line_ends=True))
             self._reply = AUTH_REQUIRED
             return OK
         if self.mail_from is not None:
