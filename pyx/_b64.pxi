@@ -15,9 +15,17 @@ cdef void _init_b64_table() noexcept:
 _init_b64_table()
 
 
-def decode_base64(const unsigned char[:] data not None):
+def decode_base64(data):
     """Decode ``data`` leniently, exactly as nginx does; ``None`` if it is invalid."""
-    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return _decode(<const unsigned char *> view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef object _decode(const unsigned char *data, Py_ssize_t n):
     cdef Py_ssize_t end = 0
     cdef Py_ssize_t i, o
     cdef signed char a, b, c, d
@@ -56,9 +64,17 @@ def decode_base64(const unsigned char[:] data not None):
     return (<char *> dst)[:o]
 
 
-def encode_base64(const unsigned char[:] data not None):
+def encode_base64(data):
     """Standard base64 with ``=`` padding (nginx's ngx_encode_base64)."""
-    cdef Py_ssize_t n = data.shape[0]
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        return _encode(<const unsigned char *> view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef bytes _encode(const unsigned char *data, Py_ssize_t n):
     cdef Py_ssize_t i = 0, o = 0
     cdef unsigned char a, b, c
     cdef bytearray out = bytearray((n + 2) // 3 * 4)

@@ -46,14 +46,18 @@ cdef class RelayBuffer:
             raise ValueError("committed more bytes than the buffer has room for")
         self.last += nbytes
 
-    cpdef Py_ssize_t write(self, const unsigned char[:] data) except -1:
+    cpdef Py_ssize_t write(self, object data) except -1:
         """Copy as much of ``data`` as fits; return the number of bytes taken."""
-        cdef Py_ssize_t n = data.shape[0]
+        cdef Py_buffer view
+        cdef Py_ssize_t n
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        n = view.len
         if n > self.end - self.last:
             n = self.end - self.last
         if n > 0:
-            memcpy(self.data + self.last, &data[0], n)
+            memcpy(self.data + self.last, view.buf, n)
             self.last += n
+        PyBuffer_Release(&view)
         return n
 
     cpdef object readable(self):

@@ -6,7 +6,8 @@ both on the same inputs.  Which one the protocol machines use is chosen in
 ``mailgate.protocol._impl``.
 """
 
-from libc.string cimport memcpy, memchr
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from libc.string cimport memchr, memcpy
 
 include "_relay.pxi"
 include "_reader.pxi"
