@@ -21,6 +21,7 @@ import h11
 
 from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
+from mailgate.config.errors import os_error_text
 from mailgate.config.values import atoi
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 
@@ -253,10 +254,10 @@ async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: L
             reader, writer = await asyncio.open_connection(target.address, target.port)
     except ConnectionRefusedError as exc:
         # nginx connects without blocking and sees the refusal on its first recv()
-        log("error", "recv() failed (%d: %s)" % (exc.errno, exc.strerror))
+        log("error", "recv() failed %s" % os_error_text(exc))
         return None
     except OSError as exc:
-        log("error", "connect() to %s failed (%d: %s)" % (target.peer, exc.errno or 0, exc.strerror))
+        log("error", "connect() to %s failed %s" % (target.peer, os_error_text(exc)))
         return None
     try:
         writer.write(request)
@@ -277,7 +278,7 @@ async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: L
                 log("error", "%s sent invalid response" % service)
                 return None
     except OSError as exc:
-        log("error", "recv() failed (%d: %s)" % (exc.errno or 0, exc.strerror))
+        log("error", "recv() failed %s" % os_error_text(exc))
         return None
     finally:
         writer.close()
