@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from factory import server_config  # noqa: F401  (re-exported for the tests)
+from factory import server_config
 
 from mailgate.protocol.events import ArmTimer, Close, DisarmTimer, Log, Send, SendUpstream
 
@@ -62,3 +62,6 @@ class Harness:
     def logs(self, level: str | None = None) -> list[str]:
         return [a.message for a in self.actions
                 if isinstance(a, Log) and (level is None or a.level == level)]
+
+
+__all__ = ["Harness", "server_config"]

@@ -10,7 +10,7 @@ parsers' handlers and wire strings.
 from __future__ import annotations
 
 from mailgate.protocol import _impl, sasl
-from mailgate.protocol._codes import AGAIN, INVALID, LITERAL, OK
+from mailgate.protocol._codes import AGAIN, INVALID, OK
 from mailgate.protocol.events import (
     ArmTimer,
     AuthFailed,

@@ -14,7 +14,6 @@ from mailgate.protocol._codes import (
     IMAP_CAPABILITY,
     IMAP_LOGIN,
     IMAP_LOGOUT,
-    IMAP_NOOP,
     IMAP_STARTTLS,
     INVALID,
     LITERAL,
