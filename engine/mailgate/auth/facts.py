@@ -65,8 +65,3 @@ class AuthFacts:
     smtp_from: bytes | None = None
     smtp_to: bytes | None = None
     ssl: SSLFacts | None = None
-
-    @property
-    def password_is_usable(self) -> bool:
-        """The client's password can log in to the backend (plain methods only)."""
-        return self.method == "plain"

@@ -214,24 +214,19 @@ def _ip_literal(value: bytes) -> str | None:
         return None
 
 
-def decide(response: AuthResponse, facts: AuthFacts, service: str, log: LogFunction):
+def decide(response: AuthResponse, peer: str, log: LogFunction):
     """The machine's auth result for an answer, with nginx's log lines.
 
-    ``service`` names the auth server in error lines (``auth http server 1.2.3.4:80``).
+    ``peer`` names the auth server (``127.0.0.1:9000``).  Whether a password is
+    needed and missing is the machine's check, made when it receives AuthOK.
     """
+    service = "auth http server %s" % peer
     if response.failure is not None:
-        log("info", 'client login failed: "%s"' % response.failure.decode("utf-8", "replace"))
         return AuthFailed(response.failure, response.wait, response.error_code)
     if response.wait_status:
         return AuthRetry(response.wait)
     if not response.server or not response.port:
         log("error", "%s did not send server or port" % service)
-        return AuthInternalError()
-    password = response.password
-    if password is None and facts.password_is_usable:
-        password = facts.password
-    if password is None and facts.protocol != "smtp":
-        log("error", "%s did not send password" % service)
         return AuthInternalError()
     server = _ip_literal(response.server)
     if server is None:
@@ -243,7 +238,7 @@ def decide(response: AuthResponse, facts: AuthFacts, service: str, log: LogFunct
         log("error", '%s sent invalid server port:"%s"' % (service, response.port.decode("utf-8", "replace")))
         return AuthInternalError()
     upstream = "%s:%s" % (response.server.decode("ascii"), response.port.decode("ascii"))
-    return AuthOK(server, port, response.user, password, upstream, service)
+    return AuthOK(server, port, response.user, response.password, upstream, peer)
 
 
 async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: LogFunction):
@@ -301,4 +296,4 @@ async def query(
         return AuthInternalError()
     if response is None:
         return AuthInternalError()
-    return decide(response, facts, service, log)
+    return decide(response, target.peer, log)
