@@ -10,6 +10,7 @@ OSSL_STORE_CTX *OSSL_STORE_open(const char *, const UI_METHOD *, void *,
                                 OSSL_STORE_post_process_info_fn, void *);
 OSSL_STORE_INFO *OSSL_STORE_load(OSSL_STORE_CTX *);
 int OSSL_STORE_eof(OSSL_STORE_CTX *);
+int OSSL_STORE_error(OSSL_STORE_CTX *);
 int OSSL_STORE_close(OSSL_STORE_CTX *);
 int OSSL_STORE_INFO_get_type(const OSSL_STORE_INFO *);
 EVP_PKEY *OSSL_STORE_INFO_get1_PKEY(const OSSL_STORE_INFO *);

@@ -42,7 +42,7 @@ int SSL_CTX_set_cipher_list(SSL_CTX *, const char *);
 
 int SSL_CTX_use_certificate(SSL_CTX *, X509 *);
 int SSL_CTX_clear_chain_certs(SSL_CTX *);
-int SSL_CTX_add0_chain_cert(SSL_CTX *, X509 *);
+int SSL_CTX_add1_chain_cert(SSL_CTX *, X509 *);
 int SSL_CTX_use_PrivateKey(SSL_CTX *, EVP_PKEY *);
 
 void SSL_CTX_set_verify_depth(SSL_CTX *, int);

@@ -1,0 +1,29 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from pki import PKI  # noqa: E402
+from server import ServerThread  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return PKI(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def serve():
+    """serve(name=context, ...) -> ServerThread, stopped after the test."""
+    started = []
+
+    def start(**contexts):
+        server = ServerThread(**contexts)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
