@@ -1,0 +1,49 @@
+"""What ``mailgate -V`` reports: OpenSSL versions, Python, event loop, compiled extensions."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import platform
+
+__all__ = ["describe", "compiled_parsers"]
+
+
+def compiled_parsers() -> tuple[list[str], str]:
+    """The compiled hot-path modules found, and whether they are in use (and why not)."""
+    from mailgate import _speedups
+
+    names = sorted(m.name for m in pkgutil.iter_modules(_speedups.__path__))
+    if not names:
+        return names, "not built (pure Python in use)"
+    if os.environ.get("MAILGATE_PURE") == "1":
+        return names, "disabled by MAILGATE_PURE=1 (pure Python in use)"
+    for name in names:
+        importlib.import_module("mailgate._speedups." + name)
+    return names, "in use"
+
+
+def describe() -> list[str]:
+    """Lines of build and runtime details."""
+    lines = []
+    try:
+        from mailgate._openssl import ffi, lib
+    except ImportError as exc:
+        lines.append("OpenSSL bindings (mailgate._openssl): not available (%s)" % exc)
+    else:
+        built = ffi.string(lib.MAILGATE_OPENSSL_BUILT_TEXT).decode()
+        running = ffi.string(lib.OpenSSL_version(lib.OPENSSL_VERSION)).decode()
+        lines.append("built with %s (running with %s)" % (built, running))
+        lines.append("OpenSSL bindings: mailgate._openssl (cffi, API mode) in use")
+    lines.append("%s %s" % (platform.python_implementation(), platform.python_version()))
+    try:
+        import uvloop
+    except ImportError:
+        lines.append("event loop: asyncio (uvloop not installed)")
+    else:
+        lines.append("event loop: uvloop %s" % uvloop.__version__)
+    names, state = compiled_parsers()
+    listed = ", ".join("mailgate._speedups." + n for n in names) or "none"
+    lines.append("compiled extensions: %s: %s" % (listed, state))
+    return lines

@@ -1,0 +1,61 @@
+"""ngx_mail_auth_http_module: where and how authentication requests are sent."""
+
+from __future__ import annotations
+
+import socket
+
+from mailgate.config.addresses import AddressError, parse_url
+from mailgate.config.model import AuthHttpTarget, MainConfig
+from mailgate.config.registry import Call, Ctx, Directive, Merge, flag_slot, keyval_slot, msec_slot
+
+__all__ = ["DIRECTIVES", "merge"]
+
+MODULE = "ngx_mail_auth_http_module"
+MAIL_SERVER = Ctx.MAIL | Ctx.SERVER
+
+
+def _auth_http(call: Call) -> None:
+    url = call.args[0]
+    if url.startswith("http://"):
+        url = url[7:]
+    try:
+        parsed = parse_url(url, uri_part=True, default_port=80)
+    except AddressError as exc:
+        raise call.error('%s in auth_http "%s"' % (exc, url)) from None
+    first = parsed.addresses[0]
+    unix = first.family == socket.AF_UNIX
+    call.store(
+        AuthHttpTarget(
+            url=call.args[0],
+            family=first.family,
+            address=first.host,
+            port=first.port,
+            uri=parsed.uri or "/",
+            host_header="localhost" if unix else parsed.host,
+            peer=first.text,
+        )
+    )
+
+
+DIRECTIVES = (
+    Directive("auth_http", MODULE, MAIL_SERVER, (1, 1), _auth_http, merge=Merge.CUSTOM,
+              syntax="auth_http URL;", doc_default="— (required)",
+              summary="The HTTP authentication server (http://host[:port][/uri] or unix:path[:uri])."),
+    Directive("auth_http_header", MODULE, MAIL_SERVER, (2, 2), keyval_slot, default=(),
+              syntax="auth_http_header header value;",
+              summary="An extra header sent with every authentication request."),
+    Directive("auth_http_pass_client_cert", MODULE, MAIL_SERVER, (1, 1), flag_slot, default=False,
+              syntax="auth_http_pass_client_cert on | off;", doc_default="off", since="1.7.11",
+              summary="Send the client certificate (PEM) in Auth-SSL-Cert."),
+    Directive("auth_http_timeout", MODULE, MAIL_SERVER, (1, 1), msec_slot, default=60.0,
+              syntax="auth_http_timeout time;", doc_default="60s",
+              summary="Timeout of an authentication request."),
+)
+
+
+def merge(step, main: MainConfig) -> None:
+    """``auth_http`` is required: from the server or mail{}."""
+    target = step.inherited("auth_http", None)
+    if target is None:
+        raise step.error('no "auth_http" is defined for server')
+    step.values["auth_http"] = target

@@ -1,0 +1,27 @@
+"""ngx_mail_imap_module: IMAP authentication methods, capabilities and buffer."""
+
+from __future__ import annotations
+
+import mmap
+
+from mailgate.config.modules._capabilities import capabilities_slot
+from mailgate.config.registry import Ctx, Directive, bitmask_slot, size_slot
+
+__all__ = ["DIRECTIVES", "AUTH_METHODS"]
+
+MODULE = "ngx_mail_imap_module"
+AUTH_METHODS = ("plain", "login", "cram-md5", "external")
+
+DIRECTIVES = (
+    Directive("imap_client_buffer", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), size_slot,
+              default=mmap.PAGESIZE, syntax="imap_client_buffer size;", doc_default="4k",
+              summary="Buffer for IMAP commands; a longer command line closes the session."),
+    Directive("imap_capabilities", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), capabilities_slot,
+              default=("IMAP4", "IMAP4rev1", "UIDPLUS"), syntax="imap_capabilities extension ...;",
+              doc_default="IMAP4 IMAP4rev1 UIDPLUS",
+              summary="Capabilities announced to clients before login."),
+    Directive("imap_auth", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), bitmask_slot(AUTH_METHODS),
+              default=frozenset({"plain"}), syntax="imap_auth method ...;", doc_default="plain",
+              since="external 1.11.6",
+              summary="Authentication methods announced and accepted: plain login cram-md5 external."),
+)

@@ -1,0 +1,30 @@
+"""ngx_mail_smtp_module: SMTP authentication methods, capabilities, buffer, delay."""
+
+from __future__ import annotations
+
+import mmap
+
+from mailgate.config.modules._capabilities import capabilities_slot
+from mailgate.config.registry import Ctx, Directive, bitmask_slot, msec_slot, size_slot
+
+__all__ = ["DIRECTIVES", "AUTH_METHODS"]
+
+MODULE = "ngx_mail_smtp_module"
+AUTH_METHODS = ("plain", "login", "cram-md5", "external", "none")
+
+DIRECTIVES = (
+    Directive("smtp_client_buffer", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), size_slot,
+              default=mmap.PAGESIZE, syntax="smtp_client_buffer size;", doc_default="4k",
+              summary="Buffer for SMTP commands; a longer command line closes the session."),
+    Directive("smtp_greeting_delay", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), msec_slot,
+              default=0.0, syntax="smtp_greeting_delay time;", doc_default="0",
+              summary="Delay before the greeting; clients that talk first are rejected."),
+    Directive("smtp_capabilities", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), capabilities_slot,
+              default=(), syntax="smtp_capabilities extension ...;",
+              summary="Extensions listed in the EHLO reply."),
+    Directive("smtp_auth", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), bitmask_slot(AUTH_METHODS),
+              default=frozenset({"plain", "login"}), syntax="smtp_auth method ...;",
+              doc_default="plain login", since="none 0.7.22; external 1.11.6",
+              summary="Authentication methods: plain login cram-md5 external none (unauthenticated "
+                      "relay through MAIL/RCPT)."),
+)

@@ -1,0 +1,1 @@
+"""Listening sockets, and the master/worker process model."""

@@ -1,0 +1,32 @@
+"""The build: clear instructions when the toolchain is missing; the extensions in use."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_missing_compiler_stops_the_build_with_what_to_install(tmp_path):
+    env = dict(os.environ, CC="/nonexistent/cc")
+    proc = subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--build-temp", str(tmp_path / "t"),
+         "--build-lib", str(tmp_path / "l")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "mailgate: cannot build the compiled extensions" in proc.stderr
+    assert "apt-get install build-essential python3-dev libssl-dev" in proc.stderr
+
+
+def test_openssl_bindings_are_compiled_against_openssl_3():
+    from mailgate._openssl import ffi, lib
+
+    built = ffi.string(lib.MAILGATE_OPENSSL_BUILT_TEXT).decode()
+    assert built.startswith("OpenSSL 3.") and lib.MAILGATE_OPENSSL_BUILT_NUMBER >= 0x30000000
+    assert lib.OpenSSL_version_num() >= 0x30000000
