@@ -113,6 +113,7 @@ class PKI:
         self._write("rsa-enc.key", self.rsa.key_pem(PASSWORD))
         self._write("ecdsa.pem", self.ecdsa.cert_pem + self.intermediate.cert_pem)
         self._write("ecdsa.key", self.ecdsa.key_pem())
+        self._write("ecdsa-leaf.pem", self.ecdsa.cert_pem)
         self._write("other.pem", self.other.cert_pem + self.intermediate.cert_pem)
         self._write("other.key", self.other.key_pem())
         self._write("ecdsa-combined.pem", self.ecdsa.key_pem() + self.ecdsa.cert_pem + self.intermediate.cert_pem)

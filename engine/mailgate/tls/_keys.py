@@ -10,14 +10,14 @@ Every object returned is owned by Python (``ffi.gc``) and freed exactly once.
 
 from __future__ import annotations
 
-import logging
 import os
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 from mailgate.tls._binding import ffi, lib
 
-log = logging.getLogger("mailgate.tls")
+Passwords = tuple[bytes, ...]
+Report = Callable[[str, str], None]  # (level, message)
 
 
 class LoadFailure(Exception):
@@ -116,23 +116,21 @@ class _PasswordSource:
     once OpenSSL has returned (the pyOpenSSL pattern).
     """
 
-    __slots__ = ("passwords", "index", "exception", "handle")
+    __slots__ = ("passwords", "index", "report", "exception", "handle")
 
-    def __init__(self, passwords: list[bytearray] | None):
+    def __init__(self, passwords: Passwords | None, report: Report):
         self.passwords = passwords
         self.index = 0
+        self.report = report
         self.exception: BaseException | None = None
         self.handle = ffi.new_handle(self)
 
     def fill(self, buf, size: int, rwflag: int) -> int:
-        if rwflag:
-            log.critical("mg_password_callback() is called for encryption")
-            return 0
-        if not self.passwords:
+        if rwflag or not self.passwords:  # never asked to encrypt; no password: no prompt
             return 0
         password = self.passwords[self.index]
         if len(password) > size:
-            log.error("password is truncated to %d bytes", size)
+            self.report("error", "password is truncated to %d bytes" % size)
         n = min(len(password), size)
         ffi.memmove(buf, password, n)
         return n
@@ -153,13 +151,14 @@ def mg_password_callback(buf, size, rwflag, userdata):
         return 0
 
 
-def load_private_key(value: str, passwords: list[bytearray] | None) -> object:
+def load_private_key(value: str, passwords: Passwords | None, report: Report) -> object:
     """The key of an ``ssl_certificate_key`` value: a PEM file (possibly
     encrypted: the passwords are tried in order), ``data:``, ``engine:NAME:ID``
-    or ``store:URI``."""
+    or ``store:URI``.  ``report(level, message)`` receives nginx's remark
+    about a truncated password."""
     if value.startswith("engine:"):
         return _engine_key(value[len("engine:"):])
-    source = _PasswordSource(passwords)
+    source = _PasswordSource(passwords, report)
     if value.startswith("store:"):
         return _store_key(value[len("store:"):], source)
     tries = len(passwords) if passwords else 1

@@ -14,8 +14,8 @@ the facts auth_http sends (Auth-SSL-*).
 from __future__ import annotations
 
 import enum
-import logging
 from dataclasses import dataclass
+from typing import Callable
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
@@ -23,7 +23,7 @@ from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
 
 __all__ = ["TLSConnection", "ClientCertificate", "CertificateCheck", "CertificateVerdict"]
 
-log = logging.getLogger("mailgate.tls")
+Log = Callable[[str, str], None]  # (nginx level, message)
 
 _NONE = lib.SSL_ERROR_NONE
 _WANT_READ = lib.SSL_ERROR_WANT_READ
@@ -127,18 +127,22 @@ class TLSConnection:
     (close_notify; True once the peer's close_notify arrived too, nginx waits
     up to 3 s for it) or ``abort()`` after errors and timeouts, and finally
     ``close()``, which frees the SSL object.  Not thread-safe; any event loop.
+
+    ``log(level, message)`` receives what the TLS layer itself logs during a
+    handshake: nginx's rate-limited warning when the shared session cache is
+    full.  Failures are raised instead, for the session to log.
     """
 
     __slots__ = ("_conn", "_ssl", "context", "_log", "_nbytes", "_pending", "handshake_done")
 
-    def __init__(self, context: TLSContext, *, logger: logging.Logger | logging.LoggerAdapter | None = None):
+    def __init__(self, context: TLSContext, *, log: Log | None = None):
         conn = lib.mg_conn_new(context._ctx, 1)
         if conn == ffi.NULL:
             raise MemoryError("SSL_new() failed")
         self._conn = ffi.gc(conn, lib.mg_conn_free)
         self._ssl = lib.mg_conn_ssl(conn)
         self.context = context
-        self._log = logger if logger is not None else log
+        self._log = log
         self._nbytes = ffi.new("size_t *")
         self._pending: BaseException | None = None
         self.handshake_done = False
@@ -178,11 +182,11 @@ class TLSConnection:
         code = lib.mg_conn_handshake(self._conn)
         if code == _NONE:
             self.handshake_done = True
-            if lib.mg_conn_take_flags(self._conn, lib.MG_CONN_STORE_FAILED):
+            if lib.mg_conn_take_flags(self._conn, lib.MG_CONN_STORE_FAILED) and self._log:
                 zone = self.context.session_zone
-                self._log.warning(
-                    'could not allocate new session in SSL session shared cache "%s"',
-                    zone.name if zone is not None else "",
+                self._log(
+                    "warn",
+                    f'could not allocate new session in SSL session shared cache "{zone.name}"',
                 )
             return True
         if code in (_WANT_READ, _WANT_WRITE):

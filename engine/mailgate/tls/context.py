@@ -11,12 +11,13 @@ nginx words it.
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
+from mailgate.config import ConfigMessage
+from mailgate.config.errors import os_error_text
+from mailgate.config.modules.mail_ssl import TICKET_KEY_SIZES
 from mailgate.tls._binding import ffi, lib, ssl_error_text
-from mailgate.tls._files import read_password_file, read_ticket_key
 from mailgate.tls._keys import (
     LoadFailure,
     load_ca_certificates,
@@ -28,9 +29,9 @@ from mailgate.tls._keys import (
 from mailgate.tls.errors import ConfigError
 from mailgate.tls.zones import SessionZone, SessionZones
 
-__all__ = ["TLSContext", "PasswordFiles", "build_contexts"]
+__all__ = ["TLSContext", "build_contexts"]
 
-log = logging.getLogger("mailgate.tls")
+OnMessage = Callable[[ConfigMessage], None]
 
 _PROTOCOL_OPTIONS = {
     "SSLv2": lib.SSL_OP_NO_SSLv2,
@@ -56,42 +57,34 @@ def _sha1(digest_fn, obj) -> bytes:
     return ffi.buffer(out, size[0])[:]
 
 
-class PasswordFiles:
-    """``ssl_password_file`` contents, read once per file for one build.
+def _read_ticket_key(path: str, where: tuple[str, int] | None) -> bytearray:
+    """The 48 or 80 bytes of an ``ssl_session_ticket_key`` file.
 
-    nginx reads the file when it parses the directive, once; servers that
-    inherit it share the passwords.  Reading once matters for a named pipe,
-    which would block on a second read.
+    The configuration checked the size already; this only fails when the file
+    changed since.
     """
-
-    def __init__(self) -> None:
-        self._files: dict[str, list[bytearray]] = {}
-
-    def get(self, server) -> list[bytearray] | None:
-        path = server.ssl_password_file
-        if path is None:
-            return None
-        if path not in self._files:
-            self._files[path] = read_password_file(path, server.location("ssl_password_file"))
-        return self._files[path]
-
-    def clear(self) -> None:
-        """Zero and forget every password."""
-        for passwords in self._files.values():
-            for password in passwords:
-                password[:] = b"\0" * len(password)
-        self._files.clear()
+    file, line = where or (None, None)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            data = bytearray(f.read(max(TICKET_KEY_SIZES) + 1))
+    except OSError as exc:
+        raise ConfigError(f'open() "{path}" failed {os_error_text(exc)}', file, line) from None
+    if len(data) not in TICKET_KEY_SIZES:
+        data[:] = b"\0" * len(data)
+        raise ConfigError(f'"{path}" must be 48 or 80 bytes', file, line)
+    return data
 
 
 class TLSContext:
     """The TLS context of one mail server (``SSL_CTX``).
 
     ``server`` is a merged ``ServerConfig``; ``zone`` the shared session zone
-    its ``ssl_session_cache shared:NAME:SIZE`` names, if any.  Paths in
-    ``ssl_conf_command`` values that OpenSSL takes as files or directories are
-    made absolute against ``prefix`` (the configuration prefix).  Build it in
-    the master before forking: the workers then share its ticket keys and
-    builtin state copy-on-write, as nginx's do.
+    its ``ssl_session_cache shared:NAME:SIZE`` names, if any.  Relative paths
+    in ``ssl_conf_command`` values that OpenSSL takes as files or directories
+    are taken from ``conf_prefix`` (the configuration's directory).  Warnings
+    (a feature this OpenSSL lacks, a truncated password) go to ``on_message``.
+    Build it in the master before forking: the workers then share its ticket
+    keys and builtin cache state copy-on-write, as nginx's do.
     """
 
     def __init__(
@@ -99,26 +92,23 @@ class TLSContext:
         server,
         zone: SessionZone | None = None,
         *,
-        prefix: str | None = None,
-        passwords: PasswordFiles | None = None,
+        conf_prefix: str | None = None,
+        on_message: OnMessage | None = None,
     ):
         self.server = server
         self.protocol: str = server.protocol
         self.verify_client: str = server.ssl_verify_client
         self.session_zone: SessionZone | None = None
-        self._prefix = prefix if prefix is not None else os.path.dirname(server.file or "")
+        self._conf_prefix = conf_prefix if conf_prefix is not None else os.path.dirname(server.file)
+        self._on_message = on_message
         self._cert_digests: list[bytes] = []
         self._ca_name_digests: list[bytes] = []
 
-        self._check_certificates_defined(server)
-
-        owned = passwords is None
-        passwords = PasswordFiles() if owned else passwords
         try:
             self._create(server)
             self._set_alpn(server.protocol)
             self._set_ciphers(server.ssl_ciphers, server.ssl_prefer_server_ciphers)
-            self._use_certificates(server, passwords.get(server))
+            self._use_certificates(server)
             self._compress_certificates(server.ssl_certificate_compression)
             self._verify_clients(server)
             self._set_dhparam(server.ssl_dhparam)
@@ -127,33 +117,13 @@ class TLSContext:
             self._set_tickets(server)
             self._apply_conf_commands(server.ssl_conf_command)
         finally:
-            if owned:
-                passwords.clear()
             lib.ERR_clear_error()
 
+    def _message(self, level: str, text: str) -> None:
+        if self._on_message is not None:
+            self._on_message(ConfigMessage(level, text))
+
     # ---- the steps, in nginx's order ------------------------------------------
-
-    @staticmethod
-    def _check_certificates_defined(server) -> None:
-        if server.ssl:
-            mode, where = "ssl", server.location("ssl")
-        elif any(listen.ssl for listen in server.listens):
-            mode, where = "listen ... ssl", server.location("listen")
-        else:
-            mode, where = "starttls", server.location("starttls")
-        file, line = where or (None, None)
-        certs, keys = server.ssl_certificate, server.ssl_certificate_key
-
-        if not certs:
-            raise ConfigError(f'no "ssl_certificate" is defined for the "{mode}" directive', file, line)
-        if not keys:
-            raise ConfigError(f'no "ssl_certificate_key" is defined for the "{mode}" directive', file, line)
-        if len(keys) < len(certs):
-            raise ConfigError(
-                f'no "ssl_certificate_key" is defined for certificate "{shown(certs[-1])}" '
-                f'and the "{mode}" directive',
-                file, line,
-            )
 
     def _create(self, server) -> None:
         ctx = lib.SSL_CTX_new(lib.TLS_method())
@@ -190,8 +160,9 @@ class TLSContext:
         if prefer_server:
             lib.SSL_CTX_set_options(self._ctx, lib.SSL_OP_CIPHER_SERVER_PREFERENCE)
 
-    def _use_certificates(self, server, passwords: list[bytearray] | None) -> None:
+    def _use_certificates(self, server) -> None:
         ctx = self._ctx
+        passwords = server.ssl_password_file.passwords if server.ssl_password_file else None
         for cert, key in zip(server.ssl_certificate, server.ssl_certificate_key):
             try:
                 chain = load_certificate_chain(cert)
@@ -211,7 +182,7 @@ class TLSContext:
             self._cert_digests.insert(0, _sha1(lib.X509_digest, chain[0]))
 
             try:
-                pkey = load_private_key(key, passwords)
+                pkey = load_private_key(key, passwords, self._message)
             except LoadFailure as failure:
                 raise ConfigError(
                     f'cannot load certificate key "{shown(key)}": {failure}' + ssl_error_text()
@@ -222,7 +193,7 @@ class TLSContext:
     def _compress_certificates(self, enabled: bool) -> None:
         if enabled and not lib.mg_compress_certs(self._ctx):
             lib.ERR_clear_error()
-            log.warning('"ssl_certificate_compression" ignored, not supported')
+            self._message("warn", '"ssl_certificate_compression" ignored, not supported')
 
     def _verify_clients(self, server) -> None:
         mode = server.ssl_verify_client
@@ -230,8 +201,6 @@ class TLSContext:
             return
         ctx = self._ctx
         client_ca, trusted = server.ssl_client_certificate, server.ssl_trusted_certificate
-        if mode != "optional_no_ca" and not client_ca and not trusted:
-            raise ConfigError("no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client")
 
         lib.mg_ctx_set_verify(ctx, lib.SSL_VERIFY_PEER)
         lib.SSL_CTX_set_verify_depth(ctx, server.ssl_verify_depth)
@@ -307,7 +276,7 @@ class TLSContext:
             lib.SSL_CTX_set_session_cache_mode(ctx, lib.SSL_SESS_CACHE_OFF)
             return
 
-        if setting.builtin == "none" and zone is None:
+        if setting.builtin == "none":
             # A session ID is sent but nothing is stored: some clients
             # (Outlook Express) break when told outright that there is no
             # session reuse.
@@ -321,8 +290,7 @@ class TLSContext:
             return
 
         mode = lib.SSL_SESS_CACHE_SERVER
-        if setting.builtin == "none":
-            # "shared:NAME:SIZE" alone: no per-process cache beside it
+        if setting.builtin == "shared_only" and zone is not None:
             mode |= lib.SSL_SESS_CACHE_NO_INTERNAL
         lib.SSL_CTX_set_session_cache_mode(ctx, mode)
         if setting.builtin == "builtin" and setting.builtin_size is not None:
@@ -361,7 +329,7 @@ class TLSContext:
         if server.ssl_session_ticket_key:
             where = server.location("ssl_session_ticket_key")
             for path in server.ssl_session_ticket_key:
-                key = read_ticket_key(path, where)
+                key = _read_ticket_key(path, where)
                 try:
                     if not lib.mg_ctx_add_ticket_key(ctx, bytes(key), len(key)):
                         raise ConfigError("SSL_CTX_set_ex_data() failed")
@@ -392,7 +360,7 @@ class TLSContext:
             for name, value in commands:
                 kind = lib.SSL_CONF_cmd_value_type(cctx, name.encode())
                 if kind in (lib.SSL_CONF_TYPE_FILE, lib.SSL_CONF_TYPE_DIR):
-                    value = os.path.join(self._prefix, value)
+                    value = os.path.join(self._conf_prefix, value)
                 if lib.SSL_CONF_cmd(cctx, name.encode(), value.encode()) <= 0:
                     raise ConfigError(f'SSL_CONF_cmd("{name}", "{value}") failed' + ssl_error_text())
             if lib.SSL_CONF_CTX_finish(cctx) != 1:
@@ -409,32 +377,26 @@ class TLSContext:
 
 
 def build_contexts(
-    config, zones: SessionZones | None = None, *, prefix: str | None = None
+    config, zones: SessionZones | None = None, *, on_message: OnMessage | None = None
 ) -> tuple[TLSContext | None, ...]:
     """The TLS context of every server of ``config`` that needs one.
 
     The result is aligned with ``config.servers``: a ``TLSContext`` for each
     server with ``tls_enabled``, None for the others.  ``zones`` must already
     be configured from ``config`` (``SessionZones.configure``); without it a
-    registry private to this call is made.  The first problem raises a
-    ``ConfigError``, so ``mailgate -t`` reports every TLS error an actual
-    start would meet.
+    registry private to this call is made.  Warnings go to ``on_message``.
+    The first problem raises a ``ConfigError``, so ``mailgate -t`` reports
+    every TLS error an actual start would meet.
     """
     if zones is None:
         zones = SessionZones()
         zones.configure(config)
-    if prefix is None:
-        prefix = getattr(config, "prefix", None)
-    passwords = PasswordFiles()
-    try:
-        contexts = []
-        for server in config.servers:
-            if not server.tls_enabled:
-                contexts.append(None)
-                continue
-            shared = server.ssl_session_cache.shared
-            zone = zones[shared.name] if shared is not None else None
-            contexts.append(TLSContext(server, zone, prefix=prefix, passwords=passwords))
-        return tuple(contexts)
-    finally:
-        passwords.clear()
+    contexts = []
+    for server in config.servers:
+        if not server.tls_enabled:
+            contexts.append(None)
+            continue
+        shared = server.ssl_session_cache.shared
+        zone = zones[shared.name] if shared is not None else None
+        contexts.append(TLSContext(server, zone, conf_prefix=config.conf_prefix, on_message=on_message))
+    return tuple(contexts)

@@ -7,24 +7,7 @@ which the session should report them.
 
 from __future__ import annotations
 
-try:
-    from mailgate.config import ConfigError
-except ImportError:  # the config package has not landed on this branch yet
-
-    class ConfigError(Exception):  # type: ignore[no-redef]
-        """A configuration error: nginx's message, optionally with FILE:LINE."""
-
-        def __init__(self, message: str, file: str | None = None, line: int | None = None):
-            self.message = message
-            self.file = file
-            self.line = line
-            super().__init__(message)
-
-        def __str__(self) -> str:
-            if self.file is None:
-                return self.message
-            return f"{self.message} in {self.file}:{self.line}"
-
+from mailgate.config import ConfigError
 
 __all__ = ["ConfigError", "TLSError", "TLSHandshakeError", "TLSClosed"]
 

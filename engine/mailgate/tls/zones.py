@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterator
 
 from mailgate.tls._binding import ffi, lib
 from mailgate.tls.errors import ConfigError
@@ -97,43 +97,30 @@ class SessionZone:
             self._zone = None
 
 
-def _declarations(config) -> Iterable[tuple[str, int, tuple[str, int] | None]]:
-    for server in config.servers:
-        shared = server.ssl_session_cache.shared
-        if shared is not None:
-            yield shared.name, shared.size, server.location("ssl_session_cache")
-
-
 class SessionZones:
     """The registry of shared zones by name, kept by the master process.
 
     ``configure(config)`` is called before the workers fork, at start and at
     every reload.  A zone whose name and size are unchanged is kept, with its
     sessions and ticket keys; a zone whose size changed is replaced; a zone
-    no longer declared is released.  A name declared with two sizes is
-    refused as nginx refuses it, and then nothing changes.
+    no longer declared is released.  When a zone cannot be created nothing
+    changes.  (A name declared with two sizes is refused by the
+    configuration itself.)
     """
 
     def __init__(self) -> None:
         self._zones: dict[str, SessionZone] = {}
 
     def configure(self, config) -> None:
-        sizes: dict[str, int] = {}
-        for name, size, where in _declarations(config):
-            declared = sizes.setdefault(name, size)
-            if declared != size:
-                file, line = where or (None, None)
-                raise ConfigError(
-                    f'the size {size} of shared memory zone "{name}" conflicts '
-                    f"with already declared size {declared}",
-                    file, line,
-                )
-
+        """Make the zones of ``config`` (``Config.shared_zones``) the current set."""
         zones: dict[str, SessionZone] = {}
         try:
-            for name, size in sizes.items():
-                old = self._zones.get(name)
-                zones[name] = old if old is not None and old.size == size else SessionZone(name, size)
+            for declared in config.shared_zones:
+                old = self._zones.get(declared.name)
+                if old is not None and old.size == declared.size:
+                    zones[declared.name] = old
+                else:
+                    zones[declared.name] = SessionZone(declared.name, declared.size)
         except ConfigError:
             for name, zone in zones.items():
                 if self._zones.get(name) is not zone:
