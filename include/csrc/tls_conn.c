@@ -75,6 +75,10 @@ mg_conn_new(SSL_CTX *ctx, int server)
 void
 mg_conn_free(mg_conn *c)
 {
+    /* nginx shuts down (or quietly marks shut down) every connection before
+       freeing it; SSL_free() would otherwise drop the session from the
+       caches as a "bad" one. */
+    SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(c->ssl);               /* frees both BIOs */
     free(c);
     __atomic_sub_fetch(&mg_conn_count, 1, __ATOMIC_RELAXED);

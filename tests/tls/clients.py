@@ -90,3 +90,36 @@ def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float =
         input=stdin, capture_output=True, timeout=timeout,
     )
     return proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
+
+
+def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mail.test", log=None):
+    """A handshake between a TLSConnection and an ssl.SSLObject, in memory.
+
+    Returns (server, client) once both sides are done and the client has
+    processed everything the server sent (TLS 1.3 tickets included).
+    """
+    from mailgate.tls import TLSConnection
+
+    server = TLSConnection(context, log=log)
+    to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_ctx.wrap_bio(to_client, to_server, server_hostname=server_hostname, session=session)
+    client_done = False
+    for _ in range(10):
+        if not client_done:
+            try:
+                client.do_handshake()
+                client_done = True
+            except ssl.SSLWantReadError:
+                pass
+        server.feed(to_server.read())
+        server_done = server.handshake_done or server.do_handshake()
+        to_client.write(server.data_to_send())
+        if client_done and server_done:
+            break
+    else:
+        raise AssertionError("handshake did not finish")
+    try:
+        client.read(1)  # takes in session tickets sent after the handshake
+    except ssl.SSLWantReadError:
+        pass
+    return server, client

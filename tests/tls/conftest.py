@@ -6,7 +6,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from pki import PKI  # noqa: E402
-from server import ServerThread  # noqa: E402
+from server import ServerProcess, ServerThread  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +27,18 @@ def serve():
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def workers():
+    """workers(build=None, name=context, ...) -> ServerProcess, killed after the test."""
+    started = []
+
+    def start(build=None, **contexts):
+        worker = ServerProcess(build, **contexts)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

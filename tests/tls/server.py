@@ -195,11 +195,13 @@ class ServerThread:
 class ServerProcess:
     """Serve contexts from a forked child process (a worker of the master).
 
-    The contexts (and their shared zones) must exist before the fork, as in
-    nginx's master/worker model.
+    Contexts given as keywords exist before the fork, as in nginx's
+    master/worker model; ``build``, when given, makes the contexts in the
+    child instead, which is what separate machines (or separate masters)
+    would have.
     """
 
-    def __init__(self, **contexts):
+    def __init__(self, build=None, **contexts):
         rfd, wfd = os.pipe()
         self.pid = os.fork()
         if self.pid == 0:  # the worker
@@ -209,13 +211,14 @@ class ServerProcess:
                     os.write(wfd, json.dumps(ports).encode() + b"\n")
                     os.close(wfd)
 
-                asyncio.run(_serve(contexts, [], ready))
+                asyncio.run(_serve(build() if build else contexts, [], ready))
             finally:
                 os._exit(0)
         os.close(wfd)
         with os.fdopen(rfd, "rb") as f:
             line = f.readline()
         if not line:
+            os.waitpid(self.pid, 0)
             raise RuntimeError("worker process did not start")
         self.ports = json.loads(line)
 
@@ -226,4 +229,3 @@ class ServerProcess:
     def stop(self) -> None:
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
-
