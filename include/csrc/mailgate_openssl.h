@@ -14,7 +14,13 @@
 #include <openssl/x509v3.h>
 #include <openssl/pem.h>
 #include <openssl/bio.h>
+#include <openssl/dh.h>
+#include <openssl/store.h>
+#include <openssl/ui.h>
 
 #include "version.h"
+#include "compat.h"
+#include "zone.h"
+#include "tls.h"
 
 #endif

@@ -1,0 +1,348 @@
+"""``TLSConnection``: TLS over memory BIOs, for any event loop.
+
+The transport hands received ciphertext to ``feed()``; plaintext comes out of
+``recv_into()``; plaintext goes in through ``send()``; the ciphertext to write
+is taken with ``data_to_send()``, all of it at once, which is usually several
+records per transport write.  Each of these is one call into C however many
+records it covers, so the Python work per record stays small.
+
+After the handshake, ``check_client_certificate()`` applies nginx's policy
+for ``ssl_verify_client`` (SPEC.md 10.8) and ``client_certificate()`` gives
+the facts auth_http sends (Auth-SSL-*).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable
+
+from mailgate.tls._binding import ffi, lib, ssl_error_text, text
+from mailgate.tls.context import TLSContext
+from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
+
+__all__ = ["TLSConnection", "ClientCertificate", "CertificateCheck", "CertificateVerdict"]
+
+Log = Callable[[str, str], None]  # (nginx level, message)
+
+_NONE = lib.SSL_ERROR_NONE
+_WANT_READ = lib.SSL_ERROR_WANT_READ
+_WANT_WRITE = lib.SSL_ERROR_WANT_WRITE
+_ZERO_RETURN = lib.SSL_ERROR_ZERO_RETURN
+
+# ngx_ssl_verify_error_optional(): what optional_no_ca forgives.
+_NO_CA_ERRORS = frozenset(
+    {
+        lib.X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT,
+        lib.X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN,
+        lib.X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+        lib.X509_V_ERR_CERT_UNTRUSTED,
+        lib.X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+    }
+)
+
+
+def _failure(code: int, what: str, error_class: type[TLSError] = TLSError) -> TLSError:
+    """ngx_ssl_connection_error(): the message and the level it is logged at."""
+    level = "crit"
+    if code == lib.SSL_ERROR_SSL and lib.mg_error_is_client_caused(lib.ERR_peek_last_error()):
+        level = "info"
+    return error_class(what + ssl_error_text(), level)
+
+
+def _peer_closed(code: int) -> bool:
+    # a clean close, or a failure OpenSSL left no reason for: the peer went away
+    return code == _ZERO_RETURN or lib.ERR_peek_error() == 0
+
+
+class CertificateVerdict(enum.Enum):
+    """What the session does after the handshake (SPEC.md 10.8, 2.6)."""
+
+    OK = "ok"
+    #: send the protocol's "SSL certificate error" line and close
+    CERT_ERROR = "cert_error"
+    #: send the protocol's "No required SSL certificate" line and close
+    NO_CERT = "no_cert"
+
+
+@dataclass(frozen=True)
+class CertificateCheck:
+    """The outcome of ``check_client_certificate()``.
+
+    On a failure ``message`` is the line to log at info, e.g.
+    ``client SSL certificate verify error: (18:self-signed certificate)``.
+    """
+
+    verdict: CertificateVerdict
+    message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict is CertificateVerdict.OK
+
+
+_CHECK_OK = CertificateCheck(CertificateVerdict.OK)
+
+
+@dataclass(frozen=True)
+class ClientCertificate:
+    """The client certificate as auth_http reports it (SPEC.md 8.2).
+
+    ``verify`` is ``SUCCESS``, ``FAILED:<reason>`` or ``NONE``; the other
+    fields are None without a certificate.  ``pem`` is the PEM text, not yet
+    escaped for the header.
+    """
+
+    verify: str
+    subject: str | None = None  #: RFC 2253
+    issuer: str | None = None  #: RFC 2253
+    serial: str | None = None  #: upper-case hex
+    fingerprint: str | None = None  #: SHA-1 of the DER, lower-case hex
+    pem: str | None = None
+
+
+def _bio_text(write) -> str:
+    """Run ``write(bio)`` on a memory BIO and return what it wrote; ``write``
+    returns whether it succeeded."""
+    bio = lib.BIO_new(lib.BIO_s_mem())
+    if bio == ffi.NULL:
+        raise MemoryError
+    try:
+        if not write(bio):
+            raise TLSError("writing certificate text failed" + ssl_error_text(), "alert")
+        size = lib.BIO_ctrl_pending(bio)
+        buf = ffi.new("char[]", size)
+        lib.BIO_read(bio, buf, size)
+        return ffi.buffer(buf, size)[:].decode("utf-8", "replace")
+    finally:
+        lib.BIO_free(bio)
+
+
+class TLSConnection:
+    """One server-side TLS connection of a ``TLSContext``.
+
+    Lifecycle: ``feed()`` what the client sent and call ``do_handshake()``
+    until it returns True, writing ``data_to_send()`` to the client after
+    every call; then ``recv_into()``/``send()``; at the end ``shutdown()``
+    (close_notify; True once the peer's close_notify arrived too, nginx waits
+    up to 3 s for it) or ``abort()`` after errors and timeouts, and finally
+    ``close()``, which frees the SSL object.  Not thread-safe; any event loop.
+
+    ``log(level, message)`` receives what the TLS layer itself logs during a
+    handshake: nginx's rate-limited warning when the shared session cache is
+    full.  Failures are raised instead, for the session to log.
+    """
+
+    __slots__ = ("_conn", "_ssl", "context", "_log", "_nbytes", "_pending", "handshake_done")
+
+    def __init__(self, context: TLSContext, *, log: Log | None = None):
+        conn = lib.mg_conn_new(context._ctx, 1)
+        if conn == ffi.NULL:
+            raise MemoryError("SSL_new() failed")
+        self._conn = ffi.gc(conn, lib.mg_conn_free)
+        self._ssl = lib.mg_conn_ssl(conn)
+        self.context = context
+        self._log = log
+        self._nbytes = ffi.new("size_t *")
+        self._pending: BaseException | None = None
+        self.handshake_done = False
+
+    # ---- bytes in and out ----------------------------------------------------
+
+    def feed(self, data) -> None:
+        """Hand over ciphertext received from the peer (any bytes-like)."""
+        if not lib.mg_conn_feed(self._conn, ffi.from_buffer(data), len(data)):
+            raise MemoryError("BIO_write() failed")
+
+    def feed_eof(self) -> None:
+        """The transport reached end of input: no more ciphertext will come."""
+        lib.mg_conn_feed_eof(self._conn)
+
+    def pending(self) -> int:
+        """Bytes of ciphertext waiting to be written."""
+        return lib.mg_conn_pending(self._conn)
+
+    def data_to_send(self) -> bytearray:
+        """All ciphertext waiting to be written, in one buffer (may be empty)."""
+        size = lib.mg_conn_pending(self._conn)
+        out = bytearray(size)
+        if size:
+            lib.mg_conn_take(self._conn, ffi.from_buffer(out), size)
+        return out
+
+    # ---- handshake -------------------------------------------------------------
+
+    def do_handshake(self) -> bool:
+        """Advance the handshake with the ciphertext fed so far.
+
+        True once it is complete; False when more input is needed.  Raises
+        ``TLSHandshakeError`` with nginx's message and level on failure; the
+        alert for the peer, if any, is then in ``data_to_send()``.
+        """
+        code = lib.mg_conn_handshake(self._conn)
+        if code == _NONE:
+            self.handshake_done = True
+            if lib.mg_conn_take_flags(self._conn, lib.MG_CONN_STORE_FAILED) and self._log:
+                zone = self.context.session_zone
+                self._log(
+                    "warn",
+                    f'could not allocate new session in SSL session shared cache "{zone.name}"',
+                )
+            return True
+        if code in (_WANT_READ, _WANT_WRITE):
+            return False
+        if _peer_closed(code):
+            lib.ERR_clear_error()
+            raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
+        raise _failure(code, "SSL_do_handshake() failed", TLSHandshakeError)
+
+    # ---- application data ------------------------------------------------------
+
+    def recv_into(self, buffer) -> int:
+        """Decrypt into a writable buffer; the number of bytes, 0 when more
+        ciphertext is needed.
+
+        Reads as many records as fit.  Raises ``TLSClosed`` at the peer's
+        close_notify (or the end of input), ``TLSError`` on a failure; when
+        data came before either, the data is returned first and the
+        exception is raised by the next call.
+        """
+        if self._pending is not None:
+            raise self._pending
+        out = ffi.from_buffer(buffer, require_writable=True)
+        code = lib.mg_conn_read(self._conn, out, len(out), self._nbytes)
+        n = self._nbytes[0]
+        if code == _NONE or code == _WANT_READ:
+            return n
+        if code == _WANT_WRITE:  # pragma: no cover - memory BIOs never block
+            return n
+        if _peer_closed(code):
+            lib.ERR_clear_error()
+            exc: BaseException = TLSClosed()
+        else:
+            exc = _failure(code, "SSL_read() failed")
+        if n:
+            self._pending = exc
+            return n
+        raise exc
+
+    def send(self, data) -> int:
+        """Encrypt plaintext (any bytes-like); returns its length.  The
+        records are then in ``data_to_send()``."""
+        code = lib.mg_conn_write(self._conn, ffi.from_buffer(data), len(data), self._nbytes)
+        if code == _NONE:
+            return self._nbytes[0]
+        # after the peer's close_notify OpenSSL says "zero return" where the
+        # write really failed
+        raise _failure(lib.SSL_ERROR_SYSCALL if code == _ZERO_RETURN else code, "SSL_write() failed")
+
+    # ---- closing -----------------------------------------------------------------
+
+    def shutdown(self) -> bool:
+        """Send close_notify (queued in ``data_to_send()``).
+
+        True when nothing more is to be waited for; False while the peer's
+        close_notify has not arrived (feed its data and call again).  After a
+        failure or the peer's close, nothing is sent, as in nginx.
+        """
+        rc = lib.mg_conn_shutdown(self._conn, 0)
+        if rc >= 0:
+            return bool(rc)
+        raise _failure(-rc, "SSL_shutdown() failed")
+
+    def abort(self) -> None:
+        """Quiet shutdown, for errors and timeouts: no alert is sent."""
+        lib.mg_conn_shutdown(self._conn, 1)
+        lib.ERR_clear_error()
+
+    def close(self) -> None:
+        """Free the SSL object now; the connection is unusable afterwards."""
+        if self._conn is not None:
+            ffi.release(self._conn)
+            self._conn = None
+            self._ssl = ffi.NULL
+
+    # ---- facts after the handshake -----------------------------------------------
+
+    @property
+    def protocol(self) -> str:
+        """The negotiated version, e.g. ``TLSv1.3`` (Auth-SSL-Protocol)."""
+        return text(lib.SSL_get_version(self._ssl))
+
+    @property
+    def cipher(self) -> str:
+        """The OpenSSL name of the negotiated cipher (Auth-SSL-Cipher)."""
+        cipher = lib.SSL_get_current_cipher(self._ssl)
+        return text(lib.SSL_CIPHER_get_name(cipher)) if cipher != ffi.NULL else ""
+
+    @property
+    def server_name(self) -> str | None:
+        """The SNI host name the client sent, if any."""
+        name = lib.SSL_get_servername(self._ssl, lib.TLSEXT_NAMETYPE_host_name)
+        return text(name) if name != ffi.NULL else None
+
+    @property
+    def alpn_protocol(self) -> str | None:
+        """The negotiated ALPN protocol, if the client offered ALPN."""
+        data = ffi.new("const unsigned char **")
+        size = ffi.new("unsigned int *")
+        lib.SSL_get0_alpn_selected(self._ssl, data, size)
+        return ffi.buffer(data[0], size[0])[:].decode("ascii", "replace") if size[0] else None
+
+    @property
+    def session_reused(self) -> bool:
+        return bool(lib.SSL_session_reused(self._ssl))
+
+    def check_client_certificate(self) -> CertificateCheck:
+        """nginx's post-handshake policy for ``ssl_verify_client``.
+
+        On failure the session is removed from the caches, so that it cannot
+        be resumed, and the verdict tells which line the protocol sends.
+        """
+        mode = self.context.verify_client
+        if mode == "off":
+            return _CHECK_OK
+        rc = lib.SSL_get_verify_result(self._ssl)
+        if rc != lib.X509_V_OK and (mode != "optional_no_ca" or rc not in _NO_CA_ERRORS):
+            self._forget_session()
+            reason = text(lib.X509_verify_cert_error_string(rc))
+            return CertificateCheck(
+                CertificateVerdict.CERT_ERROR, f"client SSL certificate verify error: ({rc}:{reason})"
+            )
+        if mode == "on":
+            cert = lib.SSL_get1_peer_certificate(self._ssl)
+            if cert == ffi.NULL:
+                self._forget_session()
+                return CertificateCheck(CertificateVerdict.NO_CERT, "client sent no required SSL certificate")
+            lib.X509_free(cert)
+        return _CHECK_OK
+
+    def _forget_session(self) -> None:
+        session = lib.SSL_get0_session(self._ssl)
+        if session != ffi.NULL:
+            self.context.remove_session(session)
+
+    def client_certificate(self) -> ClientCertificate:
+        """The Auth-SSL-Verify/Subject/Issuer/Serial/Fingerprint/Cert facts."""
+        cert = lib.SSL_get1_peer_certificate(self._ssl)
+        if cert == ffi.NULL:
+            return ClientCertificate("NONE")
+        try:
+            rc = lib.SSL_get_verify_result(self._ssl)
+            verify = "SUCCESS" if rc == lib.X509_V_OK else "FAILED:" + text(lib.X509_verify_cert_error_string(rc))
+            digest = ffi.new("unsigned char[]", lib.EVP_MAX_MD_SIZE)
+            size = ffi.new("unsigned int *")
+            if not lib.X509_digest(cert, lib.EVP_sha1(), digest, size):
+                raise TLSError("X509_digest() failed" + ssl_error_text(), "alert")
+            subject = lib.X509_get_subject_name(cert)
+            issuer = lib.X509_get_issuer_name(cert)
+            return ClientCertificate(
+                verify=verify,
+                subject=_bio_text(lambda bio: lib.X509_NAME_print_ex(bio, subject, 0, lib.XN_FLAG_RFC2253) >= 0),
+                issuer=_bio_text(lambda bio: lib.X509_NAME_print_ex(bio, issuer, 0, lib.XN_FLAG_RFC2253) >= 0),
+                serial=_bio_text(lambda bio: lib.i2a_ASN1_INTEGER(bio, lib.X509_get_serialNumber(cert)) >= 0),
+                fingerprint=ffi.buffer(digest, size[0])[:].hex(),
+                pem=_bio_text(lambda bio: lib.PEM_write_bio_X509(bio, cert) == 1),
+            )
+        finally:
+            lib.X509_free(cert)

@@ -1,0 +1,402 @@
+"""``TLSContext``: one mail server's SSL_CTX, built as nginx builds it.
+
+The construction follows ngx_mail_ssl_module's merge step and
+ngx_event_openssl.c in order (SPEC.md 10.2): options and modes, protocols,
+ALPN, ciphers, certificate/key pairs, certificate compression, client
+verification, DH parameters, ECDH curves, the session cache and its ID
+context, tickets and ticket keys, and ``ssl_conf_command`` last, so that it
+overrides everything before it.  Every failure is a ``ConfigError`` worded as
+nginx words it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence
+
+from mailgate.config import ConfigMessage
+from mailgate.config.errors import os_error_text
+from mailgate.config.modules.mail_ssl import TICKET_KEY_SIZES
+from mailgate.tls._binding import ffi, lib, ssl_error_text
+from mailgate.tls._keys import (
+    LoadFailure,
+    load_ca_certificates,
+    load_certificate_chain,
+    load_crls,
+    load_private_key,
+    shown,
+)
+from mailgate.tls.errors import ConfigError
+from mailgate.tls.zones import SessionZone, SessionZones
+
+__all__ = ["TLSContext", "build_contexts"]
+
+OnMessage = Callable[[ConfigMessage], None]
+
+_PROTOCOL_OPTIONS = {
+    "SSLv2": lib.SSL_OP_NO_SSLv2,
+    "SSLv3": lib.SSL_OP_NO_SSLv3,
+    "TLSv1": lib.SSL_OP_NO_TLSv1,
+    "TLSv1.1": lib.SSL_OP_NO_TLSv1_1,
+    "TLSv1.2": lib.SSL_OP_NO_TLSv1_2,
+    "TLSv1.3": lib.SSL_OP_NO_TLSv1_3,
+}
+_ALL_PROTOCOL_OPTIONS = 0
+for _option in _PROTOCOL_OPTIONS.values():
+    _ALL_PROTOCOL_OPTIONS |= _option
+
+# ngx_mail_ssl_sess_id_ctx: the first input of every session ID context.
+_SESSION_ID_CONTEXT = b"MAIL"
+
+
+def _sha1(digest_fn, obj) -> bytes:
+    out = ffi.new("unsigned char[]", lib.EVP_MAX_MD_SIZE)
+    size = ffi.new("unsigned int *")
+    if not digest_fn(obj, lib.EVP_sha1(), out, size):
+        raise ConfigError("X509_digest() failed" + ssl_error_text())
+    return ffi.buffer(out, size[0])[:]
+
+
+def _read_ticket_key(path: str, where: tuple[str, int] | None) -> bytearray:
+    """The 48 or 80 bytes of an ``ssl_session_ticket_key`` file.
+
+    The configuration checked the size already; this only fails when the file
+    changed since.
+    """
+    file, line = where or (None, None)
+    try:
+        with open(path, "rb", buffering=0) as f:
+            data = bytearray(f.read(max(TICKET_KEY_SIZES) + 1))
+    except OSError as exc:
+        raise ConfigError(f'open() "{path}" failed {os_error_text(exc)}', file, line) from None
+    if len(data) not in TICKET_KEY_SIZES:
+        data[:] = b"\0" * len(data)
+        raise ConfigError(f'"{path}" must be 48 or 80 bytes', file, line)
+    return data
+
+
+class TLSContext:
+    """The TLS context of one mail server (``SSL_CTX``).
+
+    ``server`` is a merged ``ServerConfig``; ``zone`` the shared session zone
+    its ``ssl_session_cache shared:NAME:SIZE`` names, if any.  Relative paths
+    in ``ssl_conf_command`` values that OpenSSL takes as files or directories
+    are taken from ``conf_prefix`` (the configuration's directory).  Warnings
+    (a feature this OpenSSL lacks, a truncated password) go to ``on_message``.
+    Build it in the master before forking: the workers then share its ticket
+    keys and builtin cache state copy-on-write, as nginx's do.
+    """
+
+    def __init__(
+        self,
+        server,
+        zone: SessionZone | None = None,
+        *,
+        conf_prefix: str | None = None,
+        on_message: OnMessage | None = None,
+    ):
+        self.server = server
+        self.protocol: str = server.protocol
+        self.verify_client: str = server.ssl_verify_client
+        self.session_zone: SessionZone | None = None
+        self._conf_prefix = conf_prefix if conf_prefix is not None else os.path.dirname(server.file)
+        self._on_message = on_message
+        self._cert_digests: list[bytes] = []
+        self._ca_name_digests: list[bytes] = []
+
+        try:
+            self._create(server)
+            self._set_alpn(server.protocol)
+            self._set_ciphers(server.ssl_ciphers, server.ssl_prefer_server_ciphers)
+            self._use_certificates(server)
+            self._compress_certificates(server.ssl_certificate_compression)
+            self._verify_clients(server)
+            self._set_dhparam(server.ssl_dhparam)
+            self._set_ecdh_curve(server.ssl_ecdh_curve)
+            self._set_session_cache(server, zone)
+            self._set_tickets(server)
+            self._apply_conf_commands(server.ssl_conf_command)
+        finally:
+            lib.ERR_clear_error()
+
+    def _message(self, level: str, text: str) -> None:
+        if self._on_message is not None:
+            self._on_message(ConfigMessage(level, text))
+
+    # ---- the steps, in nginx's order ------------------------------------------
+
+    def _create(self, server) -> None:
+        ctx = lib.SSL_CTX_new(lib.TLS_method())
+        if ctx == ffi.NULL:
+            raise ConfigError("SSL_CTX_new() failed" + ssl_error_text())
+        self._ctx = ffi.gc(ctx, lib.SSL_CTX_free)
+        if not lib.mg_ctx_attach(ctx):
+            raise ConfigError("SSL_CTX_set_ex_data() failed" + ssl_error_text())
+
+        lib.SSL_CTX_set_options(ctx, lib.mg_base_options())
+
+        # The SSL_OP_NO_* options restrict versions; the range stays open.
+        lib.SSL_CTX_clear_options(ctx, _ALL_PROTOCOL_OPTIONS)
+        disabled = 0
+        for name, option in _PROTOCOL_OPTIONS.items():
+            if name not in server.ssl_protocols:
+                disabled |= option
+        lib.SSL_CTX_set_options(ctx, disabled)
+        lib.SSL_CTX_set_min_proto_version(ctx, 0)
+        lib.SSL_CTX_set_max_proto_version(ctx, lib.TLS1_3_VERSION)
+
+        lib.SSL_CTX_set_mode(ctx, lib.SSL_MODE_RELEASE_BUFFERS | lib.SSL_MODE_NO_AUTO_CHAIN)
+        lib.SSL_CTX_set_read_ahead(ctx, 1)
+
+    def _set_alpn(self, protocol: str) -> None:
+        name = protocol.encode()
+        wire = bytes([len(name)]) + name
+        if not lib.mg_ctx_set_alpn(self._ctx, wire, len(wire)):
+            raise ConfigError("SSL_CTX_set_alpn_select_cb() failed")
+
+    def _set_ciphers(self, ciphers: str, prefer_server: bool) -> None:
+        if not lib.SSL_CTX_set_cipher_list(self._ctx, ciphers.encode()):
+            raise ConfigError(f'SSL_CTX_set_cipher_list("{ciphers}") failed' + ssl_error_text())
+        if prefer_server:
+            lib.SSL_CTX_set_options(self._ctx, lib.SSL_OP_CIPHER_SERVER_PREFERENCE)
+
+    def _use_certificates(self, server) -> None:
+        ctx = self._ctx
+        passwords = server.ssl_password_file.passwords if server.ssl_password_file else None
+        for cert, key in zip(server.ssl_certificate, server.ssl_certificate_key):
+            try:
+                chain = load_certificate_chain(cert)
+            except LoadFailure as failure:
+                raise ConfigError(
+                    f'cannot load certificate "{shown(cert)}": {failure}' + ssl_error_text()
+                ) from None
+            if not lib.SSL_CTX_use_certificate(ctx, chain[0]):
+                raise ConfigError(f'SSL_CTX_use_certificate("{shown(cert)}") failed' + ssl_error_text())
+            # the chain belongs to the certificate just set, so that RSA and
+            # ECDSA certificates each keep their own
+            if not lib.SSL_CTX_clear_chain_certs(ctx) or not all(
+                lib.SSL_CTX_add1_chain_cert(ctx, c) for c in chain[1:]
+            ):
+                raise ConfigError(f'SSL_CTX_set0_chain("{shown(cert)}") failed' + ssl_error_text())
+            # nginx walks its certificate list newest first
+            self._cert_digests.insert(0, _sha1(lib.X509_digest, chain[0]))
+
+            try:
+                pkey = load_private_key(key, passwords, self._message)
+            except LoadFailure as failure:
+                raise ConfigError(
+                    f'cannot load certificate key "{shown(key)}": {failure}' + ssl_error_text()
+                ) from None
+            if not lib.SSL_CTX_use_PrivateKey(ctx, pkey):
+                raise ConfigError(f'SSL_CTX_use_PrivateKey("{shown(key)}") failed' + ssl_error_text())
+
+    def _compress_certificates(self, enabled: bool) -> None:
+        if enabled and not lib.mg_compress_certs(self._ctx):
+            lib.ERR_clear_error()
+            self._message("warn", '"ssl_certificate_compression" ignored, not supported')
+
+    def _verify_clients(self, server) -> None:
+        mode = server.ssl_verify_client
+        if mode == "off":
+            return
+        ctx = self._ctx
+        client_ca, trusted = server.ssl_client_certificate, server.ssl_trusted_certificate
+
+        lib.mg_ctx_set_verify(ctx, lib.SSL_VERIFY_PEER)
+        lib.SSL_CTX_set_verify_depth(ctx, server.ssl_verify_depth)
+        store = lib.SSL_CTX_get_cert_store(ctx)
+
+        if client_ca:
+            names: list = []
+            for cert in self._add_to_store(store, client_ca):
+                name = lib.X509_get_subject_name(cert)
+                if any(lib.X509_NAME_cmp(name, seen) == 0 for seen in names):
+                    continue
+                names.append(name)
+                if not lib.SSL_CTX_add_client_CA(ctx, cert):
+                    raise ConfigError(f'SSL_CTX_add_client_CA("{client_ca}") failed' + ssl_error_text())
+                self._ca_name_digests.append(_sha1(lib.X509_NAME_digest, name))
+
+        if trusted:
+            self._add_to_store(store, trusted)
+
+        if server.ssl_crl:
+            try:
+                crls = load_crls(server.ssl_crl)
+            except LoadFailure as failure:
+                raise ConfigError(f'cannot load CRL "{server.ssl_crl}": {failure}' + ssl_error_text()) from None
+            for crl in crls:
+                if not lib.X509_STORE_add_crl(store, crl):
+                    raise ConfigError(f'X509_STORE_add_crl("{server.ssl_crl}") failed' + ssl_error_text())
+            lib.X509_STORE_set_flags(store, lib.X509_V_FLAG_CRL_CHECK | lib.X509_V_FLAG_CRL_CHECK_ALL)
+
+    @staticmethod
+    def _add_to_store(store, path: str) -> list:
+        try:
+            certs = load_ca_certificates(path)
+        except LoadFailure as failure:
+            raise ConfigError(f'cannot load certificate "{path}": {failure}' + ssl_error_text()) from None
+        for cert in certs:
+            if not lib.X509_STORE_add_cert(store, cert):
+                raise ConfigError(f'X509_STORE_add_cert("{path}") failed' + ssl_error_text())
+        return certs
+
+    def _set_dhparam(self, path: str | None) -> None:
+        if not path:
+            return
+        bio = lib.BIO_new_file(os.fsencode(path), b"r")
+        if bio == ffi.NULL:
+            raise ConfigError(f'BIO_new_file("{path}") failed' + ssl_error_text())
+        try:
+            dh = lib.PEM_read_bio_DHparams(bio, ffi.NULL, ffi.NULL, ffi.NULL)
+            if dh == ffi.NULL:
+                raise ConfigError(f'PEM_read_bio_DHparams("{path}") failed' + ssl_error_text())
+            try:
+                if lib.SSL_CTX_set_tmp_dh(self._ctx, dh) != 1:
+                    raise ConfigError(f'SSL_CTX_set_tmp_dh("{path}") failed' + ssl_error_text())
+            finally:
+                lib.DH_free(dh)
+        finally:
+            lib.BIO_free(bio)
+
+    def _set_ecdh_curve(self, curves: str) -> None:
+        lib.SSL_CTX_set_options(self._ctx, lib.SSL_OP_SINGLE_ECDH_USE)
+        if curves == "auto":
+            return
+        if not lib.SSL_CTX_set1_curves_list(self._ctx, ffi.new("char[]", curves.encode())):
+            raise ConfigError(f'SSL_CTX_set1_curves_list("{curves}") failed' + ssl_error_text())
+
+    def _set_session_cache(self, server, zone: SessionZone | None) -> None:
+        ctx = self._ctx
+        setting = server.ssl_session_cache
+        lib.SSL_CTX_set_timeout(ctx, server.ssl_session_timeout)
+        self._set_session_id_context()
+
+        if setting.builtin == "off":
+            lib.SSL_CTX_set_session_cache_mode(ctx, lib.SSL_SESS_CACHE_OFF)
+            return
+
+        if setting.builtin == "none":
+            # A session ID is sent but nothing is stored: some clients
+            # (Outlook Express) break when told outright that there is no
+            # session reuse.
+            lib.SSL_CTX_set_session_cache_mode(
+                ctx,
+                lib.SSL_SESS_CACHE_SERVER
+                | lib.SSL_SESS_CACHE_NO_AUTO_CLEAR
+                | lib.SSL_SESS_CACHE_NO_INTERNAL_STORE,
+            )
+            lib.SSL_CTX_sess_set_cache_size(ctx, 1)
+            return
+
+        mode = lib.SSL_SESS_CACHE_SERVER
+        if setting.builtin == "shared_only" and zone is not None:
+            mode |= lib.SSL_SESS_CACHE_NO_INTERNAL
+        lib.SSL_CTX_set_session_cache_mode(ctx, mode)
+        if setting.builtin == "builtin" and setting.builtin_size is not None:
+            lib.SSL_CTX_sess_set_cache_size(ctx, setting.builtin_size)
+
+        if zone is not None:
+            if not lib.mg_ctx_set_session_zone(ctx, zone._zone):
+                raise ConfigError("SSL_CTX_set_ex_data() failed")
+            self.session_zone = zone
+
+    def _set_session_id_context(self) -> None:
+        # SHA-1 over "MAIL", the certificates and the client CA names: sessions
+        # resume only on servers with the same certificates and CA list.
+        md = lib.EVP_MD_CTX_new()
+        if md == ffi.NULL:
+            raise ConfigError("EVP_MD_CTX_new() failed" + ssl_error_text())
+        try:
+            out = ffi.new("unsigned char[]", lib.EVP_MAX_MD_SIZE)
+            size = ffi.new("unsigned int *")
+            ok = lib.EVP_DigestInit_ex(md, lib.EVP_sha1(), ffi.NULL)
+            for part in (_SESSION_ID_CONTEXT, *self._cert_digests, *self._ca_name_digests):
+                ok = ok and lib.EVP_DigestUpdate(md, part, len(part))
+            ok = ok and lib.EVP_DigestFinal_ex(md, out, size)
+            if not ok:
+                raise ConfigError("EVP_DigestUpdate() failed" + ssl_error_text())
+        finally:
+            lib.EVP_MD_CTX_free(md)
+        if not lib.SSL_CTX_set_session_id_context(self._ctx, out, size[0]):
+            raise ConfigError("SSL_CTX_set_session_id_context() failed" + ssl_error_text())
+
+    def _set_tickets(self, server) -> None:
+        ctx = self._ctx
+        if not server.ssl_session_tickets:
+            lib.SSL_CTX_set_options(ctx, lib.SSL_OP_NO_TICKET)
+
+        if server.ssl_session_ticket_key:
+            where = server.location("ssl_session_ticket_key")
+            for path in server.ssl_session_ticket_key:
+                key = _read_ticket_key(path, where)
+                try:
+                    if not lib.mg_ctx_add_ticket_key(ctx, bytes(key), len(key)):
+                        raise ConfigError("SSL_CTX_set_ex_data() failed")
+                finally:
+                    key[:] = b"\0" * len(key)
+        elif self.session_zone is not None:
+            # nginx 1.23.2+: automatic keys kept in the shared zone, so every
+            # worker encrypts with the same key and keys rotate.
+            if not lib.mg_ctx_use_zone_ticket_keys(ctx):
+                raise ConfigError("SSL_CTX_set_ex_data() failed")
+
+    def _apply_conf_commands(self, commands: Sequence[tuple[str, str]]) -> None:
+        if not commands:
+            return
+        cctx = lib.SSL_CONF_CTX_new()
+        if cctx == ffi.NULL:
+            raise ConfigError("SSL_CONF_CTX_new() failed" + ssl_error_text())
+        try:
+            lib.SSL_CONF_CTX_set_flags(
+                cctx,
+                lib.SSL_CONF_FLAG_FILE
+                | lib.SSL_CONF_FLAG_SERVER
+                | lib.SSL_CONF_FLAG_CLIENT
+                | lib.SSL_CONF_FLAG_CERTIFICATE
+                | lib.SSL_CONF_FLAG_SHOW_ERRORS,
+            )
+            lib.SSL_CONF_CTX_set_ssl_ctx(cctx, self._ctx)
+            for name, value in commands:
+                kind = lib.SSL_CONF_cmd_value_type(cctx, name.encode())
+                if kind in (lib.SSL_CONF_TYPE_FILE, lib.SSL_CONF_TYPE_DIR):
+                    value = os.path.join(self._conf_prefix, value)
+                if lib.SSL_CONF_cmd(cctx, name.encode(), value.encode()) <= 0:
+                    raise ConfigError(f'SSL_CONF_cmd("{name}", "{value}") failed' + ssl_error_text())
+            if lib.SSL_CONF_CTX_finish(cctx) != 1:
+                raise ConfigError("SSL_CONF_finish() failed" + ssl_error_text())
+        finally:
+            lib.SSL_CONF_CTX_free(cctx)
+
+    # ---- used by TLSConnection -------------------------------------------------
+
+    def remove_session(self, session) -> None:
+        """Forget a session in the builtin and shared caches (after a client
+        certificate failed verification, so that it cannot be resumed)."""
+        lib.mg_ctx_remove_session(self._ctx, session)
+
+
+def build_contexts(
+    config, zones: SessionZones | None = None, *, on_message: OnMessage | None = None
+) -> tuple[TLSContext | None, ...]:
+    """The TLS context of every server of ``config`` that needs one.
+
+    The result is aligned with ``config.servers``: a ``TLSContext`` for each
+    server with ``tls_enabled``, None for the others.  ``zones`` must already
+    be configured from ``config`` (``SessionZones.configure``); without it a
+    registry private to this call is made.  Warnings go to ``on_message``.
+    The first problem raises a ``ConfigError``, so ``mailgate -t`` reports
+    every TLS error an actual start would meet.
+    """
+    if zones is None:
+        zones = SessionZones()
+        zones.configure(config)
+    contexts = []
+    for server in config.servers:
+        if not server.tls_enabled:
+            contexts.append(None)
+            continue
+        shared = server.ssl_session_cache.shared
+        zone = zones[shared.name] if shared is not None else None
+        contexts.append(TLSContext(server, zone, conf_prefix=config.conf_prefix, on_message=on_message))
+    return tuple(contexts)

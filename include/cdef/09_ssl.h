@@ -1,0 +1,24 @@
+/* SSL connections and sessions (openssl/ssl.h): what a handshake yields. */
+typedef ... SSL;
+typedef ... SSL_CIPHER;
+typedef ... SSL_SESSION;
+
+static const int SSL_ERROR_NONE;
+static const int SSL_ERROR_SSL;
+static const int SSL_ERROR_WANT_READ;
+static const int SSL_ERROR_WANT_WRITE;
+static const int SSL_ERROR_SYSCALL;
+static const int SSL_ERROR_ZERO_RETURN;
+static const int TLSEXT_NAMETYPE_host_name;
+
+const char *SSL_get_version(const SSL *);
+const SSL_CIPHER *SSL_get_current_cipher(const SSL *);
+const char *SSL_CIPHER_get_name(const SSL_CIPHER *);
+X509 *SSL_get1_peer_certificate(const SSL *);
+long SSL_get_verify_result(const SSL *);
+const char *SSL_get_servername(const SSL *, const int);
+void SSL_get0_alpn_selected(const SSL *, const unsigned char **, unsigned int *);
+int SSL_session_reused(const SSL *);
+SSL_SESSION *SSL_get0_session(const SSL *);
+int SSL_is_init_finished(const SSL *);
+const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *, unsigned int *);

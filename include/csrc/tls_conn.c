@@ -1,0 +1,345 @@
+/*
+ * A TLS connection over two memory BIOs.  Each helper does in C what would
+ * otherwise be several Python-to-C crossings per record: feeding all received
+ * ciphertext at once, reading every decrypted record that fits the caller's
+ * buffer, and taking all pending ciphertext in one piece.
+ */
+#include <stdlib.h>
+
+#include <openssl/bio.h>
+#include <openssl/buffer.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "tls.h"
+#include "tls_internal.h"
+
+/* A drained memory BIO keeps its largest buffer; past this it is replaced,
+   so that an idle connection does not hold a bulk transfer's memory. */
+#define MG_BIO_KEEP  16384
+
+#define MG_NO_WAIT_SHUTDOWN  0x100u
+#define MG_NO_SEND_SHUTDOWN  0x200u
+#define MG_CLAMPED           0x400u
+#define MG_INPUT_EOF         0x800u
+
+struct mg_conn {
+    SSL       *ssl;
+    BIO       *rbio;
+    BIO       *wbio;
+    SSL_CTX   *session_ctx;
+    unsigned   flags;
+};
+
+static long mg_conn_count;
+
+
+mg_conn *
+mg_conn_new(SSL_CTX *ctx, int server)
+{
+    mg_conn  *c = calloc(1, sizeof(mg_conn));
+
+    if (c == NULL) {
+        return NULL;
+    }
+
+    c->ssl = SSL_new(ctx);
+    c->rbio = BIO_new(BIO_s_mem());
+    c->wbio = BIO_new(BIO_s_mem());
+
+    if (c->ssl == NULL || c->rbio == NULL || c->wbio == NULL
+        || !SSL_set_ex_data(c->ssl, mg_conn_index, c))
+    {
+        BIO_free(c->rbio);
+        BIO_free(c->wbio);
+        SSL_free(c->ssl);
+        free(c);
+        return NULL;
+    }
+
+    SSL_set_bio(c->ssl, c->rbio, c->wbio);
+    c->session_ctx = ctx;
+
+    if (server) {
+        SSL_set_accept_state(c->ssl);
+        SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
+    } else {
+        SSL_set_connect_state(c->ssl);
+    }
+
+    __atomic_add_fetch(&mg_conn_count, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+
+void
+mg_conn_free(mg_conn *c)
+{
+    /* nginx shuts down (or quietly marks shut down) every connection before
+       freeing it; SSL_free() would otherwise drop the session from the
+       caches as a "bad" one. */
+    SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    SSL_free(c->ssl);               /* frees both BIOs */
+    free(c);
+    __atomic_sub_fetch(&mg_conn_count, 1, __ATOMIC_RELAXED);
+}
+
+
+long
+mg_conn_live(void)
+{
+    return __atomic_load_n(&mg_conn_count, __ATOMIC_RELAXED);
+}
+
+
+SSL *
+mg_conn_ssl(const mg_conn *c)
+{
+    return c->ssl;
+}
+
+
+SSL_CTX *
+mg_conn_session_ctx(const mg_conn *c)
+{
+    return c->session_ctx;
+}
+
+
+int
+mg_conn_clamp_once(mg_conn *c)
+{
+    if (c->flags & MG_CLAMPED) {
+        return 0;
+    }
+    c->flags |= MG_CLAMPED;
+    return 1;
+}
+
+
+void
+mg_conn_set_flags(mg_conn *c, unsigned flags)
+{
+    c->flags |= flags;
+}
+
+
+unsigned
+mg_conn_take_flags(mg_conn *c, unsigned mask)
+{
+    unsigned  f = c->flags & mask;
+
+    c->flags &= ~mask;
+    return f;
+}
+
+
+static size_t
+bio_capacity(BIO *bio)
+{
+    BUF_MEM  *mem = NULL;
+
+    BIO_get_mem_ptr(bio, &mem);
+    return mem != NULL ? mem->max : 0;
+}
+
+
+static BIO *
+fresh_bio(const mg_conn *c, int input)
+{
+    BIO  *bio = BIO_new(BIO_s_mem());
+
+    if (bio != NULL && input && (c->flags & MG_INPUT_EOF)) {
+        BIO_set_mem_eof_return(bio, 0);
+    }
+    return bio;
+}
+
+
+/* Swap a drained, oversized BIO for a fresh one; on failure keep the old. */
+static void
+release_rbio(mg_conn *c)
+{
+    BIO  *bio;
+
+    if (BIO_ctrl_pending(c->rbio) != 0 || bio_capacity(c->rbio) <= MG_BIO_KEEP) {
+        return;
+    }
+    bio = fresh_bio(c, 1);
+    if (bio != NULL) {
+        SSL_set0_rbio(c->ssl, bio);
+        c->rbio = bio;
+    }
+}
+
+
+static void
+release_wbio(mg_conn *c)
+{
+    BIO  *bio;
+
+    if (BIO_ctrl_pending(c->wbio) != 0 || bio_capacity(c->wbio) <= MG_BIO_KEEP) {
+        return;
+    }
+    bio = fresh_bio(c, 0);
+    if (bio != NULL) {
+        SSL_set0_wbio(c->ssl, bio);
+        c->wbio = bio;
+    }
+}
+
+
+int
+mg_conn_feed(mg_conn *c, const char *data, size_t len)
+{
+    size_t  written;
+
+    if (len == 0) {
+        return 1;
+    }
+    return BIO_write_ex(c->rbio, data, len, &written) == 1 && written == len;
+}
+
+
+void
+mg_conn_feed_eof(mg_conn *c)
+{
+    c->flags |= MG_INPUT_EOF;
+    BIO_set_mem_eof_return(c->rbio, 0);
+}
+
+
+size_t
+mg_conn_pending(const mg_conn *c)
+{
+    return BIO_ctrl_pending(c->wbio);
+}
+
+
+size_t
+mg_conn_take(mg_conn *c, char *out, size_t len)
+{
+    size_t  n = 0;
+
+    if (len != 0 && BIO_read_ex(c->wbio, out, len, &n) != 1) {
+        n = 0;
+    }
+    release_wbio(c);
+    return n;
+}
+
+
+/* After a failure nginx neither sends nor waits for close_notify. */
+static int
+failed(mg_conn *c, int err)
+{
+    if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE
+        && err != SSL_ERROR_NONE)
+    {
+        c->flags |= MG_NO_WAIT_SHUTDOWN | MG_NO_SEND_SHUTDOWN;
+    }
+    return err;
+}
+
+
+int
+mg_conn_handshake(mg_conn *c)
+{
+    int  n;
+
+    ERR_clear_error();
+    n = SSL_do_handshake(c->ssl);
+    release_rbio(c);
+    return n == 1 ? SSL_ERROR_NONE : failed(c, SSL_get_error(c->ssl, n));
+}
+
+
+int
+mg_conn_read(mg_conn *c, char *buf, size_t len, size_t *nread)
+{
+    size_t  total = 0, n;
+    int     err = SSL_ERROR_NONE;
+
+    ERR_clear_error();
+
+    /* SSL_read_ex() returns one record at a time: go on until the buffer is
+       full or OpenSSL has nothing more. */
+    while (total < len) {
+        if (SSL_read_ex(c->ssl, buf + total, len - total, &n) != 1) {
+            err = SSL_get_error(c->ssl, 0);
+            break;
+        }
+        total += n;
+    }
+
+    *nread = total;
+    release_rbio(c);
+    return failed(c, err);
+}
+
+
+int
+mg_conn_write(mg_conn *c, const char *buf, size_t len, size_t *written)
+{
+    ERR_clear_error();
+
+    if (len == 0) {
+        *written = 0;
+        return SSL_ERROR_NONE;
+    }
+    if (SSL_write_ex(c->ssl, buf, len, written) == 1) {
+        return SSL_ERROR_NONE;
+    }
+    return failed(c, SSL_get_error(c->ssl, 0));
+}
+
+
+int
+mg_conn_shutdown(mg_conn *c, int quiet)
+{
+    int  mode, n, err, tries;
+
+    /* nginx never calls SSL_shutdown() before the handshake completed */
+    if (SSL_in_init(c->ssl)) {
+        return 1;
+    }
+
+    if (quiet) {
+        mode = SSL_RECEIVED_SHUTDOWN | SSL_SENT_SHUTDOWN;
+        SSL_set_quiet_shutdown(c->ssl, 1);
+
+    } else {
+        mode = SSL_get_shutdown(c->ssl);
+        if (c->flags & MG_NO_WAIT_SHUTDOWN) {
+            mode |= SSL_RECEIVED_SHUTDOWN;
+        }
+        if (c->flags & MG_NO_SEND_SHUTDOWN) {
+            mode |= SSL_SENT_SHUTDOWN;
+        }
+        if ((c->flags & MG_NO_WAIT_SHUTDOWN) && (c->flags & MG_NO_SEND_SHUTDOWN)) {
+            SSL_set_quiet_shutdown(c->ssl, 1);
+        }
+    }
+
+    SSL_set_shutdown(c->ssl, mode);
+    ERR_clear_error();
+
+    /* the first call sends close_notify, the second looks for the peer's */
+    for (tries = 2; ; ) {
+        n = SSL_shutdown(c->ssl);
+        if (n == 1) {
+            return 1;
+        }
+        if (n == 0 && tries-- > 1) {
+            continue;
+        }
+        err = SSL_get_error(c->ssl, n);
+        if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+            return 0;
+        }
+        if (err == SSL_ERROR_ZERO_RETURN || ERR_peek_error() == 0) {
+            return 1;
+        }
+        return -err;
+    }
+}

@@ -1,0 +1,125 @@
+"""Real TLS clients for the tests: Python's ssl module and openssl s_client."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+
+TIMEOUT = 10
+
+
+def client_context(pki, *, version: ssl.TLSVersion | None = None, cert: str | None = None,
+                   key: str | None = None, alpn: list[str] | None = None,
+                   ciphers: str | None = None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(pki["ca.pem"])
+    if version is not None:
+        ctx.minimum_version = ctx.maximum_version = version
+    if cert is not None:
+        ctx.load_cert_chain(cert, key)
+    if alpn is not None:
+        ctx.set_alpn_protocols(alpn)
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+class Client:
+    """A connected Python ssl client; ``greeting`` is the server's first line."""
+
+    def __init__(self, port: int, ctx: ssl.SSLContext, *, session=None, server_hostname="mail.test"):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        try:
+            self.sock = ctx.wrap_socket(raw, server_hostname=server_hostname, session=session)
+        except BaseException:
+            raw.close()
+            raise
+        self._buf = b""
+        self.greeting = self.readline()
+        self.facts = json.loads(self.greeting[3:]) if self.greeting.startswith(b"OK ") else None
+
+    def readline(self) -> bytes:
+        while b"\n" not in self._buf:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            self._buf += data
+        line, sep, self._buf = self._buf.partition(b"\n")
+        return line + sep
+
+    def read_exactly(self, size: int) -> bytes:
+        while len(self._buf) < size:
+            data = self.sock.recv(65536)
+            if not data:
+                break
+            self._buf += data
+        data, self._buf = self._buf[:size], self._buf[size:]
+        return data
+
+    def quit(self):
+        """QUIT, read BYE, then the server's close_notify; returns the session."""
+        self.sock.sendall(b"QUIT\r\n")
+        bye = self.readline()
+        assert bye == b"BYE\r\n", bye
+        session = self.sock.session
+        self.sock.unwrap()
+        self.sock.close()
+        return session
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def connect(port: int, ctx: ssl.SSLContext, **kwargs) -> Client:
+    return Client(port, ctx, **kwargs)
+
+
+def handshake_session(port: int, ctx: ssl.SSLContext, session=None):
+    """Connect, read the greeting, quit; (facts, session) of that connection."""
+    client = Client(port, ctx, session=session)
+    facts = client.facts
+    return facts, client.quit()
+
+
+def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float = TIMEOUT) -> str:
+    """Run openssl s_client against the server; its stdout and stderr."""
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *args],
+        input=stdin, capture_output=True, timeout=timeout,
+    )
+    return proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
+
+
+def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mail.test", log=None):
+    """A handshake between a TLSConnection and an ssl.SSLObject, in memory.
+
+    Returns (server, client) once both sides are done and the client has
+    processed everything the server sent (TLS 1.3 tickets included).
+    """
+    from mailgate.tls import TLSConnection
+
+    server = TLSConnection(context, log=log)
+    to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_ctx.wrap_bio(to_client, to_server, server_hostname=server_hostname, session=session)
+    client_done = False
+    for _ in range(10):
+        if not client_done:
+            try:
+                client.do_handshake()
+                client_done = True
+            except ssl.SSLWantReadError:
+                pass
+        server.feed(to_server.read())
+        server_done = server.handshake_done or server.do_handshake()
+        to_client.write(server.data_to_send())
+        if client_done and server_done:
+            break
+    else:
+        raise AssertionError("handshake did not finish")
+    try:
+        client.read(1)  # takes in session tickets sent after the handshake
+    except ssl.SSLWantReadError:
+        pass
+    return server, client

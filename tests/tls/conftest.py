@@ -1,0 +1,44 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from pki import PKI  # noqa: E402
+from server import ServerProcess, ServerThread  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    return PKI(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def serve():
+    """serve(name=context, ...) -> ServerThread, stopped after the test."""
+    started = []
+
+    def start(**contexts):
+        server = ServerThread(**contexts)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def workers():
+    """workers(build=None, name=context, ...) -> ServerProcess, killed after the test."""
+    started = []
+
+    def start(build=None, **contexts):
+        worker = ServerProcess(build, **contexts)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
