@@ -17,9 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 import mailgate
+import pytest
 
 ENGINE = str(Path(mailgate.__file__).resolve().parent.parent)
 WAIT = 10.0  # the bound of every wait for a process to do something
@@ -155,14 +154,16 @@ class Mailgate:
         return Finished(proc.pid, proc.returncode, stdout, stderr)
 
     def start(self) -> int:
-        """Start with ``daemon off`` in the background; the master PID once the pid file is there."""
-        self.launcher = subprocess.Popen(
-            self.command(), env=self.env(), stdin=subprocess.DEVNULL,
-            stdout=open(self.root / "stdout", "wb"), stderr=open(self.root / "stderr", "wb"),
-            start_new_session=True,
-        )
-        self.sids.add(self.launcher.pid)
+        """Start with ``daemon off``; the master PID once the pid file and the workers are there."""
+        self.start_background()
         return self.wait_started()
+
+    def start_background(self) -> None:
+        """Start with ``daemon off`` and return at once."""
+        with open(self.root / "stdout", "wb") as out, open(self.root / "stderr", "wb") as err:
+            self.launcher = subprocess.Popen(self.command(), env=self.env(), stdin=subprocess.DEVNULL,
+                                             stdout=out, stderr=err, start_new_session=True)
+        self.sids.add(self.launcher.pid)
 
     def start_daemon(self) -> int:
         proc = self.run()
@@ -206,7 +207,7 @@ class Mailgate:
 
     def wait_log(self, pattern: str, count: int = 1, timeout: float = WAIT) -> str:
         """Wait until ``pattern`` (a regex) matches ``count`` lines of the error log."""
-        regex = re.compile(pattern, re.M)
+        regex = re.compile(pattern, re.MULTILINE)
         return wait_for(lambda: len(regex.findall(self.log())) >= count and self.log(),
                         timeout, "log %r x%d" % (pattern, count))
 

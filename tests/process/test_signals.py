@@ -11,7 +11,13 @@ import time
 import pytest
 
 from tests.process.conftest import (
-    WAIT, alive, connect, free_port, greeting, recv_line, wait_for,
+    WAIT,
+    alive,
+    connect,
+    free_port,
+    greeting,
+    recv_line,
+    wait_for,
 )
 
 GREETING = b"* OK IMAP4 ready\r\n"
@@ -175,7 +181,7 @@ def test_reopen_after_rotation(mailgate_instance):
     mg.error_log.rename(rotated)
     mg.signal(signal.SIGUSR1)
     # each process says it before it reopens (as nginx): in the rotated file
-    wait_for(lambda: len(re.findall(r"#\d+: reopening logs$", rotated.read_text(), re.M)) == 3,
+    wait_for(lambda: len(re.findall(r"#\d+: reopening logs$", rotated.read_text(), re.MULTILINE)) == 3,
              what="reopening logs")
     old = rotated.read_text()
     assert "signal 10 (SIGUSR1) received from %d, reopening logs" % os.getpid() in old
@@ -196,7 +202,7 @@ def test_killed_worker_is_replaced(mailgate_instance):
     os.kill(victim, signal.SIGKILL)
     log = mg.wait_log(r"start worker process \d+$", count=3)
     assert "[alert] %d#%d: worker process %d exited on signal 9\n" % (master, master, victim) in log
-    replacement = int(re.findall(r"start worker process (\d+)$", log, re.M)[-1])
+    replacement = int(re.findall(r"start worker process (\d+)$", log, re.MULTILINE)[-1])
     wait_for(lambda: sorted(mg.workers()) == sorted([other, replacement]), what="the replacement")
     assert greeting(port) == GREETING
 

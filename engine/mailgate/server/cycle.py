@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import pwd
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 from mailgate.config import Config, ConfigError, ConfigMessage, Listen
 from mailgate.config.errors import os_error_text
@@ -62,8 +62,8 @@ class Cycle:
         self.zones = zones
 
     @classmethod
-    def open(cls, config: Config, zones, previous: "Cycle | None" = None,
-             on_message: OnMessage | None = None) -> "Cycle":
+    def open(cls, config: Config, zones, previous: Cycle | None = None,
+             on_message: OnMessage | None = None) -> Cycle:
         """Prepare ``config``: logs, TLS check, sockets, zones; ConfigError on any failure.
 
         ``zones`` is the master's ``SessionZones``, configured here last, so a
@@ -101,7 +101,7 @@ class Cycle:
             raise
         return cls(config, log_files, log, sockets, zones)
 
-    def release(self, successor: "Cycle | None" = None) -> None:
+    def release(self, successor: Cycle | None = None) -> None:
         """Close what ``successor`` did not take over: sockets (unix paths removed) and logs."""
         kept = {id(sock) for sock in successor.sockets} if successor else set()
         for sock in self.sockets:

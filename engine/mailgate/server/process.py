@@ -2,7 +2,9 @@
 
 The worker settings are nginx's ``ngx_worker_process_init``: environment
 (``env``), ``worker_rlimit_nofile``, then, when started as root, the ``user``
-and group, then ``working_directory``.  A failure that nginx calls fatal ends
+and group, then ``working_directory``.  They come in two halves because the
+proxy reads its certificates and keys between them, still as root (nginx's
+master reads them).  A failure that nginx calls fatal ends
 the worker with exit code 2, which the master does not respawn.
 """
 
@@ -15,7 +17,7 @@ import platform
 import pwd
 import resource
 import selectors
-from typing import Callable
+from collections.abc import Callable
 
 from mailgate.config import MainConfig
 from mailgate.config.errors import os_error_text
@@ -23,8 +25,9 @@ from mailgate.config.errors import os_error_text
 __all__ = [
     "FATAL",
     "WorkerInitError",
-    "apply_worker_settings",
+    "apply_worker_limits",
     "daemonize",
+    "drop_privileges",
     "event_method",
     "new_event_loop",
     "os_status",
@@ -123,8 +126,8 @@ def redirect_stderr(fd: int | None) -> None:
         os.dup2(fd, 2)
 
 
-def apply_worker_settings(main: MainConfig, log) -> None:
-    """nginx's worker set-up; WorkerInitError when the worker must not run."""
+def apply_worker_limits(main: MainConfig, log) -> None:
+    """The first half of nginx's worker set-up: environment and ``worker_rlimit_nofile``."""
     _set_environment(main.env)
     if main.worker_rlimit_nofile is not None:
         n = main.worker_rlimit_nofile
@@ -132,6 +135,11 @@ def apply_worker_settings(main: MainConfig, log) -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
         except (OSError, ValueError) as exc:
             log.log("alert", "setrlimit(RLIMIT_NOFILE, %d) failed %s" % (n, _why(exc)))
+
+
+def drop_privileges(main: MainConfig) -> None:
+    """The second half: ``user`` (when root) and ``working_directory``; WorkerInitError
+    when the worker must not run."""
     if main.user is not None and os.geteuid() == 0:
         _switch_user(*main.user)
     if main.working_directory:

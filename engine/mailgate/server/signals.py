@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from mailgate.config import ConfigError, load_config
 from mailgate.config.errors import os_error_text

@@ -46,11 +46,7 @@ class Worker:
         """Serve until told to stop; the process exit code (``process.FATAL``: do not respawn)."""
         config = self.cycle.config
         process.set_title("worker process")
-        try:
-            process.apply_worker_settings(config.main, self.log)
-        except process.WorkerInitError as exc:
-            self.log.log("emerg", str(exc))
-            return process.FATAL
+        process.apply_worker_limits(config.main, self.log)
         from mailgate.proxy.server import MailProxy
 
         loop = self.loop = process.new_event_loop()
@@ -69,6 +65,13 @@ class Worker:
             loop.run_until_complete(self.proxy.start())
         except Exception as exc:  # a worker that cannot serve must not be respawned in a loop
             self.log.log("emerg", "worker process cannot start: %s" % exc)
+            return process.FATAL
+        # the proxy has read its certificates and keys as root, as nginx's master does;
+        # the switch comes before the loop runs on to serve anyone
+        try:
+            process.drop_privileges(config.main)
+        except process.WorkerInitError as exc:
+            self.log.log("emerg", str(exc))
             return process.FATAL
         signals.watch(signals.WORKER_SIGNALS, self._deliver)
         loop.run_until_complete(self._exit)
