@@ -5,6 +5,7 @@ expiry and the TLS 1.3 lifetime clamp."""
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import time
@@ -280,13 +281,13 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
     try:
         srv = serve(main=context(tmp_path / "mg", pki, f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};"))
         client = client_context(pki, version=TLS12)
-        with ssl.create_connection(("127.0.0.1", port)) as raw:
+        with socket.create_connection(("127.0.0.1", port)) as raw:
             with client.wrap_socket(raw, server_hostname="mail.test") as tls:
                 tls.recv(100)
                 from_nginx = tls.session
         assert resumed(srv.port, client, from_nginx)
         _, from_mailgate = handshake_session(srv.port, client)
-        with ssl.create_connection(("127.0.0.1", port)) as raw:
+        with socket.create_connection(("127.0.0.1", port)) as raw:
             with client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
                 tls.recv(100)
                 assert tls.session_reused
@@ -295,8 +296,6 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

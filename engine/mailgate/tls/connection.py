@@ -144,7 +144,7 @@ class TLSConnection:
         self.context = context
         self._log = log
         self._nbytes = ffi.new("size_t *")
-        self._pending: BaseException | None = None
+        self._pending: Callable[[], BaseException] | None = None
         self.handshake_done = False
 
     # ---- bytes in and out ----------------------------------------------------
@@ -199,8 +199,8 @@ class TLSConnection:
     # ---- application data ------------------------------------------------------
 
     def recv_into(self, buffer) -> int:
-        """Decrypt into a writable buffer; the number of bytes, 0 when more
-        ciphertext is needed.
+        """Decrypt into a writable byte buffer; the number of bytes, 0 when
+        more ciphertext is needed.
 
         Reads as many records as fit.  Raises ``TLSClosed`` at the peer's
         close_notify (or the end of input), ``TLSError`` on a failure; when
@@ -208,9 +208,12 @@ class TLSConnection:
         exception is raised by the next call.
         """
         if self._pending is not None:
-            raise self._pending
-        out = ffi.from_buffer(buffer, require_writable=True)
-        code = lib.mg_conn_read(self._conn, out, len(out), self._nbytes)
+            raise self._pending()
+        # The buffer export must not outlive the call: an exception's
+        # traceback would otherwise keep it in a frame.
+        code = lib.mg_conn_read(
+            self._conn, ffi.from_buffer(buffer, require_writable=True), len(buffer), self._nbytes
+        )
         n = self._nbytes[0]
         if code == _NONE or code == _WANT_READ:
             return n
@@ -218,13 +221,16 @@ class TLSConnection:
             return n
         if _peer_closed(code):
             lib.ERR_clear_error()
-            exc: BaseException = TLSClosed()
+            pending = TLSClosed
         else:
-            exc = _failure(code, "SSL_read() failed")
+            failure = _failure(code, "SSL_read() failed")
+            pending = lambda: TLSError(failure.message, failure.level)  # noqa: E731
         if n:
-            self._pending = exc
+            # kept as a factory, not an exception: a raised exception's
+            # traceback would tie this object into a reference cycle
+            self._pending = pending
             return n
-        raise exc
+        raise pending()
 
     def send(self, data) -> int:
         """Encrypt plaintext (any bytes-like); returns its length.  The
