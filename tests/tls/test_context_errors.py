@@ -267,3 +267,14 @@ def test_servers_without_tls_get_no_context(tmp_path, pki):
     zones.configure(config)
     plain, starttls = build_contexts(config, zones)
     assert plain is None and starttls.protocol == "smtp"
+
+
+def test_exception_in_the_password_callback_is_raised_after_openssl_returns(pki):
+    from mailgate.tls._keys import load_private_key
+
+    class Exploding(tuple):
+        def __getitem__(self, index):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        load_private_key(pki["rsa-enc.key"], Exploding((b"x",)), lambda level, message: None)
