@@ -26,6 +26,14 @@ def handshake_errors(srv) -> list:
     return [event for event in srv.events if event[0] == "error"]
 
 
+def assert_refused(srv, code: str, reason: str) -> None:
+    """The one handshake failure the server saw, logged at info as nginx does."""
+    (_, level, message), = handshake_errors(srv)
+    assert level == "info"
+    assert message.startswith(f"SSL_do_handshake() failed (SSL: error:{code}:")
+    assert message.endswith(f":{reason})")
+
+
 # ---- certificates -----------------------------------------------------------
 
 def test_certificate_file_carries_the_chain(tmp_path, pki, serve):
@@ -87,10 +95,7 @@ def test_protocols_tls12_only(tmp_path, pki, serve):
     assert greeting(srv, pki)["protocol"] == "TLSv1.2"
     with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
         connect(srv.port, client_context(pki, version=TLS13))
-    (_, level, message), = handshake_errors(srv)
-    assert level == "info"
-    assert message.startswith("SSL_do_handshake() failed (SSL: error:0A000102:")
-    assert message.endswith(":unsupported protocol)")
+    assert_refused(srv, "0A000102", "unsupported protocol")
 
 
 def test_protocols_tls13_only(tmp_path, pki, serve):
@@ -169,10 +174,7 @@ def test_alpn_mismatch_is_refused(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki))
     with pytest.raises(ssl.SSLError, match="no application protocol"):
         connect(srv.port, client_context(pki, alpn=["h2", "pop3"]))
-    (_, level, message), = handshake_errors(srv)
-    assert level == "info"
-    assert message.startswith("SSL_do_handshake() failed (SSL: error:0A0000EB:")
-    assert message.endswith(":no application protocol)")
+    assert_refused(srv, "0A0000EB", "no application protocol")
 
 
 # ---- ssl_conf_command -------------------------------------------------------------

@@ -28,6 +28,15 @@ def resumed(port, ctx, session) -> bool:
     return facts["reused"]
 
 
+def assert_expires(issuer, resumer, client) -> None:
+    """A session of ``issuer`` resumes at ``resumer``, and no more once the
+    1 s ssl_session_timeout has passed."""
+    _, session = handshake_session(issuer.port, client)
+    assert resumed(resumer.port, client, session)
+    time.sleep(2.1)
+    assert not resumed(resumer.port, client, session)
+
+
 def ticket_key(path, size: int) -> str:
     path.write_bytes(os.urandom(size))
     return str(path)
@@ -171,12 +180,7 @@ def test_session_id_context_separates_servers(tmp_path, pki, workers):
 
 def test_shared_cache_expiry(tmp_path, pki, workers):
     ctx = context(tmp_path, pki, SHARED + NO_TICKETS + "ssl_session_timeout 1s;")
-    a, b = workers(main=ctx), workers(main=ctx)
-    client = client_context(pki, version=TLS12)
-    _, session = handshake_session(a.port, client)
-    assert resumed(b.port, client, session)
-    time.sleep(2.1)
-    assert not resumed(b.port, client, session)
+    assert_expires(workers(main=ctx), workers(main=ctx), client_context(pki, version=TLS12))
 
 
 def test_zone_and_sessions_survive_a_reload(tmp_path, pki, workers):
@@ -235,11 +239,7 @@ def test_ticket_key_rotation(tmp_path, pki, workers):
 def test_ticket_expiry(tmp_path, pki, serve):
     key = ticket_key(tmp_path / "ticket.key", 80)
     srv = serve(main=context(tmp_path, pki, f"ssl_session_ticket_key {key}; ssl_session_timeout 1s;"))
-    client = client_context(pki, version=TLS12)
-    _, session = handshake_session(srv.port, client)
-    assert resumed(srv.port, client, session)
-    time.sleep(2.1)
-    assert not resumed(srv.port, client, session)
+    assert_expires(srv, srv, client_context(pki, version=TLS12))
 
 
 def test_tls13_lifetime_is_not_extended_by_resumption(tmp_path, pki, serve):

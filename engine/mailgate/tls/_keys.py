@@ -80,31 +80,28 @@ def load_certificate_chain(value: str) -> list:
             chain.append(ffi.gc(cert, lib.X509_free))
 
 
+def _load_all(path: str, read, free, failure: str) -> list:
+    """Every PEM object ``read`` finds in the file; at least one."""
+    items: list = []
+    with open_bio(path) as bio:
+        while True:
+            item = read(bio, ffi.NULL, ffi.NULL, ffi.NULL)
+            if item == ffi.NULL:
+                if items and _end_of_pem():
+                    return items
+                raise LoadFailure(failure)
+            items.append(ffi.gc(item, free))
+
+
 def load_ca_certificates(path: str) -> list:
     """Every certificate of an ``ssl_client_certificate`` or
     ``ssl_trusted_certificate`` file; at least one."""
-    certs: list = []
-    with open_bio(path) as bio:
-        while True:
-            cert = lib.PEM_read_bio_X509_AUX(bio, ffi.NULL, ffi.NULL, ffi.NULL)
-            if cert == ffi.NULL:
-                if certs and _end_of_pem():
-                    return certs
-                raise LoadFailure("PEM_read_bio_X509_AUX() failed")
-            certs.append(ffi.gc(cert, lib.X509_free))
+    return _load_all(path, lib.PEM_read_bio_X509_AUX, lib.X509_free, "PEM_read_bio_X509_AUX() failed")
 
 
 def load_crls(path: str) -> list:
     """Every CRL of an ``ssl_crl`` file; at least one."""
-    crls: list = []
-    with open_bio(path) as bio:
-        while True:
-            crl = lib.PEM_read_bio_X509_CRL(bio, ffi.NULL, ffi.NULL, ffi.NULL)
-            if crl == ffi.NULL:
-                if crls and _end_of_pem():
-                    return crls
-                raise LoadFailure("PEM_read_bio_X509_CRL() failed")
-            crls.append(ffi.gc(crl, lib.X509_CRL_free))
+    return _load_all(path, lib.PEM_read_bio_X509_CRL, lib.X509_CRL_free, "PEM_read_bio_X509_CRL() failed")
 
 
 class _PasswordSource:
