@@ -182,3 +182,24 @@ def client_outgoing(client: ssl.SSLObject) -> bytes:
 
 def client_incoming(client: ssl.SSLObject) -> ssl.MemoryBIO:
     return client.incoming
+
+
+def test_a_long_chain_leaves_in_one_piece(tmp_path, pki):
+    """The server's whole first flight is taken at once (nginx raises its
+    handshake buffer to 16 KiB for the same end)."""
+    chain = tmp_path / "long-chain.pem"
+    chain.write_bytes(pki.rsa.cert_pem + pki.intermediate.cert_pem * 40)
+    body = f"ssl_certificate {chain}; ssl_certificate_key {pki['rsa.key']};"
+    ctx = context(tmp_path, pki, body, names=())
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="mail.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    server = TLSConnection(ctx)
+    server.feed(outgoing.read())
+    assert server.do_handshake() is False
+    flight = server.data_to_send()
+    assert len(flight) > 16384 and server.pending() == 0
+    incoming.write(bytes(flight))
+    client.do_handshake()  # everything it needed came in that piece
+    server.close()

@@ -326,7 +326,7 @@ class TLSConnection:
     def _forget_session(self) -> None:
         session = lib.SSL_get0_session(self._ssl)
         if session != ffi.NULL:
-            self.context.remove_session(session)
+            self.context._forget_session(session)
 
     def client_certificate(self) -> ClientCertificate:
         """The Auth-SSL-Verify/Subject/Issuer/Serial/Fingerprint/Cert facts."""
