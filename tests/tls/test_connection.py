@@ -91,6 +91,21 @@ def test_echo_through_a_real_socket(pki, ctx, serve):
     client.quit()
 
 
+def test_echo_on_uvloop(pki, ctx):
+    uvloop = pytest.importorskip("uvloop")
+    from server import ServerThread
+
+    srv = ServerThread(loop_factory=uvloop.new_event_loop, main=ctx)
+    try:
+        client = connect(srv.port, client_context(pki))
+        payload = b"y" * 200_000 + b"\r\n"
+        client.sock.sendall(payload)
+        assert client.read_exactly(len(payload)) == payload
+        client.quit()
+    finally:
+        srv.stop()
+
+
 def test_many_records_in_and_out_in_one_call(pki, ctx):
     server, client = memory_handshake(ctx, client_context(pki))
     data = bytes(range(256)) * 400  # 102400 bytes: seven records

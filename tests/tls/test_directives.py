@@ -105,6 +105,15 @@ def test_protocols_tls13_only(tmp_path, pki, serve):
         connect(srv.port, client_context(pki, version=TLS12))
 
 
+def test_older_protocols_when_listed(tmp_path, pki, serve):
+    # OpenSSL 3 also wants security level 0 for TLS 1.1 (SHA-1 signatures)
+    body = "ssl_protocols TLSv1.1 TLSv1.2; ssl_ciphers DEFAULT:@SECLEVEL=0;"
+    srv = serve(main=context(tmp_path, pki, body))
+    out = s_client(srv.port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert '"protocol": "TLSv1.1"' in out
+    assert "OK {" not in s_client(srv.port, "-tls1_3")
+
+
 CHACHA = "ECDHE-ECDSA-CHACHA20-POLY1305"
 AESGCM = "ECDHE-ECDSA-AES128-GCM-SHA256"
 
