@@ -278,3 +278,10 @@ def test_exception_in_the_password_callback_is_raised_after_openssl_returns(pki)
 
     with pytest.raises(RuntimeError, match="boom"):
         load_private_key(pki["rsa-enc.key"], Exploding((b"x",)), lambda level, message: None)
+
+
+def test_no_pin_in_messages(tmp_path, pki):
+    key = "engine:nosuch:pkcs11:token=t;object=k;pin-value=1234"
+    message = error_of(tmp_path, f"ssl_certificate {pki['rsa.pem']}; ssl_certificate_key '{key}';", ())
+    assert message.startswith('cannot load certificate key "engine:nosuch:pkcs11:token=t;object=k;pin-value=...": ')
+    assert "1234" not in message

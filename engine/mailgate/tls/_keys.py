@@ -11,6 +11,7 @@ Every object returned is owned by Python (``ffi.gc``) and freed exactly once.
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
@@ -24,13 +25,19 @@ class LoadFailure(Exception):
     """A loader step failed; ``str()`` is nginx's name for the step."""
 
 
+_PIN = re.compile(r"(pin-value=)[^;&?]*", re.IGNORECASE)
+
+
 def shown(value: str) -> str:
     """A certificate or key setting as it may appear in a message.
 
-    nginx prints ``data:`` values in full; they may hold a private key, so
-    only their prefix is shown.
+    nginx prints values in full; a ``data:`` value may be a private key and a
+    PKCS#11 URI (``engine:`` or ``store:``) may carry a PIN, so those are not
+    shown.
     """
-    return "data:..." if value.startswith("data:") else value
+    if value.startswith("data:"):
+        return "data:..."
+    return _PIN.sub(r"\1...", value)
 
 
 @contextmanager
