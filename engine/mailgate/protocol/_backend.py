@@ -1,0 +1,188 @@
+"""What the three backend login machines share (``ngx_mail_proxy_module.c``).
+
+nginx logs in to the backend itself, one step at a time: read a reply into the
+proxy buffer, check only its start, send the next command and empty the buffer
+(SPEC §9.2–§9.4).  A reply is complete when the buffer holds at least 4 bytes
+and ends with CRLF; a full buffer without a final CRLF is "too long".  When the
+login is finished the buffer becomes the backend→client relay buffer, holding
+what the client must see first.
+"""
+
+from __future__ import annotations
+
+from mailgate.protocol import _impl
+from mailgate.protocol.events import (
+    ArmTimer,
+    DisarmTimer,
+    Log,
+    LoginDone,
+    LoginFailed,
+    SendUpstream,
+)
+
+_AGAIN = 0
+_OK = 1
+_BAD = 2
+
+_TIMED_OUT = "upstream timed out (110: Connection timed out)"
+_EMPTY = memoryview(b"")
+
+
+def _c_string(data: bytes) -> str:
+    """What nginx's ``%s`` prints: the bytes up to the first NUL."""
+    nul = data.find(b"\0")
+    if nul >= 0:
+        data = data[:nul]
+    return data.decode("latin-1")
+
+
+class BackendLogin:
+    """Base of the backend login machines.
+
+    Feed backend bytes with :meth:`receive_data` (or :meth:`get_buffer` +
+    :meth:`buffer_updated`); report a timer expiry with :meth:`timer_expired` and a
+    closed or failed backend connection with :meth:`connection_lost`.  The outcome
+    is a :class:`LoginDone` or a :class:`LoginFailed` action.
+    """
+
+    INTERNAL_ERROR = b""
+
+    def __init__(self, config, *, implementation: str | None = None) -> None:
+        self.config = config
+        self.impl = _impl.get(implementation)
+        self.buffer = self.impl.RelayBuffer(config.proxy_buffer)
+        self.state = "start"
+        self.finished = False
+        self.log_action = "connecting to upstream"
+        self._backlog = bytearray()
+        self._out: list = []
+
+    # -- inputs -------------------------------------------------------------
+
+    def start(self) -> list:
+        """The backend connection is being opened: arm the login timer."""
+        return [ArmTimer(self.config.timeout)]
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable view of the proxy buffer's free space (asyncio BufferedProtocol)."""
+        if self.finished or self._backlog:
+            return _EMPTY
+        return self.buffer.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> list:
+        """``nbytes`` were written into the view from :meth:`get_buffer`."""
+        if nbytes and not self.finished:
+            self.buffer.buffer_updated(nbytes)
+            self._on_data()
+        return self._flush()
+
+    def receive_data(self, data: bytes) -> list:
+        """Feed backend bytes; what does not fit waits, as in a socket buffer."""
+        if self.finished:
+            self._backlog += data
+            return []
+        self._backlog += data
+        while self._backlog and not self.finished:
+            n = self.buffer.write(self._backlog)
+            if not n:
+                break
+            del self._backlog[:n]
+            self._on_data()
+        return self._flush()
+
+    def take_unread(self) -> bytes:
+        """Bytes given to :meth:`receive_data` that never entered the buffer.
+
+        After :class:`LoginDone` they belong to the backend→client stream, after
+        the buffer's contents.
+        """
+        data = bytes(self._backlog)
+        self._backlog.clear()
+        return data
+
+    def timer_expired(self) -> list:
+        """The login timer (``timeout``) fired."""
+        if not self.finished:
+            self._out.append(Log("info", _TIMED_OUT, self.log_action))
+            self._fail(self.INTERNAL_ERROR)
+        return self._flush()
+
+    def connection_lost(self) -> list:
+        """The backend closed, reset or failed before the login finished.
+
+        The caller logs any system error (e.g. ``recv() failed (111: …)``).
+        """
+        if not self.finished:
+            self._fail(self.INTERNAL_ERROR)
+        return self._flush()
+
+    # -- reply reading (ngx_mail_proxy_read_response) -------------------------
+
+    def _on_data(self) -> None:
+        self.log_action = "reading response from upstream"
+        buf = self.buffer
+        if len(buf) < 4:
+            return
+        data = buf.readable()
+        if data[-2:] != b"\r\n":
+            if buf.full:
+                text = _c_string(bytes(data[:-1]))
+                self._out.append(Log("error", f'upstream sent too long response line: "{text}"',
+                                     self.log_action))
+                self._fail(self.INTERNAL_ERROR)
+            return
+        reply = bytes(data)
+        rc, skip = self._check(reply)
+        if rc == _AGAIN:
+            if buf.full:
+                # nginx would read 0 bytes into the full buffer and fail
+                self._fail(self.INTERNAL_ERROR)
+            return
+        if rc == _OK:
+            self._step()
+            return
+        self._bad_reply(reply, skip)
+
+    def _check(self, reply: bytes) -> tuple[int, int]:  # pragma: no cover
+        """(result, offset of the text to log on a bad reply)."""
+        raise NotImplementedError
+
+    def _step(self) -> None:  # pragma: no cover
+        """The reply was the expected one: send the next command or finish."""
+        raise NotImplementedError
+
+    def _bad_reply(self, reply: bytes, skip: int) -> None:
+        line = reply[skip:-2]
+        if self.config.proxy_pass_error_message:
+            self._out.append(Log("info", 'upstream sent invalid response: "%s"'
+                                 % line.decode("latin-1"), self.log_action))
+            self._fail(reply)
+        else:
+            self._out.append(Log("error", 'upstream sent invalid response: "%s"'
+                                 % _c_string(line), self.log_action))
+            self._fail(self.INTERNAL_ERROR)
+
+    # -- outputs ------------------------------------------------------------
+
+    def _send_line(self, line: bytes, state: str, action: str) -> None:
+        self._out.append(SendUpstream(line))
+        self.state = state
+        self.log_action = action
+        # what else the backend sent with this reply is dropped (SPEC §9.2)
+        self.buffer.reset()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.log_action = None
+        self._out.append(DisarmTimer())
+        self._out.append(Log("info", "client logged in", None))
+        self._out.append(LoginDone(self.buffer))
+
+    def _fail(self, to_client: bytes) -> None:
+        self.finished = True
+        self._out.append(DisarmTimer())
+        self._out.append(LoginFailed(to_client))
+
+    def _flush(self) -> list:
+        out, self._out = self._out, []
+        return out

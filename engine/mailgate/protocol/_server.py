@@ -1,0 +1,497 @@
+"""What the three client-facing machines share: nginx's mail session core.
+
+This is ``ngx_mail_handler.c`` without sockets: the command buffer and its limits,
+``ngx_mail_read_command`` (too-long lines, error counting, ``max_errors``), the
+pre-auth timer budget, STARTTLS hand-off, SASL exchanges, the auth request and
+the handling of its result (SPEC §2–§3, §7, §8.4).  The protocol modules add their
+parsers' handlers and wire strings.
+"""
+
+from __future__ import annotations
+
+from mailgate.protocol import _impl, sasl
+from mailgate.protocol._codes import AGAIN, INVALID, OK
+from mailgate.protocol.events import (
+    ArmTimer,
+    AuthFailed,
+    AuthInternalError,
+    AuthOK,
+    AuthRequest,
+    AuthRetry,
+    Close,
+    ConnectBackend,
+    DisarmTimer,
+    Log,
+    Send,
+    StartTLS,
+)
+
+# handler result beyond the parser's: credentials complete (nginx: NGX_DONE)
+DONE = 10
+
+# phases of a session before the relay
+GREETING_DELAY = "greeting-delay"
+AUTH = "auth"                   # reading and answering commands
+STARTTLS = "starttls"           # TLS handshake in progress
+AUTH_REQUEST = "auth-request"   # waiting for the auth service
+AUTH_SLEEP = "auth-sleep"       # Auth-Wait before the error line (or a WAIT retry)
+PROXY = "proxy"                 # backend connect / login / relay: client not read
+CLOSED = "closed"
+
+# SASL continuation states (nginx's mail_state values shared by the protocols)
+START = "start"
+LOGIN_USERNAME = "auth-login-username"
+LOGIN_PASSWORD = "auth-login-password"
+PLAIN = "auth-plain"
+CRAM_MD5 = "auth-cram-md5"
+EXTERNAL = "auth-external"
+
+_TIMED_OUT = "client timed out (110: Connection timed out)"
+_EMPTY = memoryview(b"")
+
+
+class MachineStateError(RuntimeError):
+    """The caller used a machine in a way its current state does not allow."""
+
+
+class ServerMachine:
+    """Base of the client-facing pre-auth machines (see ``events`` for the actions).
+
+    Feed client bytes with :meth:`receive_data` (or :meth:`get_buffer` +
+    :meth:`buffer_updated`, which read straight into the command buffer); report
+    the timer with :meth:`timer_expired`, the end of a STARTTLS handshake with
+    :meth:`tls_established`, and the auth outcome with :meth:`auth_result`.
+    """
+
+    protocol = ""
+    reader_name = ""
+    sasl_prompt = b""               # "+ " or "334 "
+    secret_commands: frozenset[bytes] = frozenset()
+    INTERNAL_ERROR = b""
+    CERT_ERROR = b""
+    NO_CERT = b""
+
+    def __init__(self, config, *, tls: bool = False, implementation: str | None = None,
+                 rand=None, now=None) -> None:
+        self.config = config
+        self.impl = _impl.get(implementation)
+        self.buffer = self.impl.RelayBuffer(self._buffer_size())
+        self.reader = getattr(self.impl, self.reader_name)(self.buffer)
+        self.tls = tls
+        self.starttls_used = False
+        self.phase = AUTH
+        self.mail_state = START
+        self.errors = 0
+        self.login_attempt = 0
+        self.auth_method = "plain"
+        self.login = b""
+        self.password = b""
+        self.backend_password: bytes | None = None
+        self.salt: bytes | None = None
+        self.upstream: ConnectBackend | None = None
+        self.log_action = "sending client greeting line"
+        self.quit = False
+        self._server_name = config.server_name.encode()
+        self._rand = rand
+        self._now = now
+        self._reply = b""
+        self._starttls = False
+        self._retry: AuthRequest | None = None
+        self._error_line = b""
+        self._backlog = bytearray()
+        self._out: list = []
+
+    # -- inputs -------------------------------------------------------------
+
+    def start(self) -> list:
+        """Greet the client (after any PROXY header, implicit TLS and DNS)."""
+        self._greet()
+        return self._flush()
+
+    @property
+    def want_read(self) -> bool:
+        """Whether the caller should read from the client and feed the bytes now."""
+        return (self.phase in (AUTH, GREETING_DELAY) and not self._backlog
+                and not self.buffer.full)
+
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        """Writable view of the command buffer's free space (asyncio BufferedProtocol).
+
+        Empty when the machine should not be fed now (see :attr:`want_read`).
+        """
+        if self._backlog or self.phase in (CLOSED, STARTTLS):
+            return _EMPTY
+        return self.buffer.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> list:
+        """``nbytes`` were written into the view from :meth:`get_buffer`."""
+        if nbytes:
+            self.buffer.buffer_updated(nbytes)
+            self._on_data()
+        return self._flush()
+
+    def receive_data(self, data: bytes) -> list:
+        """Feed client bytes; what does not fit waits, as in a socket buffer.
+
+        Bytes that arrive while the machine is not reading (auth in progress, TLS
+        handshake after STARTTLS) stay queued, or are dropped for STARTTLS.
+        """
+        if self.phase == CLOSED:
+            return []
+        if self.phase == STARTTLS:
+            # plaintext after an accepted STARTTLS is never executed
+            return []
+        self._backlog += data
+        self._pump()
+        return self._flush()
+
+    def take_unread(self) -> bytes:
+        """Bytes given to :meth:`receive_data` that never entered the buffer."""
+        data = bytes(self._backlog)
+        self._backlog.clear()
+        return data
+
+    def eof_received(self) -> list:
+        """The client closed its side: nginx closes the session silently."""
+        if self.phase not in (CLOSED, PROXY):
+            self.phase = CLOSED
+            self._out.append(Close())
+        return self._flush()
+
+    def timer_expired(self) -> list:
+        """The timer armed by the last :class:`ArmTimer` fired."""
+        if self.phase in (AUTH, STARTTLS):
+            self._log("info", _TIMED_OUT)
+            self.phase = CLOSED
+            self._out.append(Close(timed_out=True))
+        elif self.phase == GREETING_DELAY:
+            self._send_greeting()
+            self._pump()
+        elif self.phase == AUTH_SLEEP:
+            if self._retry is not None:
+                request, self._retry = self._retry, None
+                self.phase = AUTH_REQUEST
+                self._out.append(request)
+            else:
+                self._return_to_auth()
+        return self._flush()
+
+    def tls_established(self) -> list:
+        """The TLS handshake started by :class:`StartTLS` succeeded."""
+        if self.phase != STARTTLS:
+            raise MachineStateError("no STARTTLS handshake is in progress")
+        self.tls = True
+        self.starttls_used = True
+        self.phase = AUTH
+        self.mail_state = START
+        self.reader.reset_state()
+        self.log_action = "in auth state"
+        return self._flush()
+
+    def certificate_rejected(self, missing: bool) -> list:
+        """The client certificate policy failed after a handshake (SPEC §10.8).
+
+        The caller has logged the reason; the client gets the protocol's line.
+        """
+        self._send(self.NO_CERT if missing else self.CERT_ERROR)
+        self.phase = CLOSED
+        self._out.append(Close())
+        return self._flush()
+
+    def auth_result(self, result) -> list:
+        """Consume the auth service's answer to the last :class:`AuthRequest`."""
+        if self.phase != AUTH_REQUEST:
+            raise MachineStateError("no auth request is pending")
+        if isinstance(result, AuthOK):
+            self._auth_ok(result)
+        elif isinstance(result, AuthFailed):
+            self._auth_failed(result)
+        elif isinstance(result, AuthRetry):
+            request = self._request()
+            if result.wait > 0:
+                self._retry = request
+                self.phase = AUTH_SLEEP
+                self._out.append(ArmTimer(result.wait))
+            else:
+                self._out.append(request)
+        elif isinstance(result, AuthInternalError):
+            self._internal_error()
+        else:
+            raise TypeError(f"not an auth result: {result!r}")
+        return self._flush()
+
+    def backend_login(self):
+        """The backend login machine for the server given by :class:`ConnectBackend`."""
+        if self.phase != PROXY or self.upstream is None:
+            raise MachineStateError("the session is not proxying")
+        return self._make_backend()
+
+    # -- the command loop (ngx_mail_read_command + the protocol handler) -----
+
+    def _pump(self) -> None:
+        while self._backlog and self.phase in (AUTH, GREETING_DELAY):
+            n = self.buffer.write(self._backlog)
+            if not n:
+                break
+            del self._backlog[:n]
+            self._on_data()
+
+    def _on_data(self) -> None:
+        if self.phase == AUTH:
+            self._process()
+        elif self.phase == GREETING_DELAY:
+            self._reject_before_greeting()
+        elif self.phase == STARTTLS:
+            self.buffer.reset()
+
+    def _process(self) -> None:
+        reader = self.reader
+        while self.phase == AUTH:
+            rc = reader.parse()
+            if rc == AGAIN:
+                if not self.buffer.full:
+                    return
+                self._log("info", 'client sent too long command "%s"'
+                          % self._loggable(self.buffer.contents()))
+                self.quit = True
+                rc = INVALID
+            elif rc == INVALID:
+                self.errors += 1
+                if self.errors >= self.config.max_errors:
+                    self._log("info", "client sent too many invalid commands")
+                    self.quit = True
+            self._handle(rc)
+            if self.quit and self.phase != CLOSED:
+                self.phase = CLOSED
+                self._out.append(Close())
+            if self._starttls:
+                self._starttls = False
+                self._begin_starttls()
+
+    def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
+        raise NotImplementedError
+
+    # -- helpers for the protocol handlers ----------------------------------
+
+    def _send(self, data: bytes) -> None:
+        self._out.append(Send(data))
+
+    def _log(self, level: str, message: str) -> None:
+        self._out.append(Log(level, message, self.log_action))
+
+    def _flush(self) -> list:
+        out, self._out = self._out, []
+        return out
+
+    def _greet(self) -> None:
+        self._send(self._greeting())
+        self._out.append(ArmTimer(self.config.timeout))
+        self.log_action = "in auth state"
+
+    def _starttls_only(self) -> bool:
+        return not self.tls and self.config.starttls == "only"
+
+    def _starttls_allowed(self) -> bool:
+        return not self.tls and self.config.starttls != "off"
+
+    def _begin_starttls(self) -> None:
+        # every byte already received after STARTTLS is dropped (CVE-2014-3556)
+        self.buffer.reset()
+        self.reader.reset_state()
+        self._backlog.clear()
+        self.phase = STARTTLS
+        self.log_action = "in starttls state"
+        self._out.append(StartTLS())
+
+    def _internal_error(self) -> None:
+        self._send(self.INTERNAL_ERROR)
+        self.phase = CLOSED
+        self._out.append(Close())
+
+    def _make_salt(self) -> bytes:
+        return sasl.make_salt(self._server_name, rand=self._rand, now=self._now)
+
+    def _set_credentials(self, creds: sasl.Credentials) -> int:
+        self.auth_method = creds.method
+        self.login = creds.login
+        self.password = creds.password
+        return DONE
+
+    def _sasl_begin(self, args: list[bytes], methods) -> int:
+        """An AUTH/AUTHENTICATE command (after the starttls-only check)."""
+        prompt = self.sasl_prompt
+        decode = self.impl.decode_base64
+        try:
+            kind = sasl.parse_auth_command(args)
+            if kind == sasl.AUTH_LOGIN:
+                self._reply = prompt + sasl.USERNAME_PROMPT + b"\r\n"
+                self.mail_state = LOGIN_USERNAME
+                return OK
+            if kind == sasl.AUTH_LOGIN_USERNAME:
+                self._reply = prompt + sasl.PASSWORD_PROMPT + b"\r\n"
+                self.mail_state = LOGIN_PASSWORD
+                self.login = sasl.decode_login_username(args[1], decode)
+                return OK
+            if kind == sasl.AUTH_PLAIN:
+                self._reply = prompt + b"\r\n"
+                self.mail_state = PLAIN
+                return OK
+            if kind == sasl.AUTH_PLAIN_DONE:
+                return self._set_credentials(sasl.decode_plain(args[1], decode))
+            if kind == sasl.AUTH_CRAM_MD5:
+                if "cram-md5" not in methods:
+                    return INVALID
+                if self.salt is None:
+                    self.salt = self._make_salt()
+                self._reply = sasl.cram_md5_challenge(prompt, self.salt,
+                                                      self.impl.encode_base64)
+                self.mail_state = CRAM_MD5
+                return OK
+            # EXTERNAL; nginx skips the imap_auth/pop3_auth/smtp_auth check when an
+            # initial response is given; we apply it to both forms (SPEC §15.8)
+            if "external" not in methods:
+                return INVALID
+            if kind == sasl.AUTH_EXTERNAL:
+                self._reply = prompt + sasl.USERNAME_PROMPT + b"\r\n"
+                self.mail_state = EXTERNAL
+                return OK
+            return self._set_credentials(sasl.decode_external(args[1], decode))
+        except sasl.SaslRejected as exc:
+            if str(exc):
+                self._log("info", str(exc))
+            return INVALID
+
+    def _sasl_continue(self) -> int:
+        """A SASL response line (the reader parsed it as argument 1)."""
+        args = self.reader.args
+        response = args[0] if args else b""
+        decode = self.impl.decode_base64
+        state = self.mail_state
+        try:
+            if state == LOGIN_USERNAME:
+                self._reply = self.sasl_prompt + sasl.PASSWORD_PROMPT + b"\r\n"
+                self.mail_state = LOGIN_PASSWORD
+                self.login = sasl.decode_login_username(response, decode)
+                return OK
+            if state == LOGIN_PASSWORD:
+                creds = sasl.decode_login_password(self.login, response, decode)
+            elif state == PLAIN:
+                creds = sasl.decode_plain(response, decode)
+            elif state == CRAM_MD5:
+                creds = sasl.decode_cram_md5(response, decode)
+            else:
+                creds = sasl.decode_external(response, decode)
+        except sasl.SaslRejected as exc:
+            self._log("info", str(exc))
+            return INVALID
+        return self._set_credentials(creds)
+
+    def _loggable(self, data: bytes, mark_line_ends: bool = False) -> str:
+        """Buffer text for a log line, with anything that may be a secret cut off.
+
+        nginx logs such buffers raw; a password or SASL response must never reach
+        a log here, so the text stops after the first command word that carries
+        credentials (and is withheld entirely inside a SASL exchange).  With
+        ``mark_line_ends`` CR and LF show as ``_``, as in nginx's SMTP rejections.
+        """
+        if self.mail_state != START:
+            return "..." if data else ""
+        offset = 0
+        for line in data.splitlines(keepends=True):
+            end = self._secret_word_end(line)
+            if end is not None:
+                data = data[:offset + end] + b" ..."
+                break
+            offset += len(line)
+        if mark_line_ends:
+            data = data.replace(b"\r", b"_").replace(b"\n", b"_")
+        return data.decode("latin-1")
+
+    def _secret_word_end(self, line: bytes) -> int | None:
+        """Where the command word ends if ``line`` carries credentials."""
+        start = self._command_word_start(line)
+        if start is None:
+            return None
+        end = start
+        while end < len(line) and line[end] not in b" \r\n":
+            end += 1
+        if line[start:end].upper() in self.secret_commands:
+            return end
+        return None
+
+    def _command_word_start(self, line: bytes) -> int | None:
+        return 0
+
+    # -- authentication ------------------------------------------------------
+
+    def _request(self) -> AuthRequest:
+        return AuthRequest(
+            protocol=self.protocol, method=self.auth_method, login=self.login,
+            password=self.password, salt=self.salt, login_attempt=self.login_attempt,
+            **self._request_extra())
+
+    def _request_extra(self) -> dict:
+        return {}
+
+    def _start_auth(self) -> None:
+        # ngx_mail_auth(): the buffer is kept if pipelined bytes follow, the timer
+        # budget stops, and the client is not read until the answer
+        self.buffer.reset_if_drained()
+        self.reader.reset_state()
+        self.login_attempt += 1
+        self.phase = AUTH_REQUEST
+        self.log_action = "in http auth state"
+        self._out.append(DisarmTimer())
+        self._out.append(self._request())
+
+    def _auth_ok(self, result: AuthOK) -> None:
+        if result.user is not None:
+            self.login = result.user
+        if result.password is not None:
+            self.backend_password = result.password
+        elif self.auth_method == "plain":
+            self.backend_password = self.password
+        else:
+            self.backend_password = None
+        if self.backend_password is None and self.protocol != "smtp":
+            self._out.append(Log("error", f"auth http server {result.auth_server} "
+                                          "did not send password", self.log_action))
+            self._internal_error()
+            return
+        upstream = result.upstream or f"{result.server}:{result.port}"
+        self.upstream = ConnectBackend(result.server, result.port, upstream)
+        self.phase = PROXY
+        self.log_action = "connecting to upstream"
+        self._out.append(self.upstream)
+
+    def _auth_failed(self, result: AuthFailed) -> None:
+        self._log("info", 'client login failed: "%s"' % result.message.decode("latin-1"))
+        line = self._failure_line(result)
+        if result.wait > 0:
+            self._error_line = line
+            self.phase = AUTH_SLEEP
+            self._out.append(ArmTimer(result.wait))
+            return
+        self._send(line)
+        self.phase = CLOSED
+        self._out.append(Close())
+
+    def _failure_line(self, result: AuthFailed) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def _return_to_auth(self) -> None:
+        # ngx_mail_auth_sleep_handler: the error line, then a fresh pre-auth budget
+        self.phase = AUTH
+        self.mail_state = START
+        self.auth_method = "plain"
+        self.log_action = "in auth state"
+        self._after_auth_wait()
+        self._send(self._error_line)
+        self._error_line = b""
+        self._out.append(ArmTimer(self.config.timeout))
+        if len(self.buffer):
+            self._process()
+        self._pump()
+
+    def _after_auth_wait(self) -> None:
+        """Protocol-specific reset when a delayed failure returns to the start."""

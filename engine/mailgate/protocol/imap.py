@@ -1,0 +1,217 @@
+"""IMAP: the client-facing pre-auth machine and the backend login (SPEC §4, §9.2).
+
+Every IMAP wire string of the proxy lives here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mailgate.protocol import sasl
+from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
+from mailgate.protocol._codes import (
+    IMAP_AUTHENTICATE,
+    IMAP_CAPABILITY,
+    IMAP_LOGIN,
+    IMAP_LOGOUT,
+    IMAP_STARTTLS,
+    INVALID,
+    LITERAL,
+    OK,
+)
+from mailgate.protocol._server import DONE, LOGIN_USERNAME, START, ServerMachine
+
+GREETING = b"* OK IMAP4 ready\r\n"
+OK_COMPLETED = b"OK completed\r\n"
+LITERAL_CONTINUE = b"+ OK\r\n"
+BYE = b"* BYE\r\n"
+BAD_COMMAND = b"BAD invalid command\r\n"
+UNTAGGED = b"* "
+INTERNAL_ERROR = b"* BAD internal server error\r\n"
+CERT_ERROR = b"* BYE SSL certificate error\r\n"
+NO_CERT = b"* BYE No required SSL certificate\r\n"
+
+
+@lru_cache(maxsize=256)
+def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
+                  ) -> tuple[bytes, bytes, bytes]:
+    caps = [c.encode() for c in capabilities]
+    auth = [b"AUTH=" + name for name in sasl.enabled_mechanisms(methods)]
+    base = b" ".join([b"* CAPABILITY"] + caps + auth)
+    # under "starttls only" AUTH= items are hidden, configured ones included
+    plain_caps = [c for c in caps if not c[:5].upper() == b"AUTH="]
+    only = b" ".join([b"* CAPABILITY"] + plain_caps + [b"STARTTLS LOGINDISABLED"])
+    return base + b"\r\n", base + b" STARTTLS\r\n", only + b"\r\n"
+
+
+def capability_lines(config) -> tuple[bytes, bytes, bytes]:
+    """The CAPABILITY lines (base, ``starttls on``, ``starttls only``) of a server."""
+    return _capabilities(tuple(config.imap_capabilities), frozenset(config.imap_auth))
+
+
+class ImapServer(ServerMachine):
+    """Client-facing IMAP before authentication (``ngx_mail_imap_handler.c``)."""
+
+    protocol = "imap"
+    reader_name = "ImapReader"
+    sasl_prompt = b"+ "
+    secret_commands = frozenset({b"LOGIN", b"AUTHENTICATE"})
+    INTERNAL_ERROR = INTERNAL_ERROR
+    CERT_ERROR = CERT_ERROR
+    NO_CERT = NO_CERT
+
+    def _buffer_size(self) -> int:
+        return self.config.imap_client_buffer
+
+    def _greeting(self) -> bytes:
+        return GREETING
+
+    @property
+    def tag(self) -> bytes:
+        """The tag of the command being answered, with its trailing space."""
+        return self.reader.tag
+
+    def _handle(self, rc: int) -> None:
+        reader = self.reader
+        tagged = True
+        text = b""
+        self._reply = OK_COMPLETED
+        if rc == OK:
+            if self.mail_state == START:
+                command = reader.command
+                if command == IMAP_LOGIN:
+                    rc = self._login()
+                elif command == IMAP_AUTHENTICATE:
+                    rc = self._authenticate()
+                    tagged = rc != OK
+                elif command == IMAP_CAPABILITY:
+                    text = self._capability()
+                elif command == IMAP_LOGOUT:
+                    self.quit = True
+                    text = BYE
+                elif command == IMAP_STARTTLS:
+                    rc = self._starttls_command()
+            else:
+                # nginx answers a bad AUTHENTICATE LOGIN user name untagged
+                tagged = self.mail_state != LOGIN_USERNAME
+                rc = self._sasl_continue()
+        elif rc == LITERAL:
+            tagged = False
+            self._reply = LITERAL_CONTINUE
+
+        if rc == DONE:
+            self._start_auth()
+            return
+        if rc == INVALID:
+            reader.reset_state()
+            self._reply = BAD_COMMAND
+            self.mail_state = START
+            if reader.literal_rejected:
+                self.quit = True
+
+        if tagged:
+            self._send(text + (reader.tag or UNTAGGED) + self._reply)
+        else:
+            self._send(self._reply)
+
+        if rc != LITERAL and not reader.in_progress:
+            self.buffer.reset_if_drained()
+            reader.tag = b""
+
+    def _login(self) -> int:
+        args = self.reader.args
+        if self._starttls_only() or len(args) != 2 or not args[0]:
+            return INVALID
+        self.auth_method = "plain"
+        self.login = args[0]
+        self.password = args[1]
+        return DONE
+
+    def _authenticate(self) -> int:
+        if self._starttls_only():
+            return INVALID
+        return self._sasl_begin(self.reader.args, self.config.imap_auth)
+
+    def _capability(self) -> bytes:
+        base, starttls_on, starttls_only = capability_lines(self.config)
+        if not self.tls:
+            if self.config.starttls == "on":
+                return starttls_on
+            if self.config.starttls == "only":
+                return starttls_only
+        return base
+
+    def _starttls_command(self) -> int:
+        if not self._starttls_allowed():
+            return INVALID
+        self._starttls = True
+        return OK
+
+    def _command_word_start(self, line: bytes) -> int | None:
+        space = line.find(b" ")
+        if space < 0:
+            return None
+        while space < len(line) and line[space] == 0x20:
+            space += 1
+        return space
+
+    def _failure_line(self, result) -> bytes:
+        return (self.reader.tag or UNTAGGED) + b"NO " + result.message + b"\r\n"
+
+    def _after_auth_wait(self) -> None:
+        # nginx keeps a stale tag here and answers the next tagless error with
+        # garbage; SPEC §8.4 asks for "* BAD invalid command" instead
+        self.reader.tag = b""
+
+    def _make_backend(self) -> "ImapBackendLogin":
+        # the LOGIN/AUTHENTICATE tag is still set: DONE returns before it is reset
+        return ImapBackendLogin(self.config, tag=self.reader.tag, login=self.login,
+                                password=self.backend_password,
+                                implementation=self.impl.name)
+
+
+class ImapBackendLogin(BackendLogin):
+    """Log in to an IMAP backend with the client's tag and literals (SPEC §9.2)."""
+
+    INTERNAL_ERROR = INTERNAL_ERROR
+
+    def __init__(self, config, *, tag: bytes, login: bytes, password: bytes,
+                 implementation: str | None = None) -> None:
+        super().__init__(config, implementation=implementation)
+        self.tag = tag
+        self._login = login
+        self._password = password
+
+    def _check(self, reply: bytes) -> tuple[int, int]:
+        state = self.state
+        if state == "start":
+            return (_OK if reply.startswith(b"* OK") else _BAD), 0
+        if state in ("login", "user"):
+            return (_OK if reply.startswith(b"+") else _BAD), 0
+        # the final reply; one untagged line (e.g. CAPABILITY) may come first
+        p = 0
+        if reply.startswith(b"* "):
+            end = reply.find(b"\r\n", 2)
+            p = end + 2
+            if len(reply) - p < 4:
+                return _AGAIN, 0
+        tag = self.tag
+        if reply.startswith(tag, p):
+            p += len(tag)
+            if reply.startswith(b"OK", p):
+                return _OK, 0
+        return _BAD, p
+
+    def _step(self) -> None:
+        state = self.state
+        if state == "start":
+            self._send_line(b"%sLOGIN {%d}\r\n" % (self.tag, len(self._login)),
+                            "login", "sending LOGIN command to upstream")
+        elif state == "login":
+            self._send_line(b"%s {%d}\r\n" % (self._login, len(self._password)),
+                            "user", "sending user name to upstream")
+        elif state == "user":
+            self._send_line(self._password + b"\r\n", "passwd",
+                            "sending password to upstream")
+        else:
+            self._finish()

@@ -1,0 +1,204 @@
+"""POP3: the client-facing pre-auth machine and the backend login (SPEC §5, §9.2).
+
+Every POP3 wire string of the proxy lives here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from mailgate.protocol import sasl
+from mailgate.protocol._backend import _BAD, _OK, BackendLogin
+from mailgate.protocol._codes import (
+    INVALID,
+    OK,
+    POP3_APOP,
+    POP3_AUTH,
+    POP3_CAPA,
+    POP3_NOOP,
+    POP3_PASS,
+    POP3_QUIT,
+    POP3_STLS,
+    POP3_USER,
+)
+from mailgate.protocol._server import DONE, START, ServerMachine
+
+GREETING = b"+OK POP3 ready\r\n"
+OK_REPLY = b"+OK\r\n"
+BAD_COMMAND = b"-ERR invalid command\r\n"
+INTERNAL_ERROR = b"-ERR internal server error\r\n"
+CERT_ERROR = b"-ERR SSL certificate error\r\n"
+NO_CERT = b"-ERR No required SSL certificate\r\n"
+# POP3's command buffer has no directive: nginx allocates 128 bytes
+CLIENT_BUFFER = 128
+
+USER_STATE = "user"
+
+
+@lru_cache(maxsize=256)
+def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
+                  ) -> tuple[bytes, bytes, bytes, bytes]:
+    caps = [c.encode() for c in capabilities]
+    # pop3_auth has no "login": LOGIN comes with "plain"
+    names = sasl.enabled_mechanisms(methods | {"login"} if "plain" in methods else methods)
+    head = b"+OK Capability list follows\r\n"
+    body = b"".join(c + b"\r\n" for c in caps)
+    sasl_line = b" ".join([b"SASL"] + names) + b"\r\n"
+    base = head + body + sasl_line + b".\r\n"
+    starttls_on = head + body + sasl_line + b"STLS\r\n.\r\n"
+    only = (head + b"".join(c + b"\r\n" for c in caps if c.upper() != b"USER")
+            + b"STLS\r\n.\r\n")
+    methods_list = (b"+OK methods supported:\r\n"
+                    + b"".join(n + b"\r\n" for n in names) + b".\r\n")
+    return base, starttls_on, only, methods_list
+
+
+def capability_lists(config) -> tuple[bytes, bytes, bytes, bytes]:
+    """CAPA (base, ``starttls on``, ``starttls only``) and the AUTH method list."""
+    return _capabilities(tuple(config.pop3_capabilities), frozenset(config.pop3_auth))
+
+
+class Pop3Server(ServerMachine):
+    """Client-facing POP3 before authentication (``ngx_mail_pop3_handler.c``)."""
+
+    protocol = "pop3"
+    reader_name = "Pop3Reader"
+    sasl_prompt = b"+ "
+    secret_commands = frozenset({b"PASS", b"APOP", b"AUTH"})
+    INTERNAL_ERROR = INTERNAL_ERROR
+    CERT_ERROR = CERT_ERROR
+    NO_CERT = NO_CERT
+
+    def _buffer_size(self) -> int:
+        return CLIENT_BUFFER
+
+    def _greeting(self) -> bytes:
+        methods = self.config.pop3_auth
+        if "apop" in methods or "cram-md5" in methods:
+            self.salt = self._make_salt()
+            return GREETING[:-2] + b" " + self.salt
+        return GREETING
+
+    def _handle(self, rc: int) -> None:
+        self._reply = OK_REPLY
+        if rc == OK:
+            command = self.reader.command
+            if self.mail_state == START:
+                if command == POP3_USER:
+                    rc = self._user()
+                elif command == POP3_CAPA:
+                    self._reply = self._capa(stls=True)
+                elif command == POP3_APOP:
+                    rc = self._apop()
+                elif command == POP3_AUTH:
+                    rc = self._auth()
+                elif command == POP3_QUIT:
+                    self.quit = True
+                elif command == POP3_STLS:
+                    rc = self._stls()
+                elif command != POP3_NOOP:
+                    rc = INVALID
+            elif self.mail_state == USER_STATE:
+                if command == POP3_PASS:
+                    rc = self._pass()
+                elif command == POP3_CAPA:
+                    self._reply = self._capa(stls=False)
+                elif command == POP3_QUIT:
+                    self.quit = True
+                elif command != POP3_NOOP:
+                    rc = INVALID
+            else:
+                rc = self._sasl_continue()
+
+        if rc == DONE:
+            self._start_auth()
+            return
+        if rc == INVALID:
+            self.mail_state = START
+            self.reader.reset_state()
+            self._reply = BAD_COMMAND
+        self.buffer.reset_if_drained()
+        self._send(self._reply)
+
+    def _user(self) -> int:
+        args = self.reader.args
+        if self._starttls_only() or len(args) != 1:
+            return INVALID
+        self.login = args[0]
+        self.mail_state = USER_STATE
+        return OK
+
+    def _pass(self) -> int:
+        args = self.reader.args
+        if len(args) != 1:
+            return INVALID
+        self.auth_method = "plain"
+        self.password = args[0]
+        return DONE
+
+    def _apop(self) -> int:
+        args = self.reader.args
+        if (self._starttls_only() or len(args) != 2
+                or "apop" not in self.config.pop3_auth):
+            return INVALID
+        self.auth_method = "apop"
+        self.login = args[0]
+        self.password = args[1]
+        return DONE
+
+    def _auth(self) -> int:
+        if self._starttls_only():
+            return INVALID
+        if not self.reader.args:
+            self._reply = capability_lists(self.config)[3]
+            self.reader.reset_state()
+            return OK
+        return self._sasl_begin(self.reader.args, self.config.pop3_auth)
+
+    def _capa(self, stls: bool) -> bytes:
+        base, starttls_on, starttls_only, _ = capability_lists(self.config)
+        if stls and not self.tls:
+            if self.config.starttls == "on":
+                return starttls_on
+            if self.config.starttls == "only":
+                return starttls_only
+        return base
+
+    def _stls(self) -> int:
+        if not self._starttls_allowed():
+            return INVALID
+        self._starttls = True
+        return OK
+
+    def _failure_line(self, result) -> bytes:
+        return b"-ERR " + result.message + b"\r\n"
+
+    def _make_backend(self) -> "Pop3BackendLogin":
+        return Pop3BackendLogin(self.config, login=self.login,
+                                password=self.backend_password,
+                                implementation=self.impl.name)
+
+
+class Pop3BackendLogin(BackendLogin):
+    """Log in to a POP3 backend with USER and PASS (SPEC §9.2)."""
+
+    INTERNAL_ERROR = INTERNAL_ERROR
+
+    def __init__(self, config, *, login: bytes, password: bytes,
+                 implementation: str | None = None) -> None:
+        super().__init__(config, implementation=implementation)
+        self._login = login
+        self._password = password
+
+    def _check(self, reply: bytes) -> tuple[int, int]:
+        return (_OK if reply.startswith(b"+OK") else _BAD), 0
+
+    def _step(self) -> None:
+        if self.state == "start":
+            self._send_line(b"USER " + self._login + b"\r\n", "user",
+                            "sending user name to upstream")
+        elif self.state == "user":
+            self._send_line(b"PASS " + self._password + b"\r\n", "passwd",
+                            "sending password to upstream")
+        else:
+            self._finish()

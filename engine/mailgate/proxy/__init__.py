@@ -1,0 +1,1 @@
+"""One session per client connection: accept, PROXY header, TLS, login, relay."""

@@ -1,0 +1,223 @@
+"""``MailProxy``: the proxy on an asyncio (or uvloop) event loop.
+
+Embedded use::
+
+    async with mailgate.MailProxy(config, auth=my_auth) as proxy:
+        print(proxy.addresses)
+        await proxy.serve_forever()
+
+The worker processes of the ``mailgate`` binary run the same object on sockets and
+shared zones the master prepared before forking.  No signal handlers, no fork:
+those belong to the process model (``mailgate.server``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Awaitable, Callable, Iterable
+
+from mailgate.auth import AuthFacts
+from mailgate.auth import http as auth_http
+from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
+from mailgate.log import ErrorLog, LogFiles
+from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
+from mailgate.proxy.session import ClientSession
+
+__all__ = ["AuthCallable", "MailProxy", "ServerRuntime"]
+
+AuthCallable = Callable[[AuthFacts], Awaitable["AuthOK | AuthFailed | AuthRetry"]]
+_RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
+
+
+class ServerRuntime:
+    """What every session of one ``server {}`` shares: settings, TLS, log, auth."""
+
+    def __init__(self, proxy: "MailProxy", config: ServerConfig, tls, log: ErrorLog):
+        self.proxy = proxy
+        self.config = config
+        self.tls = tls
+        self.log = log
+        self.resolver_cache: dict = {}
+
+    @property
+    def sessions(self) -> set:
+        return self.proxy.sessions
+
+    async def authenticate(self, facts: AuthFacts, log):
+        """The auth decision for ``facts``: the embedder's callable, or auth_http."""
+        hook = self.proxy.auth
+        config = self.config
+        if hook is None:
+            return await auth_http.query(config.auth_http, config.auth_http_header,
+                                         config.auth_http_timeout, facts, log)
+        try:
+            result = await asyncio.wait_for(hook(facts), config.auth_http_timeout)
+        except asyncio.TimeoutError:
+            log("error", "auth callable timed out (110: Connection timed out)")
+            return AuthInternalError()
+        if not isinstance(result, _RESULTS):
+            log("error", "auth callable returned %s, not an auth result" % type(result).__name__)
+            return AuthInternalError()
+        return result
+
+
+class Listener:
+    """One listening socket: its ``listen`` and the server of each local address."""
+
+    def __init__(self, proxy: "MailProxy", entry: ListenSocket, runtimes: dict[ServerConfig, ServerRuntime]):
+        self.proxy = proxy
+        self.entry = entry
+        self.listen = entry.listen
+        self._default = runtimes[entry.server]
+        self._routes = {address: runtimes[server] for address, server in entry.routes.items()}
+        self.server: asyncio.AbstractServer | None = None
+
+    def route(self, local_address: str) -> ServerRuntime:
+        """The server for a connection (getsockname() routing behind a wildcard)."""
+        return self._routes.get(local_address, self._default)
+
+    def session(self) -> ClientSession:
+        return ClientSession(self, self.proxy.next_connection_number())
+
+
+class MailProxy:
+    """The mail proxy serving a configuration on the running event loop.
+
+    ``config`` is a ``Config`` or the path of a configuration file.  ``auth``, if
+    given, replaces ``auth_http``: an async callable receiving ``AuthFacts`` and
+    returning ``AuthOK``, ``AuthFailed`` or ``AuthRetry``.  ``sockets`` are
+    already bound listening sockets (from the master), aligned with
+    ``config.listen_sockets()``; without them the proxy binds its own.  ``zones``
+    are the shared session zones (from the master); without them the proxy makes
+    its own.
+    """
+
+    def __init__(
+        self,
+        config: Config | str,
+        *,
+        auth: AuthCallable | None = None,
+        sockets: Iterable[socket.socket] | None = None,
+        zones=None,
+        log_files: LogFiles | None = None,
+    ):
+        self.config = load_config(config) if isinstance(config, str) else config
+        self.auth = auth
+        self.sessions: set[ClientSession] = set()
+        self.listeners: list[Listener] = []
+        self._sockets = list(sockets) if sockets is not None else None
+        self._zones = zones
+        self._own_zones = zones is None
+        self.log_files = log_files or LogFiles()
+        self._connections = 0
+        self._closed = asyncio.Event()
+        self._started = False
+
+    def next_connection_number(self) -> int:
+        self._connections += 1
+        return self._connections
+
+    # -- life cycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the TLS contexts and start accepting on every listen socket."""
+        if self._started:
+            return
+        from mailgate.tls import SessionZones, build_contexts
+        from mailgate.server.listeners import open_listen_sockets
+
+        config = self.config
+        if self._zones is None:
+            self._zones = SessionZones()
+            self._zones.configure(config)
+        contexts = build_contexts(config, self._zones)
+        runtimes = {}
+        for server, context in zip(config.servers, contexts):
+            runtimes[server] = ServerRuntime(self, server, context, ErrorLog(server.error_log, self.log_files))
+        entries = config.listen_sockets()
+        if self._sockets is None:
+            opened = open_listen_sockets(config)
+        else:
+            if len(self._sockets) != len(entries):
+                raise ConfigError("the listening sockets do not match the configuration")
+            opened = list(zip(entries, self._sockets))
+        loop = asyncio.get_running_loop()
+        try:
+            for entry, sock in opened:
+                listener = Listener(self, entry, runtimes)
+                listener.server = await loop.create_server(listener.session, sock=sock,
+                                                           backlog=entry.listen.backlog)
+                self.listeners.append(listener)
+        except BaseException:
+            self._stop_listeners()
+            raise
+        self._started = True
+
+    @property
+    def addresses(self) -> list[tuple[str, object]]:
+        """(configured listen text, bound socket address) of every listening socket."""
+        return [
+            (listener.listen.addr_text, sock.getsockname())
+            for listener in self.listeners
+            for sock in (listener.server.sockets if listener.server else ())
+        ]
+
+    async def serve_forever(self) -> None:
+        """Serve until ``close()`` is called (or the task is cancelled)."""
+        await self.start()
+        await self._closed.wait()
+
+    def stop_accepting(self) -> None:
+        """Close the listening sockets; sessions in progress go on."""
+        self._stop_listeners()
+
+    def _stop_listeners(self) -> None:
+        for listener in self.listeners:
+            if listener.server is not None:
+                listener.server.close()
+        for listener in self.listeners:
+            if listener.listen.family == socket.AF_UNIX and self._sockets is None:
+                try:
+                    import os
+
+                    os.unlink(listener.listen.address)
+                except OSError:
+                    pass
+        self.listeners = []
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every session has ended; True if they did within ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while self.sessions:
+            if deadline is not None and loop.time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def close_sessions(self, reason: str | None = None) -> None:
+        """End every session now (fast shutdown; ``reason`` is logged, e.g. shutdown timeout)."""
+        for session in list(self.sessions):
+            session.shutdown(reason)
+
+    async def close(self, *, graceful: bool = True, timeout: float | None = None) -> None:
+        """Stop accepting; with ``graceful`` let sessions finish (up to ``timeout``), then end them."""
+        self.stop_accepting()
+        if graceful:
+            if not await self.drain(timeout):
+                self.close_sessions("shutdown timeout")
+        else:
+            self.close_sessions()
+        await self.drain(5)
+        if self._own_zones and self._zones is not None:
+            self._zones.close()
+            self._zones = None
+        self._closed.set()
+
+    async def __aenter__(self) -> "MailProxy":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close(graceful=False)

@@ -1,0 +1,672 @@
+"""One session per client connection: from accept to the end of the relay.
+
+``ClientSession`` is the asyncio protocol of a client connection.  It drives the
+sans-I/O machines of ``mailgate.protocol`` and carries out their actions: bytes to
+the client (through ``TLSConnection`` once TLS is on), the single pre-auth timer,
+STARTTLS, the auth request, the backend connection and its login machine, then the
+relay.  nginx's order (SPEC §2.2): PROXY header, implicit TLS and the client
+certificate policy, SMTP name resolution, greeting.
+
+Reads go straight into the machine's command buffer (``get_buffer``) for plaintext,
+or into a ciphertext buffer that is fed to TLS; the relay moves bytes between the
+fixed-size relay buffers and the transports, pausing a side whose peer cannot take
+more, so a slow reader never grows memory beyond the buffers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from typing import TYPE_CHECKING
+
+from mailgate.auth import AuthFacts, ProxyAddresses, SSLFacts
+from mailgate.log import SessionContext
+from mailgate.protocol import server_for
+from mailgate.protocol.events import (
+    ArmTimer,
+    AuthInternalError,
+    AuthRequest,
+    Close,
+    ConnectBackend,
+    DisarmTimer,
+    Log,
+    LoginDone,
+    LoginFailed,
+    Send,
+    SendUpstream,
+    StartTLS,
+)
+from mailgate.proxy import proxy_protocol
+from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
+
+if TYPE_CHECKING:
+    from mailgate.proxy.server import Listener
+    from mailgate.proxy.upstream import BackendSession
+
+__all__ = ["ClientSession"]
+
+TLS_READ_SIZE = 32 * 1024  # ciphertext read per event: several records at once
+PROXY_HEADER_MAX = 4096  # nginx 1.23.3+ peeks this much for a PROXY header
+TIMED_OUT = "(110: Connection timed out)"
+_DISCARD = memoryview(bytearray(4096))
+
+# phases of a client connection
+PROXY_HEADER = "proxy-header"
+HANDSHAKE = "handshake"
+RESOLVING = "resolving"
+PRE_AUTH = "pre-auth"
+BACKEND = "backend"
+RELAY = "relay"
+CLOSING = "closing"
+
+
+def _errno_text(exc: BaseException) -> str:
+    errno = getattr(exc, "errno", None)
+    if errno:
+        return "(%d: %s)" % (errno, os.strerror(errno))
+    return "(%s)" % exc
+
+
+class ClientSession(asyncio.BufferedProtocol):
+    """The client side of one proxied mail session."""
+
+    def __init__(self, listener: "Listener", number: int):
+        self.listener = listener
+        self.proxy = listener.proxy
+        self.listen = listener.listen
+        self.runtime = None  # the server{} this connection belongs to, known once accepted
+        self.number = number
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.phase = PROXY_HEADER
+        self.ctx: SessionContext | None = None
+        self.machine = None
+        self.tls: TLSConnection | None = None
+        self.tls_implicit = False
+        self.client_address = ""
+        self.client_port = 0
+        self.local_address = ""
+        self.local_port = 0
+        self.unix = False
+        self.proxy_addresses: ProxyAddresses | None = None
+        self.client_host: bytes | None = None
+        self.backend: "BackendSession | None" = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+        self._header = memoryview(bytearray(PROXY_HEADER_MAX))
+        self._header_length = 0
+        self._early = b""  # plaintext that came with the PROXY header
+        self._tls_in: memoryview | None = None
+        self._reading = True
+        self._peer_paused = False  # the backend cannot take more: stop reading the client
+        self._writing_paused = False  # the client cannot take more
+        self._client_eof = False
+        self._quiet_close = False
+        self._closed = False
+        self._auth_task: asyncio.Task | None = None
+        self._pumping = False
+
+    # -- asyncio: connection ------------------------------------------------
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        peer = transport.get_extra_info("peername")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.client_address, self.client_port = peer[0], peer[1]
+            local = sock.getsockname()
+            self.local_address, self.local_port = local[0], local[1]
+        else:
+            self.unix = True
+            self.client_address = "unix:"
+        self.runtime = self.listener.route(self.local_address)
+        self.proxy.sessions.add(self)
+        self._log_plain("info", "*%d client %s connected to %s" % (
+            self.number, self._peer_text(peer), self.listen.addr_text))
+        self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
+        transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
+        if self.listen.proxy_protocol:
+            self.ctx.action = "reading PROXY protocol"
+            self._arm(self.runtime.config.timeout)
+        else:
+            self._after_proxy_header()
+
+    def _peer_text(self, peer) -> str:
+        if self.unix:
+            return "unix:"
+        if ":" in self.client_address:
+            return "[%s]:%d" % (self.client_address, self.client_port)
+        return "%s:%d" % (self.client_address, self.client_port)
+
+    def connection_lost(self, exc) -> None:
+        if exc is not None and not self._closed:
+            # client-side network errors are logged at info for mail (SPEC §2.5)
+            self._log("info", "recv() failed %s" % _errno_text(exc))
+        self._finish()
+
+    # -- asyncio: reading ---------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        phase = self.phase
+        if self.tls is not None:
+            return self._tls_in
+        if phase == PRE_AUTH:
+            view = self.machine.get_buffer(sizehint)
+            return view if len(view) else _DISCARD
+        if phase == RELAY:
+            view = self.machine.buffer.get_buffer(sizehint)
+            return view if len(view) else _DISCARD
+        if phase == PROXY_HEADER:
+            return self._header[self._header_length:]
+        return _DISCARD
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self._closed or not nbytes:
+            return
+        phase = self.phase
+        if phase == PROXY_HEADER:
+            self._header_length += nbytes
+            self._proxy_header()
+            return
+        if self.tls is not None:
+            try:
+                self.tls.feed(self._tls_in[:nbytes])
+            except MemoryError:
+                self._abort()
+                return
+            self._tls_input()
+            return
+        if phase == PRE_AUTH:
+            self._run(self.machine.buffer_updated(nbytes))
+        elif phase == RELAY:
+            self.machine.buffer.buffer_updated(nbytes)
+            self._relay_to_backend()
+        self._update_reading()
+
+    def eof_received(self) -> bool:
+        self._client_eof = True
+        if self.tls is not None:
+            self.tls.feed_eof()
+            self._tls_input()
+            return True
+        if self.phase == PRE_AUTH:
+            self._run(self.machine.eof_received())
+        elif self.phase == RELAY:
+            self._relay_client_eof()
+        else:
+            self._close(quiet=True)
+        return True
+
+    # -- asyncio: writing -------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+        if self.backend is not None:
+            self.backend.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self.phase == RELAY:
+            self._touch()  # a client-side event re-arms proxy_timeout (SPEC §9.6)
+        if self.backend is not None:
+            self.backend.resume_reading()
+
+    # -- the PROXY protocol header ---------------------------------------------------
+
+    def _proxy_header(self) -> None:
+        data = bytes(self._header[: self._header_length])
+        try:
+            header = proxy_protocol.parse(data)
+        except proxy_protocol.ProxyProtocolError as exc:
+            self._log("error", str(exc))
+            self._close(quiet=True)
+            return
+        if header is None:
+            if self._header_length >= PROXY_HEADER_MAX:
+                self._log("error", "header is too large")
+                self._close(quiet=True)
+            return
+        rest = data[header.length:]
+        if header.source is not None:
+            self.proxy_addresses = ProxyAddresses(
+                header.source.address, header.source.port,
+                header.destination.address, header.destination.port)
+            if proxy_protocol.trusted(self.runtime.config.set_real_ip_from, self.client_address,
+                                      self.unix):
+                self.client_address, self.client_port = header.source.address, header.source.port
+                self.ctx.client = self.client_address
+        self._disarm()
+        self._after_proxy_header(rest)
+
+    def _after_proxy_header(self, rest: bytes = b"") -> None:
+        if self.listen.ssl:
+            self.tls_implicit = True
+            self._start_tls(rest)
+            return
+        self._init_protocol(rest)
+
+    # -- TLS ---------------------------------------------------------------------
+
+    def _start_tls(self, rest: bytes = b"") -> None:
+        self.phase = HANDSHAKE
+        self.ctx.action = "SSL handshaking" if self.tls_implicit else "in starttls state"
+        self.tls = TLSConnection(self.runtime.tls, log=self._log)
+        self._tls_in = memoryview(bytearray(TLS_READ_SIZE))
+        if self.tls_implicit:
+            self._arm(self.runtime.config.timeout)
+        if rest:
+            self.tls.feed(rest)
+            self._tls_input()
+        self._update_reading()
+
+    def _tls_input(self) -> None:
+        tls = self.tls
+        try:
+            if self.phase == HANDSHAKE:
+                done = tls.do_handshake()
+                self._flush_tls()
+                if not done:
+                    if self._client_eof:
+                        raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
+                    return
+                self._handshake_done()
+            if self.phase == PRE_AUTH:
+                self._resume_input()
+            elif self.phase == RELAY:
+                self._relay_to_backend()
+            elif self.phase == CLOSING:
+                tls.recv_into(_DISCARD)
+        except TLSClosed:
+            self._client_closed()
+        except TLSHandshakeError as exc:
+            self._log(exc.level, str(exc))
+            self._flush_tls()
+            self._close(quiet=True)
+        except TLSError as exc:
+            self._log(exc.level, str(exc))
+            self._close(quiet=True)
+
+    def _handshake_done(self) -> None:
+        check = self.tls.check_client_certificate()
+        if self.tls_implicit:
+            self._disarm()
+            machine = self._make_machine()
+            if not check.ok:
+                self._log("info", check.message)
+                self._run(machine.certificate_rejected(check.verdict.value == "no_cert"))
+                return
+            self._begin(machine)
+            return
+        self.phase = PRE_AUTH
+        self.ctx.starttls = True
+        if not check.ok:
+            self._log("info", check.message)
+            self._run(self.machine.certificate_rejected(check.verdict.value == "no_cert"))
+            return
+        self._run(self.machine.tls_established())
+
+    def _tls_to_machine(self) -> None:
+        machine = self.machine
+        while self.phase == PRE_AUTH and machine.want_read:
+            view = machine.get_buffer()
+            if not len(view):
+                break
+            n = self.tls.recv_into(view)
+            if not n:
+                break
+            self._run(machine.buffer_updated(n))
+
+    def _flush_tls(self) -> None:
+        if self.tls is not None and self.tls.pending():
+            self.transport.write(self.tls.data_to_send())
+
+    def _client_closed(self) -> None:
+        """The client's close_notify or end of input."""
+        if self.phase == PRE_AUTH:
+            self._run(self.machine.eof_received())
+        elif self.phase == RELAY:
+            self._relay_client_eof()
+        elif self.phase == HANDSHAKE:
+            self._log("info", "peer closed connection in SSL handshake")
+            self._close(quiet=True)
+        else:
+            self._close(quiet=True)
+
+    # -- the protocol machine -----------------------------------------------------------
+
+    def _make_machine(self):
+        config = self.runtime.config
+        if config.protocol == "smtp":
+            self.machine = server_for(config, tls=self.tls is not None,
+                                      client_addr=self.client_address,
+                                      client_host=self.client_host or b"[UNAVAILABLE]")
+        else:
+            self.machine = server_for(config, tls=self.tls is not None)
+        return self.machine
+
+    def _init_protocol(self, rest: bytes) -> None:
+        machine = self._make_machine()
+        self._early = rest
+        self._begin(machine)
+
+    def _begin(self, machine) -> None:
+        config = self.runtime.config
+        if config.protocol == "smtp" and config.resolver is not None and not self.unix:
+            self.phase = RESOLVING
+            self.ctx.action = "in resolving client address"
+            self._update_reading()
+            self.loop.create_task(self._resolve_then_greet())
+            return
+        if config.protocol == "smtp" and self.unix:
+            machine.client_host = b"[TEMPUNAVAIL]"
+        self._greet()
+
+    async def _resolve_then_greet(self) -> None:
+        from mailgate.proxy import resolver
+
+        config = self.runtime.config
+        host, logs = await resolver.resolve_client(
+            config.resolver, config.resolver_timeout, self.client_address, self.runtime.resolver_cache)
+        if self._closed:
+            return
+        for level, message, action in logs:
+            self._log(level, message, action)
+        self.client_host = host.encode()
+        self.machine.client_host = self.client_host
+        self._greet()
+
+    def _greet(self) -> None:
+        self.phase = PRE_AUTH
+        self._run(self.machine.start())
+        if self._early and self.phase == PRE_AUTH:
+            early, self._early = self._early, b""
+            self._run(self.machine.receive_data(early))
+
+    def _run(self, actions) -> None:
+        """Carry out a machine's actions, in order."""
+        for action in actions:
+            kind = type(action)
+            if kind is Send:
+                self._write(action.data)
+            elif kind is ArmTimer:
+                self._arm(action.seconds)
+            elif kind is DisarmTimer:
+                self._disarm()
+            elif kind is Log:
+                self._log(action.level, action.message, action.action)
+            elif kind is Close:
+                self._close(quiet=action.timed_out)
+                return
+            elif kind is StartTLS:
+                self._start_tls()
+            elif kind is AuthRequest:
+                self._auth_task = self.loop.create_task(self._authenticate(action))
+            elif kind is ConnectBackend:
+                self.ctx.upstream = action.upstream
+                self._connect_backend(action)
+        if self.phase == PRE_AUTH:
+            self._resume_input()
+
+    def _resume_input(self) -> None:
+        """Read again if the machine wants input; with TLS, first what OpenSSL holds."""
+        if self.tls is not None and self.machine.want_read and not self._pumping:
+            self._pumping = True
+            try:
+                self._tls_to_machine()
+            except TLSClosed:
+                self._client_closed()
+            except TLSError as exc:
+                self._log(exc.level, str(exc))
+                self._close(quiet=True)
+            finally:
+                self._pumping = False
+        self._update_reading()
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._timer_fired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _timer_fired(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        phase = self.phase
+        if phase == PRE_AUTH:
+            self._run(self.machine.timer_expired())
+        elif phase == RELAY:
+            remaining = self._deadline - self.loop.time()
+            if remaining > 0:  # re-armed lazily: client events only move the deadline
+                self._timer = self.loop.call_later(remaining, self._timer_fired)
+                return
+            self._log("info", "client timed out %s" % TIMED_OUT, "proxying")
+            self._close(quiet=True)
+        else:
+            # PROXY header, TLS handshake: nginx closes without a word
+            self._log("info", "client timed out %s" % TIMED_OUT)
+            self._close(quiet=True)
+
+    def _touch(self) -> None:
+        self._deadline = self.loop.time() + self.runtime.config.proxy_timeout
+
+    # -- authentication --------------------------------------------------------------------
+
+    def _auth_facts(self, request: AuthRequest) -> AuthFacts:
+        ssl = None
+        if self.tls is not None:
+            config = self.runtime.config
+            if config.ssl_verify_client != "off":
+                cert = self.tls.client_certificate()
+                ssl = SSLFacts(
+                    self.tls.protocol, self.tls.cipher, cert.verify, cert.subject, cert.issuer,
+                    cert.serial, cert.fingerprint,
+                    cert.pem if config.auth_http_pass_client_cert else None)
+            else:
+                ssl = SSLFacts(self.tls.protocol, self.tls.cipher)
+        return AuthFacts(
+            protocol=request.protocol, method=request.method, login=request.login,
+            password=request.password, login_attempt=request.login_attempt,
+            client_ip=self.client_address, salt=request.salt,
+            client_host=self.client_host.decode() if self.client_host else None,
+            proxy_protocol=self.proxy_addresses, smtp_helo=request.smtp_helo,
+            smtp_from=request.smtp_from, smtp_to=request.smtp_to, ssl=ssl)
+
+    async def _authenticate(self, request: AuthRequest) -> None:
+        self.ctx.login = request.login
+        try:
+            result = await self.runtime.authenticate(self._auth_facts(request), self._log_auth)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an embedder's callable failed: never a crashed worker
+            self._log("error", "auth callable failed: %s" % type(exc).__name__)
+            result = AuthInternalError()
+        if self._closed:
+            return
+        self._run(self.machine.auth_result(result))
+        self.ctx.login = self.machine.login
+
+    def _log_auth(self, level: str, message: str) -> None:
+        self._log(level, message, "in http auth state")
+
+    # -- backend ------------------------------------------------------------------------------
+
+    def _connect_backend(self, target: ConnectBackend) -> None:
+        from mailgate.proxy.upstream import BackendSession
+
+        self.phase = BACKEND
+        self.ctx.login = self.machine.login
+        self._update_reading()
+        self.backend = BackendSession(self, target)
+        self.backend.start()
+
+    def backend_actions(self, actions) -> None:
+        """Carry out the backend login machine's actions."""
+        backend = self.backend
+        for action in actions:
+            kind = type(action)
+            if kind is SendUpstream:
+                backend.write(action.data)
+            elif kind is ArmTimer:
+                backend.arm(action.seconds)
+            elif kind is DisarmTimer:
+                backend.disarm()
+            elif kind is Log:
+                self._log(action.level, action.message, action.action)
+            elif kind is LoginDone:
+                self._start_relay(action)
+            elif kind is LoginFailed:
+                self._write(action.to_client)
+                backend.close()
+                self._close()
+
+    # -- relay ---------------------------------------------------------------------------------
+
+    def _start_relay(self, done: LoginDone) -> None:
+        self.phase = RELAY
+        self.ctx.action = "proxying"
+        self._touch()
+        self._arm(self.runtime.config.proxy_timeout)
+        self.backend.start_relay(done.buffer)
+        self._relay_to_backend()
+        if self.tls is not None:
+            self._tls_input()
+        self._update_reading()
+
+    def _relay_to_backend(self) -> None:
+        """Client bytes (plaintext) from the client relay buffer to the backend."""
+        buffer = self.machine.buffer
+        backend = self.backend
+        self._touch()
+        while True:
+            if len(buffer):
+                backend.write(buffer.readable())
+                buffer.consume(len(buffer))
+            if self.tls is None or self._peer_paused:
+                break
+            n = buffer.fill_from(self.tls.recv_into)
+            if not n:
+                break
+        self._update_reading()
+
+    def write_from_backend(self, data) -> None:
+        """Backend bytes to the client (encrypted when TLS is on)."""
+        self._write(data)
+
+    def _relay_client_eof(self) -> None:
+        self._log("info", "proxied session done", "")
+        self._close()
+
+    def backend_closed(self) -> None:
+        """The backend ended the relay (EOF or error)."""
+        if self.phase == RELAY:
+            self._log("info", "proxied session done", "")
+            self._close()
+
+    def peer_paused(self, paused: bool) -> None:
+        """The backend's transport is full (True) or drained (False)."""
+        self._peer_paused = paused
+        if not paused and self.tls is not None and self.phase == RELAY:
+            self._relay_to_backend()
+        self._update_reading()
+
+    # -- output, reading state, closing -----------------------------------------------------------
+
+    def _write(self, data) -> None:
+        if self._closed or not data:
+            return
+        if self.tls is not None and self.tls.handshake_done:
+            try:
+                self.tls.send(data)
+            except TLSError as exc:
+                self._log(exc.level, str(exc))
+                self._close(quiet=True)
+                return
+            self.transport.write(self.tls.data_to_send())
+        else:
+            self.transport.write(bytes(data))
+
+    def _update_reading(self) -> None:
+        if self._closed or self.transport is None:
+            return
+        phase = self.phase
+        if phase in (PROXY_HEADER, HANDSHAKE):
+            want = True
+        elif phase == PRE_AUTH:
+            want = self.machine.want_read
+        elif phase == RELAY:
+            want = not self._peer_paused and (self.tls is not None or not self.machine.buffer.full)
+        else:
+            want = False
+        if want != self._reading:
+            self._reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def _close(self, quiet: bool = False) -> None:
+        """Close after what was written is sent; TLS gets close_notify unless ``quiet``."""
+        if self._closed:
+            return
+        self._closed = True
+        self.phase = CLOSING
+        self._disarm()
+        if self._auth_task is not None and not self._auth_task.done():
+            self._auth_task.cancel()
+        if self.backend is not None:
+            self.backend.close()
+        if self.tls is not None:
+            try:
+                if quiet:
+                    self.tls.abort()
+                else:
+                    self.tls.shutdown()
+                    self._flush_tls()
+            except TLSError:
+                self.tls.abort()
+        if self.transport is not None:
+            self.transport.close()
+
+    def shutdown(self, reason: str | None = None) -> None:
+        """End the session now (fast shutdown, or a graceful one that ran out of time)."""
+        if reason:
+            self._log("info", reason, "proxying" if self.phase == RELAY else None)
+        self._close(quiet=True)
+
+    def _abort(self) -> None:
+        self._close(quiet=True)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _finish(self) -> None:
+        self._closed = True
+        self._disarm()
+        if self.backend is not None:
+            self.backend.close()
+        if self.tls is not None:
+            self.tls.close()
+            self.tls = None
+        self.proxy.sessions.discard(self)
+
+    # -- logging ---------------------------------------------------------------------------------
+
+    def _log_plain(self, level: str, message: str) -> None:
+        log = self.runtime.log
+        if log.enabled(level):
+            log.log(level, message)
+
+    def _log(self, level: str, message: str, action: str | None = None) -> None:
+        log = self.runtime.log
+        if not log.enabled(level):
+            return
+        if self.machine is not None:
+            self.ctx.login = self.machine.login
+        log.log(level, self.ctx.describe(message, action), conn=self.number)
