@@ -38,6 +38,7 @@ def test_20000_handshakes(tmp_path, pki):
         client_context(pki, version=ssl.TLSVersion.TLSv1_2, cert=pki["self.pem"], key=pki["self.key"]),
     ]
     sessions: list = [None] * len(clients)
+    gc.collect()  # what earlier tests left behind
     conns_before = lib.mg_conn_live()
     contexts_before = lib.mg_ctx_live()
     buf = bytearray(4096)
