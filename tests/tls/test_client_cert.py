@@ -10,7 +10,6 @@ import pytest
 from clients import client_context, connect, s_client
 from conf import context
 from cryptography.hazmat.primitives import serialization
-
 from mailgate.tls import SessionZones
 
 

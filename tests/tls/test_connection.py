@@ -10,7 +10,6 @@ import time
 import pytest
 from clients import client_context, connect, memory_handshake
 from conf import context
-
 from mailgate._openssl import lib
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 

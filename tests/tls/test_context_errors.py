@@ -9,7 +9,6 @@ import subprocess
 
 import pytest
 from conf import certs, load
-
 from mailgate.tls import ConfigError, SessionZones, TLSContext, build_contexts
 
 NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
@@ -35,7 +34,7 @@ def nginx_error(directory, body: str) -> str:
     proc = subprocess.run(
         ["nginx", "-t", "-p", directory + "/", "-c", "nginx.conf",
          "-g", f"load_module {NGINX_MAIL};"],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30, check=False,
     )
     match = re.search(r"\[emerg\] \d+#\d+: (.*)", proc.stderr)
     assert match, proc.stderr
@@ -53,14 +52,15 @@ def _pki(pki):
 def broken(pki, tmp_path):
     """name -> (server body, certificate pairs given first, our message).
 
-    ``None`` as message: the same text nginx 1.22 prints (checked live)."""
+    ``None`` as message: the same text nginx 1.22 prints (checked live); a
+    pair: the start and the end of the message."""
     junk = pki["junk.pem"]
     missing = str(tmp_path / "missing.pem")
     enc = f"ssl_certificate {pki['rsa.pem']}; ssl_certificate_key {pki['rsa-enc.key']};"
     wrong = tmp_path / "wrong.pw"
     wrong.write_text("nope\nstill not\n")
-    nofile = "(SSL: error:80000002:system library::No such file or directory:calling fopen({0}, r) " \
-             "error:10000080:BIO routines::no such file)".format(missing)
+    nofile = f"(SSL: error:80000002:system library::No such file or directory:calling fopen({missing}, r) " \
+             "error:10000080:BIO routines::no such file)"
     return {
         "key mismatch": (
             f"ssl_certificate {pki['ecdsa.pem']}; ssl_certificate_key {pki['other.key']};", (), None),
@@ -79,39 +79,38 @@ def broken(pki, tmp_path):
         # SSL_CTX_load_verify_locations / X509_LOOKUP_load_file)
         "junk client CA": (
             f"ssl_verify_client on; ssl_client_certificate {junk};", ("ecdsa",),
-            f'cannot load certificate "{junk}": PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:'
-            "PEM routines::no start line:Expecting: TRUSTED CERTIFICATE)"),
+            (f'cannot load certificate "{junk}": PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:'
+             "PEM routines::no start line:Expecting: TRUSTED CERTIFICATE)")),
         "missing trusted CA": (
             f"ssl_verify_client on; ssl_trusted_certificate {missing};", ("ecdsa",),
             f'cannot load certificate "{missing}": BIO_new_file() failed {nofile}'),
         "junk CRL": (
             f"ssl_verify_client on; ssl_client_certificate {pki['client-ca.pem']}; ssl_crl {junk};",
             ("ecdsa",),
-            f'cannot load CRL "{junk}": PEM_read_bio_X509_CRL() failed (SSL: error:0480006C:'
-            "PEM routines::no start line:Expecting: X509 CRL)"),
+            (f'cannot load CRL "{junk}": PEM_read_bio_X509_CRL() failed (SSL: error:0480006C:'
+             "PEM routines::no start line:Expecting: X509 CRL)")),
         "missing CRL": (
             f"ssl_verify_client on; ssl_client_certificate {pki['client-ca.pem']}; ssl_crl {missing};",
             ("ecdsa",), f'cannot load CRL "{missing}": BIO_new_file() failed {nofile}'),
-        # current nginx names the whole value (1.22 cut it at the second colon)
+        # current nginx names the whole value (1.22 cut it at the second colon);
+        # the middle of the text names the platform's engine directory
         "missing engine": (
             f"ssl_certificate {pki['rsa.pem']}; ssl_certificate_key engine:nosuch:key1;", (),
-            'cannot load certificate key "engine:nosuch:key1": ENGINE_by_id() failed (SSL: '
-            "error:12800067:DSO support routines::could not load the shared library:filename("
-            "/usr/lib/x86_64-linux-gnu/engines-3/nosuch.so): /usr/lib/x86_64-linux-gnu/engines-3/"
-            "nosuch.so: cannot open shared object file: No such file or directory error:12800067:DSO "
-            "support routines::could not load the shared library error:13000084:engine routines::dso "
-            "not found error:13000074:engine routines::no such engine:id=nosuch)"),
+            (('cannot load certificate key "engine:nosuch:key1": ENGINE_by_id() failed (SSL: '
+              "error:12800067:DSO support routines::could not load the shared library:filename("),
+             (" error:13000084:engine routines::dso not found error:13000074:engine routines::"
+              "no such engine:id=nosuch)"))),
         "engine syntax": (
             f"ssl_certificate {pki['rsa.pem']}; ssl_certificate_key engine:nosuch;", (), None),
         # nginx prints data: values in full, which may be a private key
         "junk data certificate": (
             f"ssl_certificate data:junk; ssl_certificate_key {pki['rsa.key']};", (),
-            'cannot load certificate "data:...": PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:'
-            "PEM routines::no start line:Expecting: TRUSTED CERTIFICATE)"),
+            ('cannot load certificate "data:...": PEM_read_bio_X509_AUX() failed (SSL: error:0480006C:'
+             "PEM routines::no start line:Expecting: TRUSTED CERTIFICATE)")),
         "junk data key": (
             f"ssl_certificate {pki['rsa.pem']}; ssl_certificate_key data:junk;", (),
-            'cannot load certificate key "data:...": PEM_read_bio_PrivateKey() failed (SSL: '
-            "error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM)"),
+            ('cannot load certificate key "data:...": PEM_read_bio_PrivateKey() failed (SSL: '
+             "error:1E08010C:DECODER routines::unsupported:No supported data to decode. Input type: PEM)")),
         "wrong passwords": (enc + f" ssl_password_file {wrong};", (), None),
     }
 
@@ -128,7 +127,9 @@ CASES = [
 def test_error_message(tmp_path, pki, case):
     body, names, expected = broken(pki, tmp_path)[case]
     message = error_of(tmp_path, body, names)
-    if expected is not None:
+    if isinstance(expected, tuple):
+        assert message.startswith(expected[0]) and message.endswith(expected[1])
+    elif expected is not None:
         assert message == expected
     else:
         assert message.startswith(("cannot load", "SSL_CTX_", "SSL_CONF_cmd(", "PEM_read_bio_", "BIO_new_file("))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import ssl
 import subprocess
+from pathlib import Path
 
 import pytest
 from clients import client_context, connect, handshake_session, s_client
@@ -56,8 +57,8 @@ def test_key_in_the_certificate_file(tmp_path, pki, serve):
 
 
 def test_data_values(tmp_path, pki, serve):
-    cert = open(pki["ecdsa.pem"]).read()
-    key = open(pki["ecdsa.key"]).read()
+    cert = Path(pki["ecdsa.pem"]).read_text()
+    key = Path(pki["ecdsa.key"]).read_text()
     body = f"ssl_certificate 'data:{cert}'; ssl_certificate_key 'data:{key}';"
     srv = serve(main=context(tmp_path, pki, body, names=()))
     out = s_client(srv.port, "-CAfile", pki["ca.pem"], "-verify_return_error")
@@ -209,8 +210,8 @@ def test_conf_command_overrides_session_tickets(tmp_path, pki, serve):
 
 
 def test_conf_command_file_values_are_relative_to_the_configuration(tmp_path, pki, serve):
-    (tmp_path / "other.pem").write_bytes(open(pki["other.pem"], "rb").read())
-    (tmp_path / "other.key").write_bytes(open(pki["other.key"], "rb").read())
+    (tmp_path / "other.pem").write_bytes(Path(pki["other.pem"]).read_bytes())
+    (tmp_path / "other.key").write_bytes(Path(pki["other.key"]).read_bytes())
     body = "ssl_conf_command Certificate other.pem; ssl_conf_command PrivateKey other.key;"
     srv = serve(main=context(tmp_path, pki, body))
     out = s_client(srv.port, "-CAfile", pki["ca.pem"])

@@ -10,7 +10,6 @@ import ssl
 import pytest
 from clients import client_context, memory_handshake
 from conf import context
-
 from mailgate._openssl import lib
 from mailgate.tls import SessionZones
 

@@ -13,8 +13,6 @@ import time
 import pytest
 from clients import client_context, handshake_session, memory_handshake
 from conf import certs, context, load
-
-from mailgate._openssl import lib
 from mailgate.tls import SessionZones, build_contexts
 
 TLS12 = ssl.TLSVersion.TLSv1_2
@@ -281,18 +279,18 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
     try:
         srv = serve(main=context(tmp_path / "mg", pki, f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};"))
         client = client_context(pki, version=TLS12)
-        with socket.create_connection(("127.0.0.1", port)) as raw:
-            with client.wrap_socket(raw, server_hostname="mail.test") as tls:
-                tls.recv(100)
-                from_nginx = tls.session
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                client.wrap_socket(raw, server_hostname="mail.test") as tls:
+            tls.recv(100)
+            from_nginx = tls.session
         assert resumed(srv.port, client, from_nginx)
         _, from_mailgate = handshake_session(srv.port, client)
-        with socket.create_connection(("127.0.0.1", port)) as raw:
-            with client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
-                tls.recv(100)
-                assert tls.session_reused
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
+            tls.recv(100)
+            assert tls.session_reused
     finally:
-        subprocess.run(nginx + ["-s", "stop"], capture_output=True)
+        subprocess.run([*nginx, "-s", "stop"], capture_output=True, check=False)
 
 
 def _free_port() -> int:

@@ -9,7 +9,6 @@ import time
 import pytest
 from clients import client_context, memory_handshake
 from conf import certs, load
-
 from mailgate._openssl import lib
 from mailgate.tls import ConfigError, SessionZone, SessionZones, build_contexts
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from mailgate.tls._binding import ffi, lib
 
@@ -120,7 +120,7 @@ class _PasswordSource:
     once OpenSSL has returned (the pyOpenSSL pattern).
     """
 
-    __slots__ = ("passwords", "index", "report", "exception", "handle")
+    __slots__ = ("exception", "handle", "index", "passwords", "report")
 
     def __init__(self, passwords: Passwords | None, report: Report):
         self.passwords = passwords
@@ -134,7 +134,7 @@ class _PasswordSource:
             return 0
         password = self.passwords[self.index]
         if len(password) > size:
-            self.report("error", "password is truncated to %d bytes" % size)
+            self.report("error", f"password is truncated to {size} bytes")
         n = min(len(password), size)
         ffi.memmove(buf, password, n)
         return n
@@ -150,7 +150,7 @@ def mg_password_callback(buf, size, rwflag, userdata):
     source = ffi.from_handle(userdata)
     try:
         return source.fill(buf, size, rwflag)
-    except BaseException as exc:  # stored; re-raised after the OpenSSL call
+    except BaseException as exc:  # noqa: BLE001 - stored, re-raised after the OpenSSL call
         source.exception = exc
         return 0
 

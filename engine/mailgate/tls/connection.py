@@ -14,14 +14,15 @@ the facts auth_http sends (Auth-SSL-*).
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
 from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
 
-__all__ = ["TLSConnection", "ClientCertificate", "CertificateCheck", "CertificateVerdict"]
+__all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
 
 Log = Callable[[str, str], None]  # (nginx level, message)
 
@@ -133,7 +134,7 @@ class TLSConnection:
     full.  Failures are raised instead, for the session to log.
     """
 
-    __slots__ = ("_conn", "_ssl", "context", "_log", "_nbytes", "_pending", "handshake_done")
+    __slots__ = ("_conn", "_log", "_nbytes", "_pending", "_ssl", "context", "handshake_done")
 
     def __init__(self, context: TLSContext, *, log: Log | None = None):
         conn = lib.mg_conn_new(context._ctx, 1)
@@ -215,16 +216,14 @@ class TLSConnection:
             self._conn, ffi.from_buffer(buffer, require_writable=True), len(buffer), self._nbytes
         )
         n = self._nbytes[0]
-        if code == _NONE or code == _WANT_READ:
-            return n
-        if code == _WANT_WRITE:  # pragma: no cover - memory BIOs never block
+        if code in (_NONE, _WANT_READ, _WANT_WRITE):
             return n
         if _peer_closed(code):
             lib.ERR_clear_error()
-            pending = TLSClosed
+            pending: Callable[[], BaseException] = TLSClosed
         else:
             failure = _failure(code, "SSL_read() failed")
-            pending = lambda: TLSError(failure.message, failure.level)  # noqa: E731
+            pending = functools.partial(TLSError, failure.message, failure.level)
         if n:
             # kept as a factory, not an exception: a raised exception's
             # traceback would tie this object into a reference cycle

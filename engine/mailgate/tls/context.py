@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import operator
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from mailgate.config import ConfigMessage, ServerConfig
 from mailgate.config.errors import os_error_text
@@ -335,11 +335,10 @@ class TLSContext:
                         raise ConfigError("SSL_CTX_set_ex_data() failed")
                 finally:
                     key[:] = b"\0" * len(key)
-        elif self.session_zone is not None:
-            # nginx 1.23.2+: automatic keys kept in the shared zone, so every
-            # worker encrypts with the same key and keys rotate.
-            if not lib.mg_ctx_use_zone_ticket_keys(ctx):
-                raise ConfigError("SSL_CTX_set_ex_data() failed")
+        # nginx 1.23.2+: without files, automatic keys kept in the shared
+        # zone, so that every worker encrypts with the same key; they rotate.
+        elif self.session_zone is not None and not lib.mg_ctx_use_zone_ticket_keys(ctx):
+            raise ConfigError("SSL_CTX_set_ex_data() failed")
 
     def _apply_conf_commands(self, commands: Sequence[tuple[str, str]]) -> None:
         if not commands:
