@@ -77,8 +77,19 @@ class Listener:
         """The server for a connection (getsockname() routing behind a wildcard)."""
         return self._routes.get(local_address, self._default)
 
-    def session(self) -> ClientSession:
-        return ClientSession(self, self.proxy.next_connection_number())
+    def session(self) -> asyncio.BaseProtocol:
+        proxy = self.proxy
+        if proxy.connection_limit and proxy.connections_in_use() >= proxy.connection_limit:
+            proxy.refused()
+            return _Refused()
+        return ClientSession(self, proxy.next_connection_number())
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over ``worker_connections``: closed at once, as nginx drops it."""
+
+    def connection_made(self, transport) -> None:
+        transport.abort()
 
 
 class MailProxy:
@@ -90,7 +101,8 @@ class MailProxy:
     already bound listening sockets (from the master), aligned with
     ``config.listen_sockets()``; without them the proxy binds its own.  ``zones``
     are the shared session zones (from the master); without them the proxy makes
-    its own.
+    its own.  ``connection_limit`` is ``worker_connections``: client and backend
+    connections together, beyond which new clients are refused.
     """
 
     def __init__(
@@ -101,6 +113,7 @@ class MailProxy:
         sockets: Iterable[socket.socket] | None = None,
         zones=None,
         log_files: LogFiles | None = None,
+        connection_limit: int | None = None,
     ):
         self.config = load_config(config) if isinstance(config, str) else config
         self.auth = auth
@@ -110,13 +123,35 @@ class MailProxy:
         self._zones = zones
         self._own_zones = zones is None
         self.log_files = log_files or LogFiles()
+        self.connection_limit = connection_limit
+        self.backends = 0  # backend connections of the sessions, counted by BackendSession
         self._connections = 0
+        self._refused_logged = 0.0
+        self._main_log: ErrorLog | None = None
         self._closed = asyncio.Event()
         self._started = False
 
     def next_connection_number(self) -> int:
         self._connections += 1
         return self._connections
+
+    def connections_in_use(self) -> int:
+        """Client and backend connections open now (what worker_connections counts)."""
+        return len(self.sessions) + self.backends
+
+    def refused(self) -> None:
+        """A client was refused for lack of connections: nginx's alert, once a second."""
+        now = asyncio.get_running_loop().time()
+        if now - self._refused_logged >= 1.0:
+            self._refused_logged = now
+            self.main_log.log("alert", "%d worker_connections are not enough" % self.connection_limit)
+
+    @property
+    def main_log(self) -> ErrorLog:
+        """The main context's error_log (process-level lines)."""
+        if self._main_log is None:
+            self._main_log = ErrorLog(self.config.main.error_log, self.log_files)
+        return self._main_log
 
     # -- life cycle -----------------------------------------------------------
 

@@ -74,6 +74,7 @@ class BackendSession:
         self._connect_task: asyncio.Task | None = None
         self._reading = True
         self._closed = False
+        client.proxy.backends += 1
 
     # -- life cycle ------------------------------------------------------------
 
@@ -199,6 +200,7 @@ class BackendSession:
         if self._closed:
             return
         self._closed = True
+        self.client.proxy.backends -= 1
         self.disarm()
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()
