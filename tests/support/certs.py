@@ -62,8 +62,10 @@ class CertFiles:
 
     @property
     def serial_hex(self) -> str:
-        """Serial number as nginx sends it in Auth-SSL-Serial: upper-case hex."""
-        return format(self.certificate.serial_number, "X")
+        """Serial number as nginx sends it in Auth-SSL-Serial: upper-case hex of the
+        integer's bytes (so always an even number of digits, as OpenSSL prints it)."""
+        digits = format(self.certificate.serial_number, "X")
+        return digits.zfill(len(digits) + len(digits) % 2)
 
     @property
     def sha1_fingerprint(self) -> str:
