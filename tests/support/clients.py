@@ -13,9 +13,11 @@ import re
 import smtplib
 import ssl
 import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 from .certs import PKI, CertFiles
 from .users import MailUser
@@ -203,7 +205,8 @@ def curl(
     try:
         done = subprocess.run(argv, input=upload, capture_output=True, timeout=timeout + 5)
     except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"curl did not finish in {timeout + 5}s: {' '.join(argv)}") from exc
+        seen = (exc.stderr or b"").decode(errors="replace")
+        raise AssertionError(f"curl did not finish in {timeout + 5}s: {' '.join(argv)}\n{seen}") from None
     return CurlResult(done.returncode, done.stdout, done.stderr.decode(errors="replace"), tuple(argv))
 
 
@@ -240,6 +243,9 @@ class SClientResult:
         return int(match.group(1)) if match else None
 
 
+_GREETING = re.compile(rb"^(?:\* OK|\+OK|220[ -])", re.MULTILINE)
+
+
 def s_client(
     host: str,
     port: int,
@@ -252,19 +258,23 @@ def s_client(
     sess_in: Path | None = None,
     reconnect: bool = False,
     tls_version: str | None = None,
+    wait_for_greeting: bool | None = None,
     extra: Sequence[str] = (),
     timeout: float = 20.0,
 ) -> SClientResult:
-    """Run ``openssl s_client`` against ``host:port``, feeding ``send`` after the
-    handshake, and wait until the server closes (``-ign_eof``) or ``timeout``.
+    """Run ``openssl s_client`` against ``host:port``, feed ``send``, and wait until
+    the server closes (``-ign_eof``) or ``timeout``.
 
     ``starttls`` is ``"imap"``, ``"pop3"`` or ``"smtp"``; ``tls_version`` e.g.
     ``"tls1_2"`` becomes ``-tls1_2``.  Without ``send`` the client hangs up right after
-    the handshake.
+    the handshake.  With implicit TLS, ``send`` is written only once the server's
+    greeting arrived (``wait_for_greeting``, default on without ``starttls``): nginx
+    1.22 can leave a command that arrives together with the TLS 1.3 Finished unread
+    until more data comes.
 
     Example::
 
-        r = s_client(h, p, pki=pki, starttls="imap", send=b"a LOGOUT\\r\\n")
+        r = s_client(h, p, pki=pki, starttls="imap", send=b"a LOGOUT\r\n")
         assert r.verify_code == 0 and b"* BYE" in r.stdout
     """
     if starttls not in (None, "imap", "pop3", "smtp"):
@@ -286,8 +296,39 @@ def s_client(
     if send:
         argv.append("-ign_eof")
     argv += list(extra)
+    if wait_for_greeting is None:
+        wait_for_greeting = bool(send) and starttls is None and not reconnect
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = bytearray(), bytearray()
+    readers = [threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)]
+    for reader in readers:
+        reader.start()
     try:
-        done = subprocess.run(argv, input=send, capture_output=True, timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        raise AssertionError(f"openssl s_client did not finish in {timeout}s: {' '.join(argv)}") from exc
-    return SClientResult(done.returncode, done.stdout, done.stderr.decode(errors="replace"), tuple(argv))
+        if wait_for_greeting:
+            while not _GREETING.search(out) and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(send)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        proc.wait(max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        for reader in readers:
+            reader.join(5)
+        seen = (bytes(out) + bytes(err)).decode(errors="replace")
+        raise AssertionError(f"openssl s_client did not finish in {timeout}s: {' '.join(argv)}\n{seen}") from None
+    for reader in readers:
+        reader.join(5)
+    return SClientResult(proc.returncode, bytes(out), bytes(err).decode(errors="replace"), tuple(argv))
+
+
+def _drain(stream: IO[bytes] | None, into: bytearray) -> None:
+    assert stream is not None
+    while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+        into += chunk

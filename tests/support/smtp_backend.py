@@ -75,7 +75,8 @@ class SmtpConnection:
         return [verb for verb, _ in self.commands]
 
     def command_lines(self) -> list[str]:
-        """The commands as lines without CRLF (argument as aiosmtpd stripped it)."""
+        """The commands as lines without CRLF: verb upper-cased, argument stripped
+        (as aiosmtpd parsed them; :attr:`raw` has the exact bytes)."""
         return [verb if arg is None else f"{verb} {arg}" for verb, arg in self.commands]
 
 
