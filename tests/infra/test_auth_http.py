@@ -19,7 +19,7 @@ from tests.support.auth_http import (
     SequencePolicy,
     unescape,
 )
-from tests.support.users import ALICE, BOB, DEFAULT_USERS
+from tests.support.users import ALICE, DEFAULT_USERS
 
 BACKENDS = {"imap": ("127.0.0.1", 1143), "pop3": ("127.0.0.1", 1110), "smtp": ("127.0.0.1", 1025)}
 
@@ -49,28 +49,53 @@ def server(port_allocator):
 
 
 def test_ok_for_a_known_user_and_the_raw_request_is_recorded(server):
-    raw = _request(Auth_Method="plain", Auth_User="bob", Auth_Pass="secret%20pass",
-                   Auth_Protocol="pop3", Auth_Login_Attempt="1", Client_IP="127.0.0.1")
+    raw = _request(
+        Auth_Method="plain",
+        Auth_User="bob",
+        Auth_Pass="secret%20pass",
+        Auth_Protocol="pop3",
+        Auth_Login_Attempt="1",
+        Client_IP="127.0.0.1",
+    )
     answer, _ = _exchange(server, raw)
-    assert answer == (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
-                      b"Auth-Port: 1110\r\nAuth-Pass: secret pass\r\n\r\n")
+    assert answer == (
+        b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
+        b"Auth-Port: 1110\r\nAuth-Pass: secret pass\r\n\r\n"
+    )
     [request] = server.requests
     assert request.raw == raw and request.complete
-    assert request.header_names == ["Host", "Auth-Method", "Auth-User", "Auth-Pass", "Auth-Protocol",
-                                    "Auth-Login-Attempt", "Client-IP"]
+    assert request.header_names == [
+        "Host",
+        "Auth-Method",
+        "Auth-User",
+        "Auth-Pass",
+        "Auth-Protocol",
+        "Auth-Login-Attempt",
+        "Client-IP",
+    ]
     assert (request.login, request.password, request.protocol, request.attempt) == (
-        "bob", "secret pass", "pop3", 1)
+        "bob",
+        "secret pass",
+        "pop3",
+        1,
+    )
     assert request.header("auth-pass") == "secret%20pass"
 
 
 def test_failure_with_wait_and_smtp_error_code(server):
     server.policy = DefaultPolicy(DEFAULT_USERS, BACKENDS, wait=3)
-    answer, _ = _exchange(server, _request(Auth_Method="plain", Auth_User="alice", Auth_Pass="bad",
-                                           Auth_Protocol="smtp"))
-    assert answer == (b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n"
-                      b"Auth-Error-Code: 535 5.7.8\r\n\r\n")
-    answer, _ = _exchange(server, _request(Auth_Method="plain", Auth_User="nobody", Auth_Pass="x",
-                                           Auth_Protocol="imap"))
+    answer, _ = _exchange(
+        server,
+        _request(Auth_Method="plain", Auth_User="alice", Auth_Pass="bad", Auth_Protocol="smtp"),
+    )
+    assert answer == (
+        b"HTTP/1.0 200 OK\r\nAuth-Status: Invalid login or password\r\nAuth-Wait: 3\r\n"
+        b"Auth-Error-Code: 535 5.7.8\r\n\r\n"
+    )
+    answer, _ = _exchange(
+        server,
+        _request(Auth_Method="plain", Auth_User="nobody", Auth_Pass="x", Auth_Protocol="imap"),
+    )
     assert b"Auth-Error-Code" not in answer and b"Invalid login or password" in answer
 
 
@@ -82,27 +107,55 @@ def test_salted_methods_are_verified(server, method):
     else:
         good = hmac.new(ALICE.password.encode(), salt.encode(), hashlib.md5).hexdigest()
     for digest, ok in ((good, True), ("0" * 32, False)):
-        answer, _ = _exchange(server, _request(Auth_Method=method, Auth_User="alice", Auth_Pass=digest,
-                                               Auth_Salt=salt, Auth_Protocol="pop3"))
+        answer, _ = _exchange(
+            server,
+            _request(
+                Auth_Method=method,
+                Auth_User="alice",
+                Auth_Pass=digest,
+                Auth_Salt=salt,
+                Auth_Protocol="pop3",
+            ),
+        )
         assert (b"Auth-Status: OK" in answer) is ok
         assert (f"Auth-Pass: {ALICE.password}".encode() in answer) is ok
 
 
 def test_external_needs_a_verified_certificate_and_none_always_passes(server):
-    answer, _ = _exchange(server, _request(Auth_Method="external", Auth_User="alice", Auth_Pass="",
-                                           Auth_Protocol="imap", Auth_SSL_Verify="SUCCESS"))
+    answer, _ = _exchange(
+        server,
+        _request(
+            Auth_Method="external",
+            Auth_User="alice",
+            Auth_Pass="",
+            Auth_Protocol="imap",
+            Auth_SSL_Verify="SUCCESS",
+        ),
+    )
     assert b"Auth-Status: OK" in answer
-    answer, _ = _exchange(server, _request(Auth_Method="external", Auth_User="alice", Auth_Pass="",
-                                           Auth_Protocol="imap", Auth_SSL_Verify="NONE"))
+    answer, _ = _exchange(
+        server,
+        _request(
+            Auth_Method="external",
+            Auth_User="alice",
+            Auth_Pass="",
+            Auth_Protocol="imap",
+            Auth_SSL_Verify="NONE",
+        ),
+    )
     assert b"Auth-Status: OK" not in answer
-    answer, _ = _exchange(server, _request(Auth_Method="none", Auth_User="", Auth_Pass="",
-                                           Auth_Protocol="smtp"))
-    assert answer == (b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
-                      b"Auth-Port: 1025\r\n\r\n")
+    answer, _ = _exchange(
+        server, _request(Auth_Method="none", Auth_User="", Auth_Pass="", Auth_Protocol="smtp")
+    )
+    assert answer == (
+        b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 1025\r\n\r\n"
+    )
 
 
 def test_raw_split_delayed_and_no_status_line_answers(server):
-    server.policy = lambda request: RawReply(b"Auth-Status: OK\nAuth-Server: 127.0.0.1\n\n", chunks=3)
+    server.policy = lambda request: RawReply(
+        b"Auth-Status: OK\nAuth-Server: 127.0.0.1\n\n", chunks=3
+    )
     answer, _ = _exchange(server, _request(Auth_Method="plain"))
     assert answer == b"Auth-Status: OK\nAuth-Server: 127.0.0.1\n\n"
     server.policy = lambda request: Reply([("Auth-Status", "OK")], status_line=None, delay=0.3)
@@ -125,8 +178,12 @@ def test_close_without_answer_and_never_answering(server):
 
 def test_sequence_wait_then_ok(server):
     default = server.policy
-    server.policy = SequencePolicy([Reply([("Auth-Status", "WAIT"), ("Auth-Wait", 1)])], then=default)
-    raw = _request(Auth_Method="plain", Auth_User="alice", Auth_Pass="alice-secret", Auth_Protocol="imap")
+    server.policy = SequencePolicy(
+        [Reply([("Auth-Status", "WAIT"), ("Auth-Wait", 1)])], then=default
+    )
+    raw = _request(
+        Auth_Method="plain", Auth_User="alice", Auth_Pass="alice-secret", Auth_Protocol="imap"
+    )
     assert b"Auth-Status: WAIT" in _exchange(server, raw)[0]
     assert b"Auth-Status: OK" in _exchange(server, raw)[0]
     assert len(server.wait_for_requests(2)) == 2

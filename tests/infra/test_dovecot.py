@@ -42,9 +42,11 @@ def test_pop3_retr_returns_the_stored_bytes(dovecot):
 
 
 def test_a_wrong_password_is_refused(dovecot):
-    with open_imap(dovecot.host, dovecot.imap_port) as imap:
-        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
-            imap_login(imap, MailUser(ALICE.login, "wrong"))
+    with (
+        open_imap(dovecot.host, dovecot.imap_port) as imap,
+        pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"),
+    ):
+        imap_login(imap, MailUser(ALICE.login, "wrong"))
 
 
 def test_private_instance_with_tls_and_late_delivery(dovecot_factory, pki, tls_client_context):
@@ -58,12 +60,16 @@ def test_private_instance_with_tls_and_late_delivery(dovecot_factory, pki, tls_c
             imap_login(imap, ALICE)
             imap.select("INBOX")
             assert imap_fetch(imap, "1") == message.data
-    client = open_pop3(instance.host, instance.pop3s_port, security="ssl", context=tls_client_context)
+    client = open_pop3(
+        instance.host, instance.pop3s_port, security="ssl", context=tls_client_context
+    )
     client.user(ALICE.login)
     client.pass_(ALICE.password)
     assert pop3_retr(client, 1) == message.data
     client.quit()
-    other = instance.deliver(ALICE.login, make_message("box", "in another folder\r\n"), mailbox="Archive")
+    other = instance.deliver(
+        ALICE.login, make_message("box", "in another folder\r\n"), mailbox="Archive"
+    )
     with open_imap(instance.host, instance.imap_port) as imap:
         imap_login(imap, ALICE)
         imap.select("Archive")

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +28,7 @@ def test_ports_are_distinct_bindable_and_below_the_ephemeral_range(tmp_path):
     ports = allocator.allocate(20)
     assert len(set(ports)) == 20
     low, high = default_port_range()
-    ephemeral_low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     assert all(low <= p <= high < ephemeral_low for p in ports)
     for port in ports:
         with socket.socket() as sock:
@@ -61,8 +62,14 @@ def test_another_process_gets_only_the_ports_left(tmp_path):
         "try:\n    a.port(); extra = True\nexcept PortsExhausted:\n    extra = False\n"
         "print(json.dumps([got, extra]))\n"
     )
-    done = subprocess.run([sys.executable, "-c", child], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", child],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     theirs, extra = json.loads(done.stdout)
     assert not mine & set(theirs)
     assert len(set(theirs)) == 4 and extra is False

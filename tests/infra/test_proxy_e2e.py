@@ -17,7 +17,15 @@ from tests.support.clients import (
     s_client,
 )
 from tests.support.messages import make_message
-from tests.support.transcript import MASK_SALTS, ReadEOF, ReadLine, ReadTagged, ReadUntil, StartTLS, run_script
+from tests.support.transcript import (
+    MASK_SALTS,
+    ReadEOF,
+    ReadLine,
+    ReadTagged,
+    ReadUntil,
+    StartTLS,
+    run_script,
+)
 from tests.support.users import ALICE, BOB, BULK, JOERG
 
 pytestmark = pytest.mark.nginx
@@ -119,7 +127,10 @@ def test_smtp_xclient_off_over_implicit_tls(running, smtp_backend, tls_client_co
     [message] = smtp_backend.wait_for_messages(1)
     assert message.data == SMTP_BODY and message.xclient is None
     # No XCLIENT: nginx's own EHLO, then the client's session relayed as it is.
-    assert smtp_backend.connections()[0].command_lines()[:2] == ["EHLO mx.test", "MAIL FROM:<a@example.test>"]
+    assert smtp_backend.connections()[0].command_lines()[:2] == [
+        "EHLO mx.test",
+        "MAIL FROM:<a@example.test>",
+    ]
 
 
 def test_smtp_auth_none_passes_the_envelope(running, smtp_backend, auth_server):
@@ -145,7 +156,9 @@ def test_smtp_rejected_recipient_reaches_the_client(running, smtp_backend):
     with open_smtp(*running.address("smtp")) as client:
         client.ehlo("client.test")
         client.login(ALICE.login, ALICE.password)
-        refused = client.sendmail("a@example.test", ["nobody@example.test", "b@example.test"], SMTP_BODY)
+        refused = client.sendmail(
+            "a@example.test", ["nobody@example.test", "b@example.test"], SMTP_BODY
+        )
     assert refused == {"nobody@example.test": (550, b"5.1.1 No such user")}
 
 
@@ -166,16 +179,28 @@ def test_auth_http_requests_in_nginx_order(running, auth_server, tls_client_cont
     head = b"GET /auth HTTP/1.0\r\nHost: 127.0.0.1\r\nAuth-Method: plain\r\n"
     assert imap_request.raw == head + (
         b"Auth-User: bob\r\nAuth-Pass: secret%20pass\r\nAuth-Protocol: imap\r\n"
-        b"Auth-Login-Attempt: 1\r\nClient-IP: 127.0.0.1\r\nX-Custom: hello world\r\n\r\n")
+        b"Auth-Login-Attempt: 1\r\nClient-IP: 127.0.0.1\r\nX-Custom: hello world\r\n\r\n"
+    )
     assert pop3_request.header_names == [
-        "Host", "Auth-Method", "Auth-User", "Auth-Pass", "Auth-Protocol", "Auth-Login-Attempt",
-        "Client-IP", "Auth-SSL", "Auth-SSL-Protocol", "Auth-SSL-Cipher", "X-Custom"]
+        "Host",
+        "Auth-Method",
+        "Auth-User",
+        "Auth-Pass",
+        "Auth-Protocol",
+        "Auth-Login-Attempt",
+        "Client-IP",
+        "Auth-SSL",
+        "Auth-SSL-Protocol",
+        "Auth-SSL-Cipher",
+        "X-Custom",
+    ]
     assert pop3_request.header("Auth-User") == "jörg" and pop3_request.login == JOERG.login
     assert pop3_request.header("Auth-SSL-Protocol") == "TLSv1.3"
     assert smtp_request.raw == head + (
         b"Auth-User: alice\r\nAuth-Pass: alice-secret\r\nAuth-Protocol: smtp\r\n"
         b"Auth-Login-Attempt: 1\r\nClient-IP: 127.0.0.1\r\nClient-Host: [UNAVAILABLE]\r\n"
-        b"X-Custom: hello world\r\n\r\n")
+        b"X-Custom: hello world\r\n\r\n"
+    )
 
 
 def test_apop_sends_the_salt(running, auth_server, dovecot):
@@ -194,12 +219,15 @@ def test_apop_sends_the_salt(running, auth_server, dovecot):
 # -- TLS with curl and openssl --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scheme, port, path, ssl_reqd", [
-    ("imaps", "imaps", "INBOX;UID=1", False),
-    ("imap", "imap", "INBOX;UID=1", True),
-    ("pop3s", "pop3s", "1", False),
-    ("pop3", "pop3", "1", True),
-])
+@pytest.mark.parametrize(
+    "scheme, port, path, ssl_reqd",
+    [
+        ("imaps", "imaps", "INBOX;UID=1", False),
+        ("imap", "imap", "INBOX;UID=1", True),
+        ("pop3s", "pop3s", "1", False),
+        ("pop3", "pop3", "1", True),
+    ],
+)
 def test_curl_fetch_over_tls(running, dovecot, pki, curl_available, scheme, port, path, ssl_reqd):
     url = curl_url(scheme, *running.address(port), path)
     result = curl(url, pki=pki, user=ALICE, ssl_reqd=ssl_reqd).check()
@@ -209,16 +237,26 @@ def test_curl_fetch_over_tls(running, dovecot, pki, curl_available, scheme, port
 @pytest.mark.parametrize("scheme, port", [("smtps", "smtps"), ("smtp", "smtp")])
 def test_curl_send_over_tls(running, smtp_backend, pki, curl_available, scheme, port):
     message = make_message("via curl", "sent with curl\r\n")
-    curl(curl_url(scheme, *running.address(port)), pki=pki, user=ALICE, ssl_reqd=scheme == "smtp",
-         mail_from="a@example.test", mail_rcpt=["b@example.test"], upload=message).check()
+    curl(
+        curl_url(scheme, *running.address(port)),
+        pki=pki,
+        user=ALICE,
+        ssl_reqd=scheme == "smtp",
+        mail_from="a@example.test",
+        mail_rcpt=["b@example.test"],
+        upload=message,
+    ).check()
     assert smtp_backend.wait_for_messages(1)[0].data == message
 
 
-@pytest.mark.parametrize("protocol, port, command", [
-    ("imap", "imap", b"a1 LOGIN alice alice-secret\r\na2 LOGOUT\r\n"),
-    ("pop3", "pop3", b"USER alice\r\nPASS alice-secret\r\nQUIT\r\n"),
-    ("smtp", "smtp", b"QUIT\r\n"),
-])
+@pytest.mark.parametrize(
+    "protocol, port, command",
+    [
+        ("imap", "imap", b"a1 LOGIN alice alice-secret\r\na2 LOGOUT\r\n"),
+        ("pop3", "pop3", b"USER alice\r\nPASS alice-secret\r\nQUIT\r\n"),
+        ("smtp", "smtp", b"QUIT\r\n"),
+    ],
+)
 def test_openssl_starttls(running, pki, openssl_available, protocol, port, command):
     result = s_client(*running.address(port), pki=pki, starttls=protocol, send=command)
     assert result.verify_code == 0, result.stdout
@@ -237,44 +275,75 @@ def test_openssl_implicit_tls_session_resumption(running, pki, openssl_available
     assert again.reused_count >= 1, again.stdout
 
 
-@pytest.mark.parametrize("cipher, key_type", [
-    ("ECDHE-RSA-AES128-GCM-SHA256", b"RSA"),
-    ("ECDHE-ECDSA-AES128-GCM-SHA256", b"EC"),
-])
+@pytest.mark.parametrize(
+    "cipher, key_type",
+    [
+        ("ECDHE-RSA-AES128-GCM-SHA256", b"RSA"),
+        ("ECDHE-ECDSA-AES128-GCM-SHA256", b"EC"),
+    ],
+)
 def test_rsa_and_ecdsa_chains_are_both_served(running, pki, openssl_available, cipher, key_type):
-    result = s_client(*running.address("imaps"), pki=pki, tls_version="tls1_2",
-                      extra=["-cipher", cipher], send=b"a LOGOUT\r\n")
+    result = s_client(
+        *running.address("imaps"),
+        pki=pki,
+        tls_version="tls1_2",
+        extra=["-cipher", cipher],
+        send=b"a LOGOUT\r\n",
+    )
     assert result.verify_code == 0 and result.handshakes[0][2] == cipher
     assert b"Server public key is" in result.stdout
-    assert b"depth=1 C = US, O = mailgate tests, CN = mailgate test intermediate CA" in result.stderr.encode()
+    assert (
+        b"depth=1 C = US, O = mailgate tests, CN = mailgate test intermediate CA"
+        in result.stderr.encode()
+    )
     assert (b"a:PKEY: " + key_type) in result.stdout or key_type in result.stdout
 
 
 # -- failures ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("port, script, expected", [
-    ("imap", [b"a1 LOGIN alice wrong\r\n"], b"a1 NO Invalid login or password\r\n"),
-    ("pop3", [b"USER alice\r\n", ReadLine(), b"PASS wrong\r\n"], b"-ERR Invalid login or password\r\n"),
-    ("smtp", [b"EHLO client.test\r\n", ReadTagged(b"250"), b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n"],
-     b"535 5.7.8 Invalid login or password\r\n"),
-])
+@pytest.mark.parametrize(
+    "port, script, expected",
+    [
+        ("imap", [b"a1 LOGIN alice wrong\r\n"], b"a1 NO Invalid login or password\r\n"),
+        (
+            "pop3",
+            [b"USER alice\r\n", ReadLine(), b"PASS wrong\r\n"],
+            b"-ERR Invalid login or password\r\n",
+        ),
+        (
+            "smtp",
+            [b"EHLO client.test\r\n", ReadTagged(b"250"), b"AUTH PLAIN AGFsaWNlAHdyb25n\r\n"],
+            b"535 5.7.8 Invalid login or password\r\n",
+        ),
+    ],
+)
 def test_bad_password_gets_nginx_reply_and_close(running, auth_server, port, script, expected):
     transcript = run_script(running.address(port), [ReadLine(), *script, ReadEOF()])
     assert transcript.replies()[-1] == expected
     assert transcript.closed_by_server
     assert auth_server.requests[0].password == "wrong"
-    assert any('client login failed: "Invalid login or password"' in line
-               for line in running.log_lines("info"))
+    assert any(
+        'client login failed: "Invalid login or password"' in line
+        for line in running.log_lines("info")
+    )
 
 
 def test_starttls_transcript_and_salt_masking(running, tls_client_context):
-    transcript = run_script(running.address("pop3"), [
-        ReadLine(),
-        b"CAPA\r\n", ReadUntil(b"\r\n.\r\n"),
-        b"STLS\r\n", ReadLine(), StartTLS(),
-        b"QUIT\r\n", ReadEOF(),
-    ], tls_context=tls_client_context)
+    transcript = run_script(
+        running.address("pop3"),
+        [
+            ReadLine(),
+            b"CAPA\r\n",
+            ReadUntil(b"\r\n.\r\n"),
+            b"STLS\r\n",
+            ReadLine(),
+            StartTLS(),
+            b"QUIT\r\n",
+            ReadEOF(),
+        ],
+        tls_context=tls_client_context,
+    )
     greeting = transcript.replies()[0]
     assert greeting.startswith(b"+OK POP3 ready <") and greeting.endswith(b"@mx.test>\r\n")
     masked = transcript.normalized(*MASK_SALTS)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.procs import StartupError, group_alive, pid_alive
 from tests.support.proxy import IMPLEMENTATIONS, Mailgate
+from tests.support.transcript import ReadLine, run_script
 
 pytestmark = pytest.mark.nginx
 
@@ -35,7 +36,9 @@ def test_check_config_reports_nginx_errors(nginx):
 
 def test_start_failure_carries_the_diagnostics(nginx):
     nginx.tolerate_problems = True  # the [emerg] is the point
-    with pytest.raises(StartupError, match=r'(?s)did not start.*unknown directive "no_such_directive"'):
+    with pytest.raises(
+        StartupError, match=r'(?s)did not start.*unknown directive "no_such_directive"'
+    ):
         nginx.start(IMAP_ONLY + "    no_such_directive on;\n")
     assert not nginx.running
 
@@ -53,6 +56,9 @@ def test_daemon_mode_and_signals(nginx):
     nginx.start(IMAP_ONLY, daemon=True)
     pid = nginx.master_pid
     assert nginx.running and pid == int(nginx.pid_path.read_text())
+    # A greeting proves the worker is up: a QUIT sent while nginx's worker is still
+    # starting can be lost, and the master then waits for it forever.
+    assert run_script(nginx.address("imap"), [ReadLine()]).received == b"* OK IMAP4 ready\r\n"
     nginx.send_signal(signal.SIGUSR1)  # reopen logs: harmless, proves the pid is the master
     nginx.stop(sig=signal.SIGQUIT)
     assert not pid_alive(pid) and not group_alive(pid)
@@ -61,7 +67,9 @@ def test_daemon_mode_and_signals(nginx):
 def test_log_lines_by_level(nginx):
     nginx.start(IMAP_ONLY)
     nginx.stop()
-    assert nginx.log_lines("notice") and all("[notice]" in line for line in nginx.log_lines("notice"))
+    assert nginx.log_lines("notice") and all(
+        "[notice]" in line for line in nginx.log_lines("notice")
+    )
 
 
 def test_mailgate_is_skipped_with_a_reason_until_its_cli_exists(tmp_path):
@@ -75,4 +83,6 @@ def test_mailgate_is_skipped_with_a_reason_until_its_cli_exists(tmp_path):
     (fake / "cli.py").write_text("def main():\n    pass\n")
     assert Mailgate(tmp_path / "engine").available() == (True, "")
     argv = Mailgate(tmp_path / "engine").command(tmp_path, tmp_path / "m.conf", "daemon off;")
-    assert argv[1:3] == ["-m", "mailgate"] and argv[argv.index("-c") + 1] == str(tmp_path / "m.conf")
+    assert argv[1:3] == ["-m", "mailgate"] and argv[argv.index("-c") + 1] == str(
+        tmp_path / "m.conf"
+    )

@@ -38,15 +38,24 @@ def test_xclient_greets_anew_and_forgets_helo(smtp_backend):
 
 def test_data_is_recorded_dot_unstuffed_with_bare_lf_kept(smtp_backend):
     wire = b"..leading\r\n.\nbare LF then dot\r\nplain\nbare\r\n...\r\n"
-    transcript = run_script((smtp_backend.host, smtp_backend.port), [
-        ReadLine(),
-        b"HELO client.test\r\n", ReadLine(),
-        b"MAIL FROM:<a@example.test>\r\n", ReadLine(),
-        b"RCPT TO:<b@example.test>\r\n", ReadLine(),
-        b"DATA\r\n", ReadLine(),
-        wire + b".\r\n", ReadLine(),
-        b"QUIT\r\n", ReadLine(),
-    ])
+    transcript = run_script(
+        (smtp_backend.host, smtp_backend.port),
+        [
+            ReadLine(),
+            b"HELO client.test\r\n",
+            ReadLine(),
+            b"MAIL FROM:<a@example.test>\r\n",
+            ReadLine(),
+            b"RCPT TO:<b@example.test>\r\n",
+            ReadLine(),
+            b"DATA\r\n",
+            ReadLine(),
+            wire + b".\r\n",
+            ReadLine(),
+            b"QUIT\r\n",
+            ReadLine(),
+        ],
+    )
     assert transcript.replies()[-2] == b"250 2.0.0 OK queued\r\n"
     [message] = smtp_backend.wait_for_messages(1)
     # RFC 5321 4.5.2: one leading dot is removed from each CRLF-delimited line only.
@@ -67,20 +76,29 @@ def test_auth_plain_with_known_and_unknown_credentials(smtp_backend):
     assert _auth_plain(smtp_backend, BOB.login, "wrong")[0] == 535
     smtp_backend.reject_auth = True
     assert _auth_plain(smtp_backend, BOB.login, BOB.password)[0] == 535
-    with open_smtp(smtp_backend.host, smtp_backend.port) as client:
-        with pytest.raises(smtplib.SMTPAuthenticationError):
-            client.login(BOB.login, BOB.password)  # smtplib tries PLAIN, then LOGIN
+    with (
+        open_smtp(smtp_backend.host, smtp_backend.port) as client,
+        pytest.raises(smtplib.SMTPAuthenticationError),
+    ):
+        client.login(BOB.login, BOB.password)  # smtplib tries PLAIN, then LOGIN
     logins = [c.login for c in smtp_backend.connections()]
     attempts = [a for c in smtp_backend.connections() for a in c.auth_attempts]
     assert logins == [JOERG.login, None, None, None]
-    assert attempts[:3] == [(JOERG.login, JOERG.password), (BOB.login, "wrong"), (BOB.login, BOB.password)]
+    assert attempts[:3] == [
+        (JOERG.login, JOERG.password),
+        (BOB.login, "wrong"),
+        (BOB.login, BOB.password),
+    ]
 
 
 def test_rejected_recipient_gets_the_given_reply(smtp_backend):
     smtp_backend.reject_rcpt["nobody@example.test"] = "550 5.1.1 No such user"
     with open_smtp(smtp_backend.host, smtp_backend.port) as client:
-        refused = client.sendmail("a@example.test", ["nobody@example.test", "b@example.test"],
-                                  b"Subject: x\r\n\r\nbody\r\n")
+        refused = client.sendmail(
+            "a@example.test",
+            ["nobody@example.test", "b@example.test"],
+            b"Subject: x\r\n\r\nbody\r\n",
+        )
     assert refused == {"nobody@example.test": (550, b"5.1.1 No such user")}
     assert smtp_backend.messages()[0].rcpt_tos == ["b@example.test"]
 

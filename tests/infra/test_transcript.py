@@ -32,12 +32,18 @@ from tests.support.users import ALICE
 
 
 def test_smtp_conversation_is_recorded_in_order(smtp_backend):
-    t = run_script((smtp_backend.host, smtp_backend.port), [
-        ReadLine(),
-        b"EHLO client.test\r\n", ReadUntil(re.compile(rb"^250 ", re.M)),
-        b"NOOP\r\n", ReadLine(),
-        b"QUIT\r\n", ReadEOF(),
-    ])
+    t = run_script(
+        (smtp_backend.host, smtp_backend.port),
+        [
+            ReadLine(),
+            b"EHLO client.test\r\n",
+            ReadUntil(re.compile(rb"^250 ", re.MULTILINE)),
+            b"NOOP\r\n",
+            ReadLine(),
+            b"QUIT\r\n",
+            ReadEOF(),
+        ],
+    )
     kinds = [e.kind for e in t.events]
     assert kinds == ["S", "C", "S", "C", "S", "C", "S", "eof"]
     assert t.replies()[2] == b"250 OK\r\n" and t.replies()[3] == b"221 Bye\r\n"
@@ -50,9 +56,14 @@ def test_a_silent_server_ends_reads_by_timeout_not_by_hanging(port_allocator):
     server.start()
     try:
         started = time.monotonic()
-        t = run_script((server.host, server.port), [
-            b"GET / HTTP/1.0\r\n\r\n", ReadLine(timeout=0.3), ReadIdle(quiet=0.1, timeout=2),
-        ])
+        t = run_script(
+            (server.host, server.port),
+            [
+                b"GET / HTTP/1.0\r\n\r\n",
+                ReadLine(timeout=0.3),
+                ReadIdle(quiet=0.1, timeout=2),
+            ],
+        )
         assert time.monotonic() - started < 2
         assert [e.kind for e in t.events] == ["C", "timeout"]
     finally:
@@ -60,29 +71,50 @@ def test_a_silent_server_ends_reads_by_timeout_not_by_hanging(port_allocator):
 
 
 def test_read_idle_collects_until_quiet_and_half_close(smtp_backend):
-    t = run_script((smtp_backend.host, smtp_backend.port), [
-        ReadIdle(quiet=0.2),
-        b"NOOP\r\nNOOP\r\n", Sleep(0.05), ReadIdle(quiet=0.2),
-        ShutdownWrite(), ReadEOF(timeout=3),
-        Close(),
-    ])
+    t = run_script(
+        (smtp_backend.host, smtp_backend.port),
+        [
+            ReadIdle(quiet=0.2),
+            b"NOOP\r\nNOOP\r\n",
+            Sleep(0.05),
+            ReadIdle(quiet=0.2),
+            ShutdownWrite(),
+            ReadEOF(timeout=3),
+            Close(),
+        ],
+    )
     assert t.replies()[1] == b"250 OK\r\n250 OK\r\n"
-    assert [e.kind for e in t.events][-2:] in (["eof", "close"], ["S", "close"]) or t.closed_by_server
+    assert [e.kind for e in t.events][-2:] in (
+        ["eof", "close"],
+        ["S", "close"],
+    ) or t.closed_by_server
 
 
 def test_starttls_and_implicit_tls(dovecot_factory, pki, tls_client_context):
     instance = dovecot_factory(users=[ALICE], tls=(pki.server_rsa.cert, pki.server_rsa.key_file))
     instance.start()
-    t = run_script((instance.host, instance.imap_port), [
-        ReadLine(),
-        b"a1 STARTTLS\r\n", ReadTagged(b"a1"), StartTLS(),
-        b"a2 LOGIN alice alice-secret\r\n", ReadTagged(b"a2"),
-        b"a3 LOGOUT\r\n", ReadEOF(),
-    ], tls_context=tls_client_context)
-    assert [e for e in t.events if e.kind == "tls"][0].data.startswith(b"TLSv1.")
+    t = run_script(
+        (instance.host, instance.imap_port),
+        [
+            ReadLine(),
+            b"a1 STARTTLS\r\n",
+            ReadTagged(b"a1"),
+            StartTLS(),
+            b"a2 LOGIN alice alice-secret\r\n",
+            ReadTagged(b"a2"),
+            b"a3 LOGOUT\r\n",
+            ReadEOF(),
+        ],
+        tls_context=tls_client_context,
+    )
+    assert next(e for e in t.events if e.kind == "tls").data.startswith(b"TLSv1.")
     assert b"a2 OK" in t.received and b"a3 OK" in t.received
-    implicit = run_script((instance.host, instance.imaps_port), [ReadLine(), b"a LOGOUT\r\n", ReadEOF()],
-                          tls_context=tls_client_context, implicit_tls=True)
+    implicit = run_script(
+        (instance.host, instance.imaps_port),
+        [ReadLine(), b"a LOGOUT\r\n", ReadEOF()],
+        tls_context=tls_client_context,
+        implicit_tls=True,
+    )
     assert implicit.events[0].kind == "tls" and b"* BYE" in implicit.received
 
 
@@ -125,7 +157,9 @@ def test_transcripts_compare_after_hooks_with_a_readable_diff():
         t.add("C", b"a LOGOUT\r\n")
         t.add("S", b"* BYE\r\n")
         t.add("eof")
-    with pytest.raises(AssertionError, match=r"(?s)-S: b'\* OK ready 1\\r\\n'.*\+S: b'\* OK ready 2"):
+    with pytest.raises(
+        AssertionError, match=r"(?s)-S: b'\* OK ready 1\\r\\n'.*\+S: b'\* OK ready 2"
+    ):
         assert_same_transcript(left, right)
     assert_same_transcript(left, right, mask(rb"ready \d"))
     assert "-- eof" in left.render()

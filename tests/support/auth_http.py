@@ -22,11 +22,12 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence, Union
+from typing import Self
 
 from .ports import PortAllocator
-from .users import DEFAULT_USERS, MailUser
+from .users import MailUser
 
 __all__ = [
     "AuthHttpServer",
@@ -48,7 +49,9 @@ _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 def unescape(value: str) -> str:
     """Undo nginx's ``%XX`` escaping of Auth-User/Auth-Pass/Auth-SSL-Cert (UTF-8)."""
     raw = value.encode("utf-8", "surrogateescape")
-    return _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw).decode("utf-8", "surrogateescape")
+    return _PERCENT.sub(lambda m: bytes([int(m.group(1), 16)]), raw).decode(
+        "utf-8", "surrogateescape"
+    )
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,7 @@ class AuthRequest:
         return int(value) if value and value.isdigit() else 0
 
     @classmethod
-    def parse(cls, raw: bytes, peer: tuple[str, int], complete: bool) -> "AuthRequest":
+    def parse(cls, raw: bytes, peer: tuple[str, int], complete: bool) -> AuthRequest:
         """Parse raw request bytes leniently: a broken request is recorded, not refused."""
         head = raw.split(b"\r\n\r\n", 1)[0]
         lines = head.decode("utf-8", "surrogateescape").split("\r\n")
@@ -128,7 +131,9 @@ class AuthRequest:
 
 
 def _header_bytes(headers: Sequence[tuple[str, str | int]]) -> bytes:
-    return b"".join(f"{name}: {value}\r\n".encode("utf-8", "surrogateescape") for name, value in headers)
+    return b"".join(
+        f"{name}: {value}\r\n".encode("utf-8", "surrogateescape") for name, value in headers
+    )
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ class NoReply:
     hold: float = 60.0
 
 
-Answer = Union[Reply, RawReply, CloseReply, NoReply]
+Answer = Reply | RawReply | CloseReply | NoReply
 Policy = Callable[[AuthRequest], Answer]
 
 
@@ -218,7 +223,9 @@ class DefaultPolicy:
             digest = hashlib.md5((request.salt or "").encode() + password.encode()).hexdigest()
             ok = hmac.compare_digest(request.password, digest)
         elif method == "cram-md5":
-            mac = hmac.new(password.encode(), (request.salt or "").encode(), hashlib.md5).hexdigest()
+            mac = hmac.new(
+                password.encode(), (request.salt or "").encode(), hashlib.md5
+            ).hexdigest()
             ok = hmac.compare_digest(request.password, mac)
         elif method == "external":
             ok = request.header("Auth-SSL-Verify") == "SUCCESS"
@@ -266,7 +273,7 @@ class SequencePolicy:
 
 
 class _Handler(socketserver.BaseRequestHandler):
-    server: "_TCPServer"
+    server: _TCPServer
 
     def handle(self) -> None:
         owner = self.server.owner
@@ -281,7 +288,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 return
             try:
                 answer = owner.policy(request)
-            except Exception as exc:  # a broken policy is a test bug: make it visible
+            except Exception as exc:  # noqa: BLE001 - a broken policy is a test bug: shown at teardown
                 owner.errors.append(exc)
                 return
             self._answer(sock, answer, owner._stopping)
@@ -310,7 +317,7 @@ class _Handler(socketserver.BaseRequestHandler):
                 try:
                     if not sock.recv(4096):
                         return
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     return
@@ -336,7 +343,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, owner: "AuthHttpServer", address: tuple[str, int]) -> None:
+    def __init__(self, owner: AuthHttpServer, address: tuple[str, int]) -> None:
         self.owner = owner
         super().__init__(address, _Handler)
 
@@ -408,8 +415,12 @@ class AuthHttpServer:
     def start(self) -> None:
         """Listen and serve in a background thread."""
         self._server = _TCPServer(self, (self.host, self.port))
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name=f"auth_http:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"auth_http:{self.port}",
+            daemon=True,
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -430,7 +441,7 @@ class AuthHttpServer:
             self._thread = None
         self._ports.release(self.port)
 
-    def __enter__(self) -> "AuthHttpServer":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

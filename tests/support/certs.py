@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["CertFiles", "PKI", "make_pki", "KEY_PASSWORD"]
+__all__ = ["KEY_PASSWORD", "PKI", "CertFiles", "make_pki"]
 
 KEY_PASSWORD = "key pass 1"
 """Password of the encrypted server keys (also in ``*.pass`` for ssl_password_file)."""
@@ -143,7 +143,7 @@ def _issue(
     client: bool = False,
     expired: bool = False,
 ) -> x509.Certificate:
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     if expired:
         not_before, not_after = now - 30 * _DAY, now - _DAY
     else:
@@ -168,9 +168,9 @@ def _issue(
             critical=False,
         )
     if ca:
-        usage = dict(key_cert_sign=True, crl_sign=True, digital_signature=False)
+        usage = {"key_cert_sign": True, "crl_sign": True, "digital_signature": False}
     else:
-        usage = dict(key_cert_sign=False, crl_sign=False, digital_signature=True)
+        usage = {"key_cert_sign": False, "crl_sign": False, "digital_signature": True}
     builder = builder.add_extension(
         x509.KeyUsage(
             content_commitment=False,
@@ -238,7 +238,7 @@ def _save(
 
 
 def _crl(issuer: _Issuer, revoked: list[x509.Certificate]) -> bytes:
-    now = _dt.datetime.now(_dt.timezone.utc)
+    now = _dt.datetime.now(_dt.UTC)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.certificate.subject)
@@ -289,7 +289,9 @@ def make_pki(directory: Path | str) -> PKI:
     client_inter_revoked = leaf(
         "client-inter-revoked", "client two revoked", "ecdsa", inter, client=True
     )
-    client_expired = leaf("client-expired", "client expired", "ecdsa", root, client=True, expired=True)
+    client_expired = leaf(
+        "client-expired", "client expired", "ecdsa", root, client=True, expired=True
+    )
 
     crl_ca = _crl(root, [client_revoked.certificate])
     crl_inter = _crl(inter, [client_inter_revoked.certificate])
@@ -308,7 +310,9 @@ def make_pki(directory: Path | str) -> PKI:
         server_ecdsa_encrypted_key=encrypted(server_ecdsa),
         # nginx tries each line of ssl_password_file in turn: a wrong one first
         # proves the whole file is read.
-        password_file=_write(out / "keys.pass", f"wrong password\n{KEY_PASSWORD}\n".encode(), 0o600),
+        password_file=_write(
+            out / "keys.pass", f"wrong password\n{KEY_PASSWORD}\n".encode(), 0o600
+        ),
         client=client,
         client_via_intermediate=client_inter,
         client_self_signed=client_self,

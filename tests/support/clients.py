@@ -15,9 +15,10 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO
 
 from .certs import PKI, CertFiles
 from .users import MailUser
@@ -66,8 +67,14 @@ def _check_security(security: str) -> None:
 # -- Python's clients --------------------------------------------------------------
 
 
-def open_imap(host: str, port: int, *, security: str = "plain",
-              context: ssl.SSLContext | None = None, timeout: float = 10.0) -> imaplib.IMAP4:
+def open_imap(
+    host: str,
+    port: int,
+    *,
+    security: str = "plain",
+    context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+) -> imaplib.IMAP4:
     """An :class:`imaplib.IMAP4` (``with`` logs out), after STARTTLS if asked.
 
     Example: ``with open_imap(*proxy.address("imaps"), security="ssl", context=ctx) as m:``
@@ -106,8 +113,14 @@ def imap_fetch(client: imaplib.IMAP4, message_set: str = "1", part: str = "BODY.
     return data[0][1]
 
 
-def open_pop3(host: str, port: int, *, security: str = "plain",
-              context: ssl.SSLContext | None = None, timeout: float = 10.0) -> poplib.POP3:
+def open_pop3(
+    host: str,
+    port: int,
+    *,
+    security: str = "plain",
+    context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+) -> poplib.POP3:
     """A :class:`poplib.POP3`, after STLS if asked."""
     _check_security(security)
     if security == "ssl":
@@ -124,14 +137,21 @@ def pop3_retr(client: poplib.POP3, which: int = 1) -> bytes:
     return b"".join(line + b"\r\n" for line in lines)
 
 
-def open_smtp(host: str, port: int, *, security: str = "plain",
-              context: ssl.SSLContext | None = None, timeout: float = 10.0,
-              local_hostname: str = "client.test") -> smtplib.SMTP:
+def open_smtp(
+    host: str,
+    port: int,
+    *,
+    security: str = "plain",
+    context: ssl.SSLContext | None = None,
+    timeout: float = 10.0,
+    local_hostname: str = "client.test",
+) -> smtplib.SMTP:
     """An :class:`smtplib.SMTP` (``with`` sends QUIT), after EHLO + STARTTLS if asked."""
     _check_security(security)
     if security == "ssl":
-        return smtplib.SMTP_SSL(host, port, context=context, timeout=timeout,
-                                local_hostname=local_hostname)
+        return smtplib.SMTP_SSL(
+            host, port, context=context, timeout=timeout, local_hostname=local_hostname
+        )
     client = smtplib.SMTP(host, port, timeout=timeout, local_hostname=local_hostname)
     if security == "starttls":
         client.starttls(context=context)
@@ -150,10 +170,12 @@ class CurlResult:
     stderr: str
     argv: tuple[str, ...]
 
-    def check(self) -> "CurlResult":
+    def check(self) -> CurlResult:
         """Raise AssertionError unless curl exited 0."""
         if self.returncode != 0:
-            raise AssertionError(f"curl exited {self.returncode}: {' '.join(self.argv)}\n{self.stderr}")
+            raise AssertionError(
+                f"curl exited {self.returncode}: {' '.join(self.argv)}\n{self.stderr}"
+            )
         return self
 
 
@@ -187,8 +209,17 @@ def curl(
         curl(curl_url("smtp", h, p), pki=pki, user=ALICE, mail_from="a@x.test",
              mail_rcpt=["b@y.test"], upload=message)
     """
-    argv = ["curl", "--silent", "--show-error", "--cacert", str(pki.ca.cert),
-            "--max-time", str(timeout), "--connect-timeout", str(min(timeout, 10.0))]
+    argv = [
+        "curl",
+        "--silent",
+        "--show-error",
+        "--cacert",
+        str(pki.ca.cert),
+        "--max-time",
+        str(timeout),
+        "--connect-timeout",
+        str(min(timeout, 10.0)),
+    ]
     if user is not None:
         argv += ["--user", f"{user.login}:{user.password}"]
     if ssl_reqd:
@@ -203,11 +234,17 @@ def curl(
         argv += ["--upload-file", "-"]
     argv += [*extra, url]
     try:
-        done = subprocess.run(argv, input=upload, capture_output=True, timeout=timeout + 5)
+        done = subprocess.run(
+            argv, input=upload, capture_output=True, timeout=timeout + 5, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         seen = (exc.stderr or b"").decode(errors="replace")
-        raise AssertionError(f"curl did not finish in {timeout + 5}s: {' '.join(argv)}\n{seen}") from None
-    return CurlResult(done.returncode, done.stdout, done.stderr.decode(errors="replace"), tuple(argv))
+        raise AssertionError(
+            f"curl did not finish in {timeout + 5}s: {' '.join(argv)}\n{seen}"
+        ) from None
+    return CurlResult(
+        done.returncode, done.stdout, done.stderr.decode(errors="replace"), tuple(argv)
+    )
 
 
 # -- openssl s_client ---------------------------------------------------------------
@@ -228,8 +265,10 @@ class SClientResult:
     @property
     def handshakes(self) -> list[tuple[str, str, str]]:
         """``(New|Reused, protocol, cipher)`` per handshake (several with -reconnect)."""
-        return [(m.group(1).decode(), m.group(2).decode().rstrip(","), m.group(3).decode())
-                for m in _HANDSHAKE.finditer(self.stdout)]
+        return [
+            (m.group(1).decode(), m.group(2).decode().rstrip(","), m.group(3).decode())
+            for m in _HANDSHAKE.finditer(self.stdout)
+        ]
 
     @property
     def reused_count(self) -> int:
@@ -279,8 +318,17 @@ def s_client(
     """
     if starttls not in (None, "imap", "pop3", "smtp"):
         raise ValueError(f"unsupported -starttls {starttls!r}")
-    argv = ["openssl", "s_client", "-connect", f"{host}:{port}", "-CAfile", str(pki.ca.cert),
-            "-verify_return_error", "-servername", "localhost"]
+    argv = [
+        "openssl",
+        "s_client",
+        "-connect",
+        f"{host}:{port}",
+        "-CAfile",
+        str(pki.ca.cert),
+        "-verify_return_error",
+        "-servername",
+        "localhost",
+    ]
     if starttls:
         argv += ["-starttls", starttls]
     if client_cert is not None:
@@ -299,10 +347,14 @@ def s_client(
     if wait_for_greeting is None:
         wait_for_greeting = bool(send) and starttls is None and not reconnect
     deadline = time.monotonic() + timeout
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     out, err = bytearray(), bytearray()
-    readers = [threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
-               threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True)]
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
+    ]
     for reader in readers:
         reader.start()
     try:
@@ -322,10 +374,14 @@ def s_client(
         for reader in readers:
             reader.join(5)
         seen = (bytes(out) + bytes(err)).decode(errors="replace")
-        raise AssertionError(f"openssl s_client did not finish in {timeout}s: {' '.join(argv)}\n{seen}") from None
+        raise AssertionError(
+            f"openssl s_client did not finish in {timeout}s: {' '.join(argv)}\n{seen}"
+        ) from None
     for reader in readers:
         reader.join(5)
-    return SClientResult(proc.returncode, bytes(out), bytes(err).decode(errors="replace"), tuple(argv))
+    return SClientResult(
+        proc.returncode, bytes(out), bytes(err).decode(errors="replace"), tuple(argv)
+    )
 
 
 def _drain(stream: IO[bytes] | None, into: bytearray) -> None:

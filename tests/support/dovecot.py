@@ -18,9 +18,10 @@ import os
 import pwd
 import shutil
 import signal
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Self
 
 from .ports import PortAllocator
 from .procs import ServerProcess, StartupError, wait_for_listen
@@ -142,8 +143,10 @@ class Dovecot:
             "pop3_uidl_format = %08Xu%08Xv",
             f"passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN {passwd_path}\n}}",
             # "/./" makes Dovecot chroot to the mail root before dropping to nobody.
-            "userdb {\n  driver = static\n"
-            f"  args = uid={self._uid} gid={self._gid} home={self.mail_root}/./%u\n}}",
+            (
+                "userdb {\n  driver = static\n"
+                f"  args = uid={self._uid} gid={self._gid} home={self.mail_root}/./%u\n}}"
+            ),
             "service auth {\n  user = root\n}",
             "service auth-worker {\n  user = root\n}",
             # No per-IP penalty after failed logins (2, 4, 8, 15 s): every client here
@@ -194,7 +197,9 @@ class Dovecot:
             for name in files:
                 os.chown(os.path.join(root, name), self._uid, self._gid)
 
-    def deliver(self, login: str, data: bytes, mailbox: str = "INBOX", flags: str = "") -> StoredMessage:
+    def deliver(
+        self, login: str, data: bytes, mailbox: str = "INBOX", flags: str = ""
+    ) -> StoredMessage:
         """Place a message in a user's mailbox; it becomes the mailbox's last message.
 
         Works before and after :meth:`start`.  ``flags`` are Maildir flag letters,
@@ -266,7 +271,7 @@ class Dovecot:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> "Dovecot":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import ssl
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -24,7 +24,11 @@ from .users import ALICE, BOB, BULK, DEFAULT_USERS, JOERG, MailUser
 def default_seed() -> dict[str, tuple[bytes, ...]]:
     """What the session's Dovecot holds, per user, in INBOX order."""
     return {
-        ALICE.login: (make_message("hello alice", "Hello, Alice.\r\n"), DOT_MESSAGE, EIGHT_BIT_MESSAGE),
+        ALICE.login: (
+            make_message("hello alice", "Hello, Alice.\r\n"),
+            DOT_MESSAGE,
+            EIGHT_BIT_MESSAGE,
+        ),
         BOB.login: (make_message("hello bob", "Hello, Bob.\r\n"),),
         JOERG.login: (EIGHT_BIT_MESSAGE,),
         BULK.login: (big_message(10 * 1024 * 1024),),
@@ -47,7 +51,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "proxy_impl" in metafunc.fixturenames:
-        names = [n.strip() for n in metafunc.config.getoption("--mail-proxy").split(",") if n.strip()]
+        names = [
+            n.strip() for n in metafunc.config.getoption("--mail-proxy").split(",") if n.strip()
+        ]
         unknown = set(names) - set(IMPLEMENTATIONS)
         if unknown:
             raise pytest.UsageError(f"--mail-proxy: unknown implementation(s) {sorted(unknown)}")
@@ -62,8 +68,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:
-    return any(getattr(getattr(request.node, f"_mailgate_report_{when}", None), "failed", False)
-               for when in ("setup", "call"))
+    return any(
+        getattr(getattr(request.node, f"_mailgate_report_{when}", None), "failed", False)
+        for when in ("setup", "call")
+    )
 
 
 # -- building blocks -------------------------------------------------------------------
@@ -100,12 +108,16 @@ def mail_users() -> tuple[MailUser, ...]:
 
 def _require_dovecot() -> None:
     if not dovecot_available():
-        pytest.skip("Dovecot is not installed (dovecot-imapd, dovecot-pop3d); "
-                    "run tests/support/install-system-deps.sh")
+        pytest.skip(
+            "Dovecot is not installed (dovecot-imapd, dovecot-pop3d); "
+            "run tests/support/install-system-deps.sh"
+        )
 
 
 @pytest.fixture(scope="session")
-def dovecot(tmp_path_factory: pytest.TempPathFactory, port_allocator: PortAllocator) -> Iterator[Dovecot]:
+def dovecot(
+    tmp_path_factory: pytest.TempPathFactory, port_allocator: PortAllocator
+) -> Iterator[Dovecot]:
     """The session's Dovecot (IMAP + POP3), seeded with :func:`default_seed`.
 
     Shared by the whole session: read, do not change its mailboxes (use
@@ -122,8 +134,9 @@ def dovecot(tmp_path_factory: pytest.TempPathFactory, port_allocator: PortAlloca
 
 
 @pytest.fixture
-def dovecot_factory(tmp_path_factory: pytest.TempPathFactory,
-                    port_allocator: PortAllocator) -> Iterator[Callable[..., Dovecot]]:
+def dovecot_factory(
+    tmp_path_factory: pytest.TempPathFactory, port_allocator: PortAllocator
+) -> Iterator[Callable[..., Dovecot]]:
     """Make private Dovecot instances (not started; empty mailboxes); all stopped at teardown.
 
     ``dovecot_factory(users=..., tls=(chain, key), settings={...})``
@@ -151,7 +164,9 @@ def smtp_backend(port_allocator: PortAllocator) -> Iterator[SmtpBackend]:
 
 
 @pytest.fixture
-def auth_policy(dovecot: Dovecot, smtp_backend: SmtpBackend, mail_users: tuple[MailUser, ...]) -> DefaultPolicy:
+def auth_policy(
+    dovecot: Dovecot, smtp_backend: SmtpBackend, mail_users: tuple[MailUser, ...]
+) -> DefaultPolicy:
     """The default auth_http policy: known users to Dovecot (IMAP/POP3) or the SMTP backend."""
     return DefaultPolicy(
         mail_users,
@@ -164,7 +179,9 @@ def auth_policy(dovecot: Dovecot, smtp_backend: SmtpBackend, mail_users: tuple[M
 
 
 @pytest.fixture
-def auth_server(port_allocator: PortAllocator, auth_policy: DefaultPolicy) -> Iterator[AuthHttpServer]:
+def auth_server(
+    port_allocator: PortAllocator, auth_policy: DefaultPolicy
+) -> Iterator[AuthHttpServer]:
     """The auth_http server with :func:`auth_policy`; set ``.policy`` to change answers."""
     server = AuthHttpServer(port_allocator, auth_policy)
     server.start()
@@ -202,9 +219,12 @@ def proxy_values(pki: PKI, auth_server: AuthHttpServer) -> dict[str, object]:
 
 
 @pytest.fixture
-def proxy_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                  port_allocator: PortAllocator,
-                  proxy_values: dict[str, object]) -> Iterator[Callable[[str], MailProxy]]:
+def proxy_factory(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    port_allocator: PortAllocator,
+    proxy_values: dict[str, object],
+) -> Iterator[Callable[[str], MailProxy]]:
     """Make (not start) proxies by implementation name; skips when one cannot run.
 
     At teardown every proxy is stopped; a log with [alert]/[emerg] lines or a Python
@@ -218,8 +238,14 @@ def proxy_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         ok, reason = implementation.available()
         if not ok:
             pytest.skip(reason)
-        made.append(MailProxy(implementation, tmp_path_factory.mktemp(f"proxy-{name}"), port_allocator,
-                              values=proxy_values))
+        made.append(
+            MailProxy(
+                implementation,
+                tmp_path_factory.mktemp(f"proxy-{name}"),
+                port_allocator,
+                values=proxy_values,
+            )
+        )
         return made[-1]
 
     yield make

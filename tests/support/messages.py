@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["make_message", "big_message", "DOT_MESSAGE", "EIGHT_BIT_MESSAGE"]
+__all__ = ["DOT_MESSAGE", "EIGHT_BIT_MESSAGE", "big_message", "make_message"]
 
 
 def make_message(
@@ -66,6 +66,8 @@ DOT_MESSAGE = make_message(
 EIGHT_BIT_MESSAGE = make_message(
     "8bit",
     "Grüße aus Köln — ünïcödé body\r\n".encode(),
-    extra_headers=(("Content-Type", "text/plain; charset=utf-8"),
-                   ("Content-Transfer-Encoding", "8bit")),
+    extra_headers=(
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Transfer-Encoding", "8bit"),
+    ),
 )

@@ -16,8 +16,8 @@ import subprocess
 import sys
 import time
 import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 __all__ = [
     "ServerProcess",
@@ -134,7 +134,7 @@ def wait_for_listen(
         time.sleep(0.02)
 
 
-_RUNNING: "weakref.WeakSet[ServerProcess]" = weakref.WeakSet()
+_RUNNING: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
 
 
 class ServerProcess:

@@ -22,21 +22,21 @@ import signal
 import string
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from .ports import PortAllocator
 from .procs import ServerProcess, StartupError, kill_group, pid_alive, wait_for_listen, wait_until
 
 __all__ = [
     "IMPLEMENTATIONS",
+    "REPO_ROOT",
     "ConfigCheck",
     "Implementation",
     "MailProxy",
     "Mailgate",
     "Nginx",
-    "REPO_ROOT",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -85,20 +85,28 @@ class Nginx(Implementation):
 
     name = "nginx"
 
-    def __init__(self, binary: str = "/usr/sbin/nginx",
-                 module: str = "/usr/lib/nginx/modules/ngx_mail_module.so") -> None:
+    def __init__(
+        self,
+        binary: str = "/usr/sbin/nginx",
+        module: str = "/usr/lib/nginx/modules/ngx_mail_module.so",
+    ) -> None:
         self.binary = binary
         self.module = module
 
     def available(self) -> tuple[bool, str]:
         if not Path(self.binary).exists():
-            return False, f"nginx is not installed ({self.binary}); run tests/support/install-system-deps.sh"
+            return (
+                False,
+                f"nginx is not installed ({self.binary}); run tests/support/install-system-deps.sh",
+            )
         if not Path(self.module).exists():
             return False, f"libnginx-mod-mail is not installed ({self.module})"
         return True, ""
 
     def directives(self, daemon: bool) -> str:
-        return f"load_module {self.module}; " + super().directives(daemon)
+        # As root, nginx's workers would run as nobody, who cannot reopen the error
+        # log (USR1) inside pytest's 0700 temporary directory.
+        return f"load_module {self.module}; user root; " + super().directives(daemon)
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
         return [self.binary, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]
@@ -127,8 +135,19 @@ class Mailgate(Implementation):
         return env
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
-        return [sys.executable, "-m", "mailgate", "-p", f"{prefix}/", "-c", str(conf),
-                "-e", "stderr", "-g", directives]
+        return [
+            sys.executable,
+            "-m",
+            "mailgate",
+            "-p",
+            f"{prefix}/",
+            "-c",
+            str(conf),
+            "-e",
+            "stderr",
+            "-g",
+            directives,
+        ]
 
 
 IMPLEMENTATIONS: dict[str, Implementation] = {"nginx": Nginx(), "mailgate": Mailgate()}
@@ -192,7 +211,9 @@ class MailProxy:
         """``(host, port)`` of ``${port_NAME}``."""
         return self.host, self.port(name)
 
-    def render(self, mail_body: str, *, main: str = "", events: str = "worker_connections 1024;") -> str:
+    def render(
+        self, mail_body: str, *, main: str = "", events: str = "worker_connections 1024;"
+    ) -> str:
         """The whole configuration file for ``mail { mail_body }``."""
         text = (
             "worker_processes 1;\n"
@@ -205,7 +226,7 @@ class MailProxy:
         for match in _PLACEHOLDER.finditer(text):
             name = match.group(1) or match.group(2)
             if name.startswith("port_"):
-                self.port(name[len("port_"):])
+                self.port(name[len("port_") :])
         mapping = {f"port_{k}": v for k, v in self._port_map.items()}
         mapping.update(self.values)
         mapping["prefix"] = self.prefix
@@ -219,13 +240,16 @@ class MailProxy:
         self.conf_path.write_text(self.render(mail_body, main=main))
         impl = self.implementation
         argv = impl.command(self.prefix, self.conf_path, impl.directives(False))
-        done = subprocess.run(argv + ["-t"], capture_output=True, env=impl.environment(), timeout=30)
+        done = subprocess.run(
+            argv + ["-t"], capture_output=True, env=impl.environment(), timeout=30, check=False
+        )
         return ConfigCheck(done.returncode, (done.stdout + done.stderr).decode(errors="replace"))
 
     # -- lifecycle ------------------------------------------------------------------
 
-    def start(self, mail_body: str, *, main: str = "", daemon: bool = False,
-              timeout: float = 10.0) -> "MailProxy":
+    def start(
+        self, mail_body: str, *, main: str = "", daemon: bool = False, timeout: float = 10.0
+    ) -> MailProxy:
         """Write the configuration, start the proxy, wait until every listen accepts."""
         if self.running:
             raise RuntimeError(f"{self.name} is already running")
@@ -234,8 +258,9 @@ class MailProxy:
         listens = sorted({self.port(name) for name in _LISTEN_PORT.findall(mail_body)})
         impl = self.implementation
         argv = impl.command(self.prefix, self.conf_path, impl.directives(daemon))
-        self.process = ServerProcess(argv, log_dir=self.prefix, name=self.name,
-                                     env=impl.environment(), cwd=self.prefix)
+        self.process = ServerProcess(
+            argv, log_dir=self.prefix, name=self.name, env=impl.environment(), cwd=self.prefix
+        )
         self.process.start()
         try:
             if daemon:
@@ -256,7 +281,9 @@ class MailProxy:
             raise StartupError("the daemonizing parent did not exit") from None
         if code != 0:
             raise StartupError(f"exit code {code}")
-        if not wait_until(lambda: self.pid_path.exists() and self.pid_path.read_text().strip(), timeout):
+        if not wait_until(
+            lambda: self.pid_path.exists() and self.pid_path.read_text().strip(), timeout
+        ):
             raise StartupError(f"no pid file {self.pid_path}")
         self.daemon_pid = int(self.pid_path.read_text())
 
@@ -315,16 +342,22 @@ class MailProxy:
     def problems(self) -> list[str]:
         """Log lines that point at a bug: [alert]/[emerg] lines and Python tracebacks."""
         text = self.error_log() + (self.process.output() if self.process else "")
-        return [line for line in text.splitlines()
-                if "Traceback (most recent call last)" in line
-                or (m := _LOG_LINE.match(line)) and m.group(1) in ("alert", "emerg")]
+        return [
+            line
+            for line in text.splitlines()
+            if "Traceback (most recent call last)" in line
+            or (m := _LOG_LINE.match(line))
+            and m.group(1) in ("alert", "emerg")
+        ]
 
     def diagnostics(self) -> str:
         """Config, console output and error log, for failure messages."""
         console = self.process.output() if self.process else ""
         conf = self.conf_path.read_text() if self.conf_path.exists() else ""
-        return (f"--- {self.conf_path} ---\n{conf}--- console ---\n{console}"
-                f"--- error.log ---\n{self.error_log()}")
+        return (
+            f"--- {self.conf_path} ---\n{conf}--- console ---\n{console}"
+            f"--- error.log ---\n{self.error_log()}"
+        )
 
     def remove(self) -> None:
         """Stop and delete the prefix directory."""

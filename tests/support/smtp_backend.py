@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Self
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
@@ -29,7 +30,7 @@ from .ports import PortAllocator
 from .procs import wait_until
 from .users import DEFAULT_USERS, MailUser
 
-__all__ = ["SmtpBackend", "SmtpConnection", "ReceivedMessage", "xtext_decode"]
+__all__ = ["ReceivedMessage", "SmtpBackend", "SmtpConnection", "xtext_decode"]
 
 XCLIENT_ATTRIBUTES = "NAME ADDR PORT PROTO HELO LOGIN DESTADDR DESTPORT"
 _XTEXT = re.compile(rb"\+([0-9A-Fa-f]{2})")
@@ -37,7 +38,9 @@ _XTEXT = re.compile(rb"\+([0-9A-Fa-f]{2})")
 
 def xtext_decode(value: str) -> str:
     """Decode RFC 3461 xtext (``+XX`` hex escapes) as UTF-8 (surrogateescape)."""
-    raw = _XTEXT.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8", "surrogateescape"))
+    raw = _XTEXT.sub(
+        lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8", "surrogateescape")
+    )
     return raw.decode("utf-8", "surrogateescape")
 
 
@@ -87,13 +90,15 @@ class _RecordingSMTP(SMTP):
     # whatever a proxy relays rather than police RFC 5321's 1000 octets.
     line_length_limit = 1024 * 1024
 
-    def __init__(self, backend: "SmtpBackend", *args: Any, **kwargs: Any) -> None:
+    def __init__(self, backend: SmtpBackend, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._backend = backend
         self.record: SmtpConnection | None = None
         # Wrap every command method once so each command is recorded before it runs;
         # aiosmtpd looks the method up in this dict per command.
-        self._smtp_methods = {verb: self._recorded(verb, m) for verb, m in self._smtp_methods.items()}
+        self._smtp_methods = {
+            verb: self._recorded(verb, m) for verb, m in self._smtp_methods.items()
+        }
 
     def _recorded(self, verb: str, method: Any) -> Any:
         async def run(arg: str | None) -> None:
@@ -148,7 +153,7 @@ class _RecordingSMTP(SMTP):
 class _Handler:
     """aiosmtpd hooks: recording, policies, and the XCLIENT advertisement."""
 
-    def __init__(self, backend: "SmtpBackend") -> None:
+    def __init__(self, backend: SmtpBackend) -> None:
         self.backend = backend
 
     @staticmethod
@@ -156,14 +161,21 @@ class _Handler:
         assert server.record is not None
         return server.record
 
-    async def handle_HELO(self, server: _RecordingSMTP, session: Session, envelope: Envelope, hostname: str) -> str:
+    async def handle_HELO(
+        self, server: _RecordingSMTP, session: Session, envelope: Envelope, hostname: str
+    ) -> str:
         record = self._record(server)
         record.helo, record.esmtp = hostname, False
         session.host_name = hostname
         return f"250 {server.hostname}"
 
     async def handle_EHLO(
-        self, server: _RecordingSMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+        self,
+        server: _RecordingSMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
     ) -> list[str]:
         record = self._record(server)
         record.helo, record.esmtp = hostname, True
@@ -172,7 +184,12 @@ class _Handler:
         return responses[:-1] + [f"250-XCLIENT {XCLIENT_ATTRIBUTES}"] + responses[-1:]
 
     async def handle_RCPT(
-        self, server: _RecordingSMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
+        self,
+        server: _RecordingSMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
     ) -> str:
         reply = self.backend.reject_rcpt.get(address)
         if reply is not None:
@@ -181,7 +198,9 @@ class _Handler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: _RecordingSMTP, session: Session, envelope: Envelope) -> str:
+    async def handle_DATA(
+        self, server: _RecordingSMTP, session: Session, envelope: Envelope
+    ) -> str:
         record = self._record(server)
         content = envelope.original_content
         assert isinstance(content, bytes)
@@ -202,7 +221,7 @@ class _Handler:
 
 
 class _Controller(Controller):
-    def __init__(self, backend: "SmtpBackend", **kwargs: Any) -> None:
+    def __init__(self, backend: SmtpBackend, **kwargs: Any) -> None:
         self._backend = backend
         super().__init__(_Handler(backend), **kwargs)
 
@@ -316,7 +335,7 @@ class SmtpBackend:
                 self._arrived.wait(left)
         return self.messages()
 
-    def __enter__(self) -> "SmtpBackend":
+    def __enter__(self) -> Self:
         self.start()
         return self
 

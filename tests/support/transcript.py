@@ -26,13 +26,13 @@ import re
 import socket
 import ssl
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence, Union
 
 __all__ = [
+    "MASK_SALTS",
     "Close",
     "Event",
-    "MASK_SALTS",
     "ReadEOF",
     "ReadIdle",
     "ReadLine",
@@ -125,7 +125,18 @@ class Close:
     """Close the connection from the client side."""
 
 
-Step = Union[bytes, Send, ReadLine, ReadUntil, ReadIdle, ReadEOF, StartTLS, Sleep, ShutdownWrite, Close]
+Step = (
+    bytes
+    | Send
+    | ReadLine
+    | ReadUntil
+    | ReadIdle
+    | ReadEOF
+    | StartTLS
+    | Sleep
+    | ShutdownWrite
+    | Close
+)
 
 # -- transcript --------------------------------------------------------------------
 
@@ -181,7 +192,7 @@ class Transcript:
         """True when some read ended by its timeout."""
         return any(e.kind == "timeout" for e in self.events)
 
-    def normalized(self, *hooks: Hook) -> "Transcript":
+    def normalized(self, *hooks: Hook) -> Transcript:
         """A copy with every server chunk passed through ``hooks`` in turn."""
         events = []
         for event in self.events:
@@ -244,8 +255,13 @@ def assert_same_transcript(expected: Transcript, actual: Transcript, *hooks: Hoo
     right = actual.normalized(*hooks)
     if left.events != right.events:
         diff = "\n".join(
-            difflib.unified_diff(left.render().splitlines(), right.render().splitlines(),
-                                 "expected", "actual", lineterm="")
+            difflib.unified_diff(
+                left.render().splitlines(),
+                right.render().splitlines(),
+                "expected",
+                "actual",
+                lineterm="",
+            )
         )
         raise AssertionError(f"transcripts differ:\n{diff}")
 
@@ -259,7 +275,9 @@ class _Conn:
         self.t = transcript
         self.eof = False
 
-    def read(self, done: Callable[[bytes], bool], timeout: float, quiet: float | None = None) -> None:
+    def read(
+        self, done: Callable[[bytes], bool], timeout: float, quiet: float | None = None
+    ) -> None:
         got = bytearray()
         deadline = time.monotonic() + timeout
         last = time.monotonic()
@@ -274,7 +292,7 @@ class _Conn:
             self.sock.settimeout(max(0.001, wait))
             try:
                 chunk = self.sock.recv(65536)
-            except (socket.timeout, ssl.SSLWantReadError):
+            except (TimeoutError, ssl.SSLWantReadError):
                 continue
             except OSError as exc:
                 self.t.add("error", type(exc).__name__.encode())
@@ -321,7 +339,9 @@ def run_script(
     conn = _Conn(sock, transcript)
     try:
         if implicit_tls:
-            conn.sock = _handshake(sock, tls_context, server_hostname or address[0], timeout, transcript)
+            conn.sock = _handshake(
+                sock, tls_context, server_hostname or address[0], timeout, transcript
+            )
         for step in script:
             if conn.sock is None:
                 break
@@ -332,8 +352,13 @@ def run_script(
     return transcript
 
 
-def _handshake(sock: socket.socket, context: ssl.SSLContext | None, hostname: str,
-               timeout: float, transcript: Transcript) -> socket.socket:
+def _handshake(
+    sock: socket.socket,
+    context: ssl.SSLContext | None,
+    hostname: str,
+    timeout: float,
+    transcript: Transcript,
+) -> socket.socket:
     if context is None:
         raise ValueError("TLS needs a tls_context (see clients.client_context)")
     sock.settimeout(timeout)
@@ -342,8 +367,9 @@ def _handshake(sock: socket.socket, context: ssl.SSLContext | None, hostname: st
     return wrapped
 
 
-def _run_step(conn: _Conn, step: Step, context: ssl.SSLContext | None, hostname: str,
-              timeout: float) -> None:
+def _run_step(
+    conn: _Conn, step: Step, context: ssl.SSLContext | None, hostname: str, timeout: float
+) -> None:
     t = conn.t
     if isinstance(step, bytes):
         step = Send(step)
@@ -363,8 +389,9 @@ def _run_step(conn: _Conn, step: Step, context: ssl.SSLContext | None, hostname:
         conn.read(lambda got: False, step.timeout or timeout)
     elif isinstance(step, StartTLS):
         try:
-            conn.sock = _handshake(conn.sock, step.context or context,
-                                   step.server_hostname or hostname, timeout, t)
+            conn.sock = _handshake(
+                conn.sock, step.context or context, step.server_hostname or hostname, timeout, t
+            )
         except (ssl.SSLError, OSError) as exc:
             t.add("error", type(exc).__name__.encode())
             conn.eof = True

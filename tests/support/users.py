@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MailUser", "DEFAULT_USERS", "ALICE", "BOB", "JOERG", "BULK"]
+__all__ = ["ALICE", "BOB", "BULK", "DEFAULT_USERS", "JOERG", "MailUser"]
 
 
 @dataclass(frozen=True)
