@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.auth_http import AuthHttpServer, NoReply
 from tests.support.transcript import (
+    MASK_SALTS,
     Close,
     Event,
     ReadEOF,
@@ -163,3 +164,35 @@ def test_transcripts_compare_after_hooks_with_a_readable_diff():
         assert_same_transcript(left, right)
     assert_same_transcript(left, right, mask(rb"ready \d"))
     assert "-- eof" in left.render()
+
+
+def test_conformance_pattern_two_proxies_same_script(proxy_factory, tls_client_context):
+    """What a conformance test does with ``proxy_pair``, shown with two nginx instances:
+    same config, same script, transcripts equal once the per-connection salts are masked."""
+    mail = """
+        server_name mx.test;
+        auth_http $auth_http;
+        ssl_certificate $rsa_cert;
+        ssl_certificate_key $rsa_key;
+        server { listen 127.0.0.1:${port_pop3}; protocol pop3; starttls on; pop3_auth plain apop; }
+    """
+    script = [
+        ReadLine(),
+        b"CAPA\r\n",
+        ReadUntil(b"\r\n.\r\n"),
+        b"AUTH CRAM-MD5\r\n",
+        ReadLine(),
+        b"STLS\r\n",
+        ReadLine(),
+        StartTLS(),
+        b"QUIT\r\n",
+        ReadEOF(),
+    ]
+    first, second = proxy_factory("nginx"), proxy_factory("nginx")
+    transcripts = []
+    for proxy in (first.start(mail), second.start(mail)):
+        transcripts.append(
+            run_script(proxy.address("pop3"), script, tls_context=tls_client_context)
+        )
+    assert transcripts[0].replies()[0] != transcripts[1].replies()[0]  # different salts
+    assert_same_transcript(transcripts[0], transcripts[1], *MASK_SALTS)

@@ -275,6 +275,13 @@ def nginx(proxy_factory: Callable[[str], MailProxy]) -> MailProxy:
     return proxy_factory("nginx")
 
 
+@pytest.fixture
+def proxy_pair(proxy_factory: Callable[[str], MailProxy]) -> tuple[MailProxy, MailProxy]:
+    """``(nginx, mailgate)``, neither started, for conformance tests that run one
+    script against both and compare transcripts; skipped while mailgate cannot run."""
+    return proxy_factory("nginx"), proxy_factory("mailgate")
+
+
 @pytest.fixture(scope="session")
 def curl_available() -> None:
     """Skip unless curl is installed."""
