@@ -60,11 +60,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("proxy_impl", names)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[pytest.TestReport]:
+    # Kept on the item so fixture teardowns can tell whether the test failed.
+    report = yield
     setattr(item, f"_mailgate_report_{report.when}", report)
+    return report
 
 
 def _failed(request: pytest.FixtureRequest) -> bool:

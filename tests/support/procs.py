@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +136,7 @@ def wait_for_listen(
 
 
 _RUNNING: weakref.WeakSet[ServerProcess] = weakref.WeakSet()
+_SETPRIV = shutil.which("setpriv")
 
 
 class ServerProcess:
@@ -177,10 +179,17 @@ class ServerProcess:
         return self.popen.pid
 
     def start(self) -> None:
-        """Spawn the process in a new session."""
+        """Spawn the process in a new session.
+
+        Under ``setpriv --pdeathsig TERM`` when available, so the server is told to
+        stop even if the test process is SIGKILLed and no teardown runs.
+        """
+        argv = self.argv
+        if _SETPRIV:
+            argv = [_SETPRIV, "--pdeathsig", "TERM", "--", *argv]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.popen = subprocess.Popen(
-                self.argv,
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
