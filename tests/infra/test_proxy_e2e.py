@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.clients import (
+    client_context,
     curl,
     curl_url,
     imap_fetch,
@@ -350,3 +351,55 @@ def test_starttls_transcript_and_salt_masking(running, tls_client_context):
     assert masked.replies()[0] == b"+OK POP3 ready <SALT>\r\n"
     assert [e.kind for e in masked.events][-4:] == ["tls", "C", "S", "eof"]
     assert masked.replies()[-1] == b"+OK\r\n"
+
+
+CLIENT_CERT_MAIL = """
+    server_name mx.test;
+    auth_http $auth_http;
+    ssl_certificate $rsa_cert;
+    ssl_certificate_key $rsa_key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_verify_client optional;
+    ssl_client_certificate $ca;
+    ssl_crl $crl;
+    server { listen 127.0.0.1:${port_imaps} ssl; protocol imap; }
+"""
+
+
+@pytest.mark.parametrize(
+    "name, verified",
+    [
+        ("client", True),
+        ("client_via_intermediate", True),
+        ("client_self_signed", False),
+        ("client_revoked", False),
+        ("client_via_intermediate_revoked", False),
+        ("client_expired", False),
+    ],
+)
+def test_client_certificates_and_crls(proxy, pki, auth_server, name, verified):
+    proxy.start(CLIENT_CERT_MAIL)
+    cert = getattr(pki, name)
+    context = client_context(pki, client_cert=cert)
+    transcript = run_script(
+        proxy.address("imaps"),
+        [
+            ReadLine(),
+            b"a1 LOGIN alice alice-secret\r\n",
+            ReadTagged(b"a1"),
+            b"a2 LOGOUT\r\n",
+            ReadEOF(),
+        ],
+        tls_context=context,
+        implicit_tls=True,
+    )
+    if not verified:
+        assert transcript.replies() == [b"* BYE SSL certificate error\r\n"]
+        assert auth_server.requests == []
+        return
+    assert b"a1 OK" in transcript.received
+    [request] = auth_server.requests
+    assert request.header("Auth-SSL-Verify") == "SUCCESS"
+    assert request.header("Auth-SSL-Serial") == cert.serial_hex
+    assert request.header("Auth-SSL-Fingerprint") == cert.sha1_fingerprint
+    assert "CN=client" in request.header("Auth-SSL-Subject")
