@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.auth_http import (
     AuthHttpServer,
+    AuthRequest,
     CloseReply,
     DefaultPolicy,
     NoReply,
@@ -64,15 +65,8 @@ def test_ok_for_a_known_user_and_the_raw_request_is_recorded(server):
     )
     [request] = server.requests
     assert request.raw == raw and request.complete
-    assert request.header_names == [
-        "Host",
-        "Auth-Method",
-        "Auth-User",
-        "Auth-Pass",
-        "Auth-Protocol",
-        "Auth-Login-Attempt",
-        "Client-IP",
-    ]
+    assert request.generated_headers() == list(request.header_names)
+    assert "Auth-Salt" not in request.header_names
     assert (request.login, request.password, request.protocol, request.attempt) == (
         "bob",
         "secret pass",
@@ -122,28 +116,19 @@ def test_salted_methods_are_verified(server, method):
 
 
 def test_external_needs_a_verified_certificate_and_none_always_passes(server):
-    answer, _ = _exchange(
-        server,
-        _request(
+    for verify, ok in (
+        ("SUCCESS", True),
+        ("NONE", False),
+        ("FAILED:self-signed certificate", False),
+    ):
+        raw = _request(
             Auth_Method="external",
             Auth_User="alice",
             Auth_Pass="",
             Auth_Protocol="imap",
-            Auth_SSL_Verify="SUCCESS",
-        ),
-    )
-    assert b"Auth-Status: OK" in answer
-    answer, _ = _exchange(
-        server,
-        _request(
-            Auth_Method="external",
-            Auth_User="alice",
-            Auth_Pass="",
-            Auth_Protocol="imap",
-            Auth_SSL_Verify="NONE",
-        ),
-    )
-    assert b"Auth-Status: OK" not in answer
+            Auth_SSL_Verify=verify,
+        )
+        assert (b"Auth-Status: OK" in _exchange(server, raw)[0]) is ok
     answer, _ = _exchange(
         server, _request(Auth_Method="none", Auth_User="", Auth_Pass="", Auth_Protocol="smtp")
     )
@@ -207,3 +192,22 @@ def test_a_broken_policy_is_recorded_and_incomplete_requests_too(server):
 def test_unescape():
     assert unescape("secret%20pass%25%0A") == "secret pass%\n"
     assert unescape("j\u00f6rg") == "jörg"
+
+
+def test_generated_headers_checks_nginx_order():
+    def parse(*names):
+        raw = b"GET /auth HTTP/1.0\r\n" + b"".join(f"{n}: x\r\n".encode() for n in names) + b"\r\n"
+        return AuthRequest.parse(raw, ("127.0.0.1", 1), True)
+
+    good = parse("Host", "Auth-Method", "Auth-User", "Auth-Pass", "Auth-Protocol", "X-Extra")
+    assert good.generated_headers() == [
+        "Host",
+        "Auth-Method",
+        "Auth-User",
+        "Auth-Pass",
+        "Auth-Protocol",
+    ]
+    with pytest.raises(AssertionError, match="order"):
+        parse("Host", "Auth-User", "Auth-Method").generated_headers()
+    with pytest.raises(AssertionError, match="extra header"):
+        parse("Host", "X-Extra", "Auth-Method").generated_headers()

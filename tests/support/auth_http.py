@@ -30,6 +30,7 @@ from .ports import PortAllocator
 from .users import MailUser
 
 __all__ = [
+    "NGINX_HEADER_ORDER",
     "AuthHttpServer",
     "AuthRequest",
     "CloseReply",
@@ -43,6 +44,36 @@ __all__ = [
 ]
 
 _MAX_REQUEST = 256 * 1024
+
+NGINX_HEADER_ORDER: tuple[str, ...] = (
+    "Host",
+    "Auth-Method",
+    "Auth-User",
+    "Auth-Pass",
+    "Auth-Salt",
+    "Auth-Protocol",
+    "Auth-Login-Attempt",
+    "Client-IP",
+    "Client-Host",
+    "Proxy-Protocol-Addr",
+    "Proxy-Protocol-Port",
+    "Proxy-Protocol-Server-Addr",
+    "Proxy-Protocol-Server-Port",
+    "Auth-SMTP-Helo",
+    "Auth-SMTP-From",
+    "Auth-SMTP-To",
+    "Auth-SSL",
+    "Auth-SSL-Protocol",
+    "Auth-SSL-Cipher",
+    "Auth-SSL-Verify",
+    "Auth-SSL-Subject",
+    "Auth-SSL-Issuer",
+    "Auth-SSL-Serial",
+    "Auth-SSL-Fingerprint",
+    "Auth-SSL-Cert",
+)
+"""The order in which nginx sends the headers it generates (SPEC.md 8.2); the
+``auth_http_header`` extras follow them in configuration order."""
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 
@@ -84,6 +115,18 @@ class AuthRequest:
     def header_names(self) -> list[str]:
         """Header names in the order they were sent."""
         return [name for name, _ in self.headers]
+
+    def generated_headers(self) -> list[str]:
+        """The names before the first ``auth_http_header`` extra, checked to be in
+        nginx's order (:data:`NGINX_HEADER_ORDER`); raises AssertionError if not."""
+        names = self.header_names
+        known = [n for n in names if n in NGINX_HEADER_ORDER]
+        if names[: len(known)] != known:
+            raise AssertionError(f"an extra header comes before nginx's own: {names}")
+        ranks = [NGINX_HEADER_ORDER.index(n) for n in known]
+        if ranks != sorted(set(ranks)):
+            raise AssertionError(f"headers out of nginx's order or repeated: {known}")
+        return known
 
     @property
     def auth_method(self) -> str:
