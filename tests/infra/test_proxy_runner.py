@@ -72,17 +72,8 @@ def test_log_lines_by_level(nginx):
     )
 
 
-def test_mailgate_is_skipped_with_a_reason_until_its_cli_exists(tmp_path):
-    ok, reason = IMPLEMENTATIONS["mailgate"].available()
-    if ok:
-        pytest.skip("mailgate.cli exists: the proxy fixture runs it")
-    assert "mailgate.cli does not exist yet" in reason
-    fake = tmp_path / "engine" / "mailgate"
-    fake.mkdir(parents=True)
-    (fake / "__init__.py").write_text("")
-    (fake / "cli.py").write_text("def main():\n    pass\n")
-    assert Mailgate(tmp_path / "engine").available() == (True, "")
-    argv = Mailgate(tmp_path / "engine").command(tmp_path, tmp_path / "m.conf", "daemon off;")
-    assert argv[1:3] == ["-m", "mailgate"] and argv[argv.index("-c") + 1] == str(
-        tmp_path / "m.conf"
-    )
+def test_mailgate_command_line(tmp_path):
+    argv = Mailgate().command(tmp_path, tmp_path / "m.conf", "daemon off;")
+    assert argv[1:3] == ["-m", "mailgate"] and argv[argv.index("-c") + 1] == str(tmp_path / "m.conf")
+
+

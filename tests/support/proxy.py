@@ -113,25 +113,25 @@ class Nginx(Implementation):
 
 
 class Mailgate(Implementation):
-    """mailgate's binary, run from this source tree (``python -m mailgate``)."""
+    """mailgate's binary (``python -m mailgate``), from the same package the tests import."""
 
     name = "mailgate"
 
-    def __init__(self, source_root: Path = REPO_ROOT / "engine") -> None:
-        self.source_root = source_root
-
     def available(self) -> tuple[bool, str]:
-        # Look at the source tree rather than importing: the test process may have
-        # imported another `mailgate` already, and the binary runs from this tree.
-        package = self.source_root / "mailgate"
-        if not ((package / "cli.py").exists() or (package / "cli" / "__init__.py").exists()):
-            return False, "mailgate.cli does not exist yet: only the nginx side of this test runs"
+        import importlib.util
+
+        if importlib.util.find_spec("mailgate.server.master") is None:
+            return False, "mailgate's process model is not built yet: only the nginx side runs"
         return True, ""
 
     def environment(self) -> dict[str, str]:
+        import mailgate
+
+        # the binary must run the package this test process imports (installed or in place)
+        root = str(Path(mailgate.__file__).resolve().parent.parent)
         env = dict(os.environ)
         path = env.get("PYTHONPATH")
-        env["PYTHONPATH"] = str(self.source_root) + (os.pathsep + path if path else "")
+        env["PYTHONPATH"] = root + (os.pathsep + path if path else "")
         return env
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
