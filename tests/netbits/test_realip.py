@@ -50,18 +50,18 @@ def test_nginx_refuses(text):
 @given(st.one_of(st.ip_addresses(v=4), st.ip_addresses(v=6)))
 def test_printer_and_parser_agree_with_each_other_and_with_ipaddress(address):
     text = format_ip(address)
-    if address.version == 4 and int(address) == 0xFFFFFFFF:
-        assert parse_ip(text) is None  # INADDR_NONE, as in nginx
-    else:
-        assert parse_ip(text) == address
-        assert parse_ip(address.exploded) == address
-        assert parse_ip(address.compressed) == address
     packed = address.packed
     dotted = address.version == 6 and packed[:10] == bytes(10) and (
         packed[10:12] == b"\xff\xff" or packed[10:12] == b"\0\0" and (
             packed[12:14] != b"\0\0" or packed[14] != 0 and packed[15] != 1))
     if not dotted:
         assert text == address.compressed
+    if (address.version == 4 or dotted) and packed[-4:] == b"\xff" * 4:
+        assert parse_ip(text) is None  # INADDR_NONE, even as a dotted tail, as in nginx
+    else:
+        assert parse_ip(text) == address
+    assert parse_ip(address.exploded) == (None if address.version == 4 and packed == b"\xff" * 4
+                                          else address)
 
 
 def test_peer_ip():
