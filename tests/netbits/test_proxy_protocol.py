@@ -40,6 +40,7 @@ def test_live_transcript_header_is_read_and_only_its_bytes_consumed():
                                  ProxyAddress("127.0.0.1", 30114))
     assert header.addresses == ProxyAddresses("192.0.2.7", 40000, "127.0.0.1", 30114)
     assert header.tlv(1) is None
+    assert parse(bytearray(LIVE_V1 + bytes(100000))) == header
 
 
 @pytest.mark.parametrize("line, source, destination", [

@@ -138,12 +138,11 @@ class ProxyHeaderError:
 
 
 def _broken(data: bytes) -> ProxyHeaderError:
-    window = data[:PEEK_MAX]
-    end = len(window)
-    for stop in (window.find(b"\r"), window.find(b"\n")):
+    end = len(data)
+    for stop in (data.find(b"\r"), data.find(b"\n")):
         if 0 <= stop < end:
             end = stop
-    return ProxyHeaderError('broken header: "%s"' % window[:end].decode("latin-1"))
+    return ProxyHeaderError('broken header: "%s"' % data[:end].decode("latin-1"))
 
 
 class _NeedMore(Exception):
@@ -255,7 +254,7 @@ def parse(data: bytes) -> ProxyHeader | ProxyHeaderError | None:
     ProxyHeader(length=44, version=1, source=ProxyAddress(address='192.0.2.7', port=40000), \
 destination=ProxyAddress(address='127.0.0.1', port=30114), tlvs=b'')
     """
-    data = bytes(data)
+    data = bytes(data[:PEEK_MAX])  # no header, nor the text of a broken one, goes further
     if data[:12] == SIGNATURE[:len(data[:12])]:
         if len(data) < _V2_FIXED:
             return None

@@ -343,7 +343,10 @@ class ClientNameResolver:
         if address is None:
             return ClientName(TEMPUNAVAIL)
         text = format_ip(address)
-        code, name = await self._lookup(("ptr", address.packed), self._ptr, address)
+        now = asyncio.get_running_loop().time()
+        code, name = 0, self._addresses.get(address.packed, now)
+        if name is None:
+            code, name = await self._lookup(("ptr", address.packed), self._ptr, address)
         if code:
             return ClientName(UNAVAILABLE if code == NXDOMAIN else TEMPUNAVAIL, (Log(
                 "error", "%s could not be resolved (%d: %s)" % (text, code, strerror(code)),
@@ -353,7 +356,11 @@ class ClientNameResolver:
                 "error", '%s resolved to invalid host name "%s"' % (text, name.decode("latin-1")),
                 ACTION_ADDRESS),))
         host = name.decode("ascii")
-        code, addresses = await self._lookup(("name", name), self._forward, name)
+        addresses = self._names.get(name, asyncio.get_running_loop().time())
+        if isinstance(addresses, tuple):
+            code = 0
+        else:
+            code, addresses = await self._lookup(("name", name), self._forward, name)
         if code:
             return ClientName(UNAVAILABLE if code == NXDOMAIN else TEMPUNAVAIL, (Log(
                 "error", '"%s" could not be resolved (%d: %s)' % (host, code, strerror(code)),
