@@ -38,6 +38,8 @@ from mailgate.protocol.events import (
     StartTLS,
 )
 from mailgate.proxy import proxy_protocol
+from mailgate.proxy.realip import realip_for
+from mailgate.proxy.resolver import TEMPUNAVAIL
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["ClientSession"]
 
 TLS_READ_SIZE = 32 * 1024  # ciphertext read per event: several records at once
-PROXY_HEADER_MAX = 4096  # nginx 1.23.3+ peeks this much for a PROXY header
+PROXY_HEADER_MAX = proxy_protocol.PEEK_MAX
 TIMED_OUT = "(110: Connection timed out)"
 _DISCARD = memoryview(bytearray(4096))
 
@@ -217,28 +219,22 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _proxy_header(self) -> None:
         data = bytes(self._header[: self._header_length])
-        try:
-            header = proxy_protocol.parse(data)
-        except proxy_protocol.ProxyProtocolError as exc:
-            self._log("error", str(exc))
+        header = proxy_protocol.parse(data)
+        if header is None:
+            return
+        if isinstance(header, proxy_protocol.ProxyHeaderError):
+            if header.message is not None:
+                self._log("error", header.message)
             self._close(quiet=True)
             return
-        if header is None:
-            if self._header_length >= PROXY_HEADER_MAX:
-                self._log("error", "header is too large")
-                self._close(quiet=True)
-            return
-        rest = data[header.length:]
-        if header.source is not None:
-            self.proxy_addresses = ProxyAddresses(
-                header.source.address, header.source.port,
-                header.destination.address, header.destination.port)
-            if proxy_protocol.trusted(self.runtime.config.set_real_ip_from, self.client_address,
-                                      self.unix):
-                self.client_address, self.client_port = header.source.address, header.source.port
-                self.ctx.client = self.client_address
+        self.proxy_addresses = header.addresses
+        real = realip_for(self.runtime.config.set_real_ip_from).client(
+            header, None if self.unix else self.client_address)
+        if real is not None:
+            self.client_address, self.client_port = real
+            self.ctx.client = self.client_address
         self._disarm()
-        self._after_proxy_header(rest)
+        self._after_proxy_header(data[header.length:])
 
     def _after_proxy_header(self, rest: bytes = b"") -> None:
         if self.listen.ssl:
@@ -353,27 +349,23 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _begin(self, machine) -> None:
         config = self.runtime.config
-        if config.protocol == "smtp" and config.resolver is not None and not self.unix:
+        if config.protocol == "smtp" and self.runtime.resolver is not None and not self.unix:
             self.phase = RESOLVING
             self.ctx.action = "in resolving client address"
             self._update_reading()
             self.loop.create_task(self._resolve_then_greet())
             return
         if config.protocol == "smtp" and self.unix:
-            machine.client_host = b"[TEMPUNAVAIL]"
+            self.client_host = machine.client_host = TEMPUNAVAIL.encode()
         self._greet()
 
     async def _resolve_then_greet(self) -> None:
-        from mailgate.proxy import resolver
-
-        config = self.runtime.config
-        host, logs = await resolver.resolve_client(
-            config.resolver, config.resolver_timeout, self.client_address, self.runtime.resolver_cache)
+        name = await self.runtime.resolver.resolve(self.client_address)
         if self._closed:
             return
-        for level, message, action in logs:
-            self._log(level, message, action)
-        self.client_host = host.encode()
+        for line in name.logs:
+            self._log(line.level, line.message, line.action)
+        self.client_host = name.host.encode()
         self.machine.client_host = self.client_host
         self._greet()
 
@@ -526,6 +518,26 @@ class ClientSession(asyncio.BufferedProtocol):
                 self._write(action.to_client)
                 backend.close()
                 self._close()
+
+    def proxy_protocol_header(self, mode: str) -> bytes:
+        """The PROXY header for the backend (``proxy_protocol on|v2``): the client as
+        realip made it, the accepting socket as the local side, and for v2 the TLS facts."""
+        if self.unix:
+            client = local = self.transport.get_extra_info("sockname") or ""
+        else:
+            client = (self.client_address, self.client_port)
+            local = (self.local_address, self.local_port)
+        facts = None
+        tls = self.tls
+        if mode == "v2" and tls is not None:
+            sig_alg, key_alg = tls.server_certificate_algorithms()
+            cn = tls.peer_common_name()
+            facts = proxy_protocol.TLSFacts(
+                sni=tls.server_name, alpn=(tls.alpn_protocol or "").encode() or None,
+                version=tls.protocol, cipher=tls.cipher, cn=cn, has_cert=cn is not None,
+                verify_result=tls.verify_result, resumed=tls.session_reused,
+                sig_alg=sig_alg, key_alg=key_alg)
+        return proxy_protocol.outbound_header(mode, client, local, facts)
 
     # -- relay ---------------------------------------------------------------------------------
 

@@ -298,6 +298,40 @@ class TLSConnection:
     def session_reused(self) -> bool:
         return bool(lib.SSL_session_reused(self._ssl))
 
+    @property
+    def verify_result(self) -> int:
+        """OpenSSL's X509 verification result (0 when no certificate was sent)."""
+        return lib.SSL_get_verify_result(self._ssl)
+
+    def peer_common_name(self) -> str | None:
+        """The CN of the client certificate, if one was presented (PROXY v2 SSL_CN)."""
+        cert = lib.SSL_get1_peer_certificate(self._ssl)
+        if cert == ffi.NULL:
+            return None
+        try:
+            buf = ffi.new("char[]", 1024)
+            size = lib.X509_NAME_get_text_by_NID(lib.X509_get_subject_name(cert), lib.NID_commonName,
+                                                 buf, len(buf))
+            return ffi.buffer(buf, size)[:].decode("utf-8", "replace") if size >= 0 else ""
+        finally:
+            lib.X509_free(cert)
+
+    def server_certificate_algorithms(self) -> tuple[str | None, str | None]:
+        """The signature and key algorithms of the certificate served on this connection.
+
+        As the PROXY v2 SSL_SIG_ALG and SSL_KEY_ALG TLVs carry them: ``RSA-SHA256``,
+        ``RSA2048`` / ``EC256``.
+        """
+        cert = lib.SSL_get_certificate(self._ssl)
+        if cert == ffi.NULL:
+            return None, None
+        sig = lib.OBJ_nid2sn(lib.X509_get_signature_nid(cert))
+        key = lib.X509_get0_pubkey(cert)
+        key_alg = None
+        if key != ffi.NULL:
+            key_alg = "%s%d" % (text(lib.EVP_PKEY_get0_type_name(key)), lib.EVP_PKEY_get_bits(key))
+        return (text(sig) if sig != ffi.NULL else None), key_alg
+
     def check_client_certificate(self) -> CertificateCheck:
         """nginx's post-handshake policy for ``ssl_verify_client``.
 
