@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientSession"]
 
+TLS_SHUTDOWN_WAIT = 3.0  # nginx waits this long for the peer's close_notify
 TLS_READ_SIZE = 32 * 1024  # ciphertext read per event: several records at once
 PROXY_HEADER_MAX = proxy_protocol.PEEK_MAX
 TIMED_OUT = "(110: Connection timed out)"
@@ -108,6 +109,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self._closed = False
         self._auth_task: asyncio.Task | None = None
         self._pumping = False
+        self._tls_closing = False  # close_notify sent, waiting for the client's
 
     # -- asyncio: connection ------------------------------------------------
 
@@ -152,6 +154,10 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         phase = self.phase
+        if self._tls_closing:
+            return self._tls_in
+        if self._closed:
+            return _DISCARD
         if self.tls is not None:
             return self._tls_in
         if phase == PRE_AUTH:
@@ -165,6 +171,9 @@ class ClientSession(asyncio.BufferedProtocol):
         return _DISCARD
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._tls_closing:
+            self._tls_closing_input(nbytes)
+            return
         if self._closed or not nbytes:
             return
         phase = self.phase
@@ -189,6 +198,8 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self._client_eof = True
+        if self._closed:
+            return False
         if self.tls is not None:
             self.tls.feed_eof()
             self._tls_input()
@@ -625,7 +636,12 @@ class ClientSession(asyncio.BufferedProtocol):
                 self.transport.pause_reading()
 
     def _close(self, quiet: bool = False) -> None:
-        """Close after what was written is sent; TLS gets close_notify unless ``quiet``."""
+        """Close after what was written is sent; TLS gets close_notify unless ``quiet``.
+
+        As nginx, after a close_notify the peer's answer is awaited for up to
+        ``TLS_SHUTDOWN_WAIT`` seconds, so that the client reads everything sent
+        before it (closing with its close_notify unread would reset the connection).
+        """
         if self._closed:
             return
         self._closed = True
@@ -635,16 +651,32 @@ class ClientSession(asyncio.BufferedProtocol):
             self._auth_task.cancel()
         if self.backend is not None:
             self.backend.close()
+        if self.transport is None:
+            return
         if self.tls is not None:
-            try:
-                if quiet:
-                    self.tls.abort()
-                else:
-                    self.tls.shutdown()
-                    self._flush_tls()
-            except TLSError:
+            if quiet or self._client_eof:
                 self.tls.abort()
-        if self.transport is not None:
+            elif self._tls_shutdown():
+                self._tls_closing = True
+                self._timer = self.loop.call_later(TLS_SHUTDOWN_WAIT, self.transport.close)
+                self.transport.resume_reading()
+                return
+        self.transport.close()
+
+    def _tls_shutdown(self) -> bool:
+        """Send (or go on with) the close_notify exchange; True while waiting for the peer."""
+        try:
+            done = self.tls.shutdown()
+        except TLSError:
+            self.tls.abort()
+            return False
+        self._flush_tls()
+        return not done
+
+    def _tls_closing_input(self, nbytes: int) -> None:
+        self.tls.feed(self._tls_in[:nbytes])
+        if not self._tls_shutdown():
+            self._disarm()
             self.transport.close()
 
     def shutdown(self, reason: str | None = None) -> None:
