@@ -118,6 +118,10 @@ class MailProxy:
     ):
         self.config = load_config(config) if isinstance(config, str) else config
         self.auth = auth
+        if auth is None:
+            for server in self.config.servers:
+                if server.auth_http is None:
+                    raise ConfigError('no "auth_http" is defined for server', server.file, server.line)
         self.sessions: set[ClientSession] = set()
         self.listeners: list[Listener] = []
         self._sockets = list(sockets) if sockets is not None else None
