@@ -224,11 +224,12 @@ def body_structure(part: _mime.Part, *, extended: bool) -> bytes:
     out = [string(part.type.upper()), string(part.subtype.upper()), _params(part.params),
            nstring(part.get(b"content-id")), nstring(part.get(b"content-description")),
            string(part.get(b"content-transfer-encoding") or b"7BIT"), b"%d" % len(text)]
+    # a last line without its line end (before a boundary) still counts
+    lines = b"%d" % (text.count(b"\n") + (not text.endswith(b"\n") and bool(text)))
     if part.message is not None:
-        out += [envelope(part.message), body_structure(part.message, extended=extended),
-                b"%d" % text.count(b"\n")]
+        out += [envelope(part.message), body_structure(part.message, extended=extended), lines]
     elif part.type == b"text":
-        out.append(b"%d" % text.count(b"\n"))
+        out.append(lines)
     if extended:
         out.append(nstring(part.get(b"content-md5")))
         out.extend(_extension(part))
