@@ -23,6 +23,7 @@ SIGNALS = ("stop", "quit", "reopen", "reload")
 USAGE = """\
 Usage: mailgate [-?hvVtTq] [-s signal] [-p prefix]
                 [-e filename] [-c filename] [-g directives]
+       mailgate demo [--host address] [--dir directory] [--any-ports]
 
 Options:
   -?,-h         : this help
@@ -204,6 +205,10 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mailgate`` command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        from mailgate.demo.command import main as demo
+
+        return demo(argv[1:])
     try:
         opts = parse_args(argv)
     except UsageError as exc:

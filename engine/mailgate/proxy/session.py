@@ -132,7 +132,6 @@ class ClientSession(asyncio.BufferedProtocol):
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
         transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         if self.listen.proxy_protocol:
-            self.ctx.action = "reading PROXY protocol"
             self._arm(self.runtime.config.timeout)
         else:
             self._after_proxy_header()
@@ -258,7 +257,6 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _start_tls(self, rest: bytes = b"") -> None:
         self.phase = HANDSHAKE
-        self.ctx.action = "SSL handshaking" if self.tls_implicit else "in starttls state"
         self.tls = TLSConnection(self.runtime.tls, log=self._log)
         self._tls_in = memoryview(bytearray(TLS_READ_SIZE))
         if self.tls_implicit:
@@ -362,7 +360,6 @@ class ClientSession(asyncio.BufferedProtocol):
         config = self.runtime.config
         if config.protocol == "smtp" and self.runtime.resolver is not None and not self.unix:
             self.phase = RESOLVING
-            self.ctx.action = "in resolving client address"
             self._update_reading()
             self.loop.create_task(self._resolve_then_greet())
             return
@@ -375,7 +372,7 @@ class ClientSession(asyncio.BufferedProtocol):
         if self._closed:
             return
         for line in name.logs:
-            self._log(line.level, line.message, line.action)
+            self._log(line.level, line.message, line.action or "")
         self.client_host = name.host.encode()
         self.machine.client_host = self.client_host
         self._greet()
@@ -398,7 +395,7 @@ class ClientSession(asyncio.BufferedProtocol):
             elif kind is DisarmTimer:
                 self._disarm()
             elif kind is Log:
-                self._log(action.level, action.message, action.action)
+                self._log(action.level, action.message, action.action or "")
             elif kind is Close:
                 self._close(quiet=action.timed_out)
                 return
@@ -522,7 +519,7 @@ class ClientSession(asyncio.BufferedProtocol):
             elif kind is DisarmTimer:
                 backend.disarm()
             elif kind is Log:
-                self._log(action.level, action.message, action.action)
+                self._log(action.level, action.message, action.action or "")
             elif kind is LoginDone:
                 self._start_relay(action)
             elif kind is LoginFailed:
@@ -554,7 +551,6 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _start_relay(self, done: LoginDone) -> None:
         self.phase = RELAY
-        self.ctx.action = "proxying"
         self._touch()
         self._arm(self.runtime.config.proxy_timeout)
         self.backend.start_relay(done.buffer)
@@ -707,10 +703,30 @@ class ClientSession(asyncio.BufferedProtocol):
         if log.enabled(level):
             log.log(level, message)
 
+    def _action(self) -> str:
+        """nginx's log action for what the session is doing now."""
+        phase = self.phase
+        if phase == PROXY_HEADER:
+            return "reading PROXY protocol"
+        if phase == HANDSHAKE:
+            return "SSL handshaking" if self.tls_implicit else "in starttls state"
+        if phase == RESOLVING:
+            return "in resolving client address"
+        if phase == PRE_AUTH:
+            return self.machine.log_action or ""
+        if phase == BACKEND:
+            return self.backend.machine.log_action or "" if self.backend else "connecting to upstream"
+        if phase == RELAY:
+            return "proxying"
+        return ""
+
     def _log(self, level: str, message: str, action: str | None = None) -> None:
+        """A session line with nginx's context; ``action`` None means the current one,
+        "" none at all."""
         log = self.runtime.log
         if not log.enabled(level):
             return
         if self.machine is not None:
             self.ctx.login = self.machine.login
-        log.log(level, self.ctx.describe(message, action), conn=self.number)
+        log.log(level, self.ctx.describe(message, self._action() if action is None else action),
+                conn=self.number)
