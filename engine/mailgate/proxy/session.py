@@ -103,9 +103,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self._tls_in: memoryview | None = None
         self._reading = True
         self._peer_paused = False  # the backend cannot take more: stop reading the client
-        self._writing_paused = False  # the client cannot take more
         self._client_eof = False
-        self._quiet_close = False
         self._closed = False
         self._auth_task: asyncio.Task | None = None
         self._pumping = False
@@ -144,9 +142,12 @@ class ClientSession(asyncio.BufferedProtocol):
         return "%s:%d" % (self.client_address, self.client_port)
 
     def connection_lost(self, exc) -> None:
-        if exc is not None and not self._closed:
-            # client-side network errors are logged at info for mail (SPEC §2.5)
-            self._log("info", "recv() failed %s" % _errno_text(exc))
+        if not self._closed and self.ctx is not None:
+            if exc is not None:
+                # client-side network errors are logged at info for mail (SPEC §2.5)
+                self._log("info", "recv() failed %s" % _errno_text(exc))
+            if self.phase == RELAY:  # a read error ends the relay as an EOF does
+                self._log("info", "proxied session done", "")
         self._finish()
 
     # -- asyncio: reading ---------------------------------------------------
@@ -214,12 +215,10 @@ class ClientSession(asyncio.BufferedProtocol):
     # -- asyncio: writing -------------------------------------------------------
 
     def pause_writing(self) -> None:
-        self._writing_paused = True
         if self.backend is not None:
             self.backend.pause_reading()
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
         if self.phase == RELAY:
             self._touch()  # a client-side event re-arms proxy_timeout (SPEC §9.6)
         if self.backend is not None:
