@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_config
 from mailgate.log import format_line
+from mailgate.tls import build_contexts
 
 __all__ = ["main", "DEFAULT_CONF", "Options"]
 
@@ -22,6 +23,7 @@ SIGNALS = ("stop", "quit", "reopen", "reload")
 USAGE = """\
 Usage: mailgate [-?hvVtTq] [-s signal] [-p prefix]
                 [-e filename] [-c filename] [-g directives]
+       mailgate demo [--host address] [--dir directory] [--any-ports]
 
 Options:
   -?,-h         : this help
@@ -173,6 +175,9 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
 
     try:
         config = load_config(opts.conf_file, prefix, directives=opts.directives, on_message=on_message)
+        # TLS contexts are built while nginx merges the configuration: their errors
+        # come before "syntax is ok"
+        build_contexts(config, on_message=on_message)
     except ConfigError as exc:
         log.log("emerg", str(exc))
         _stderr("configuration file %s test failed" % conf_path)
@@ -200,6 +205,10 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mailgate`` command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        from mailgate.demo.command import main as demo
+
+        return demo(argv[1:])
     try:
         opts = parse_args(argv)
     except UsageError as exc:

@@ -239,7 +239,7 @@ def printable(data: bytes) -> str:
 class SessionContext:
     """nginx's ``ngx_mail_log_error``: the context appended to a session's log lines."""
 
-    __slots__ = ("number", "client", "server", "starttls", "login", "upstream", "action")
+    __slots__ = ("number", "client", "server", "starttls", "login", "upstream")
 
     def __init__(self, number: int, client: str, server: str):
         self.number = number
@@ -248,11 +248,9 @@ class SessionContext:
         self.starttls = False
         self.login: bytes = b""
         self.upstream: str | None = None
-        self.action: str | None = "sending client greeting line"
 
-    def describe(self, message: str, action: str | None = None) -> str:
+    def describe(self, message: str, action: str = "") -> str:
         """``message`` with `` while ACTION, client: C, server: S, login: "L", upstream: U``."""
-        action = self.action if action is None else action
         parts = [message]
         if action:
             parts.append(" while %s" % action)

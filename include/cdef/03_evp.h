@@ -7,6 +7,7 @@ static const int EVP_MAX_MD_SIZE;
 
 void EVP_PKEY_free(EVP_PKEY *);
 const char *EVP_PKEY_get0_type_name(const EVP_PKEY *);
+int EVP_PKEY_get_bits(const EVP_PKEY *);
 
 const EVP_MD *EVP_sha1(void);
 EVP_MD_CTX *EVP_MD_CTX_new(void);

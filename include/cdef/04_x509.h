@@ -16,7 +16,13 @@ static const int X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
 static const int X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
 static const int X509_V_ERR_CERT_UNTRUSTED;
 
+static const int NID_commonName;
+
 void X509_free(X509 *);
+int X509_get_signature_nid(const X509 *);
+EVP_PKEY *X509_get0_pubkey(const X509 *);
+const char *OBJ_nid2sn(int);
+int X509_NAME_get_text_by_NID(X509_NAME *, int, char *, int);
 X509_NAME *X509_get_subject_name(const X509 *);
 X509_NAME *X509_get_issuer_name(const X509 *);
 ASN1_INTEGER *X509_get_serialNumber(X509 *);

@@ -20,5 +20,6 @@ const char *SSL_get_servername(const SSL *, const int);
 void SSL_get0_alpn_selected(const SSL *, const unsigned char **, unsigned int *);
 int SSL_session_reused(const SSL *);
 SSL_SESSION *SSL_get0_session(const SSL *);
+X509 *SSL_get_certificate(const SSL *);
 int SSL_is_init_finished(const SSL *);
 const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *, unsigned int *);

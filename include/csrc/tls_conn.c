@@ -144,45 +144,27 @@ bio_capacity(BIO *bio)
 }
 
 
-static BIO *
-fresh_bio(const mg_conn *c, int input)
-{
-    BIO  *bio = BIO_new(BIO_s_mem());
-
-    if (bio != NULL && input && (c->flags & MG_INPUT_EOF)) {
-        BIO_set_mem_eof_return(bio, 0);
-    }
-    return bio;
-}
-
-
 /* Swap a drained, oversized BIO for a fresh one; on failure keep the old. */
 static void
-release_rbio(mg_conn *c)
+release_bio(mg_conn *c, int input)
 {
+    BIO  *old = input ? c->rbio : c->wbio;
     BIO  *bio;
 
-    if (BIO_ctrl_pending(c->rbio) != 0 || bio_capacity(c->rbio) <= MG_BIO_KEEP) {
+    if (BIO_ctrl_pending(old) != 0 || bio_capacity(old) <= MG_BIO_KEEP) {
         return;
     }
-    bio = fresh_bio(c, 1);
-    if (bio != NULL) {
+    bio = BIO_new(BIO_s_mem());
+    if (bio == NULL) {
+        return;
+    }
+    if (input) {
+        if (c->flags & MG_INPUT_EOF) {
+            BIO_set_mem_eof_return(bio, 0);
+        }
         SSL_set0_rbio(c->ssl, bio);
         c->rbio = bio;
-    }
-}
-
-
-static void
-release_wbio(mg_conn *c)
-{
-    BIO  *bio;
-
-    if (BIO_ctrl_pending(c->wbio) != 0 || bio_capacity(c->wbio) <= MG_BIO_KEEP) {
-        return;
-    }
-    bio = fresh_bio(c, 0);
-    if (bio != NULL) {
+    } else {
         SSL_set0_wbio(c->ssl, bio);
         c->wbio = bio;
     }
@@ -224,7 +206,7 @@ mg_conn_take(mg_conn *c, char *out, size_t len)
     if (len != 0 && BIO_read_ex(c->wbio, out, len, &n) != 1) {
         n = 0;
     }
-    release_wbio(c);
+    release_bio(c, 0);
     return n;
 }
 
@@ -249,7 +231,7 @@ mg_conn_handshake(mg_conn *c)
 
     ERR_clear_error();
     n = SSL_do_handshake(c->ssl);
-    release_rbio(c);
+    release_bio(c, 1);
     return n == 1 ? SSL_ERROR_NONE : failed(c, SSL_get_error(c->ssl, n));
 }
 
@@ -273,7 +255,7 @@ mg_conn_read(mg_conn *c, char *buf, size_t len, size_t *nread)
     }
 
     *nread = total;
-    release_rbio(c);
+    release_bio(c, 1);
     return failed(c, err);
 }
 

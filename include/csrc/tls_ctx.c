@@ -95,6 +95,11 @@ mg_ctx_live(void)
  * which would let a session live forever.  Once per connection, as nginx
  * 1.23.2+ does: age the timeout instead, and make an outlived session
  * unresumable by blanking its ID context.
+ *
+ * nginx's info callback also raises the handshake write buffer to 16 KiB so
+ * that a long certificate chain does not leave in 4 KiB pieces.  Here the
+ * write side is a memory BIO: a whole flight is collected there and handed
+ * to the transport in one write, whatever OpenSSL's buffering below it.
  */
 static void
 info_callback(const SSL *ssl, int where, int ret)

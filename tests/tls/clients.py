@@ -87,7 +87,7 @@ def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float =
     """Run openssl s_client against the server; its stdout and stderr."""
     proc = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *args],
-        input=stdin, capture_output=True, timeout=timeout,
+        input=stdin, capture_output=True, timeout=timeout, check=False,
     )
     return proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
 
@@ -96,13 +96,15 @@ def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_h
     """A handshake between a TLSConnection and an ssl.SSLObject, in memory.
 
     Returns (server, client) once both sides are done and the client has
-    processed everything the server sent (TLS 1.3 tickets included).
+    processed everything the server sent (TLS 1.3 tickets included); the
+    client's memory BIOs are ``client.incoming`` and ``client.outgoing``.
     """
     from mailgate.tls import TLSConnection
 
     server = TLSConnection(context, log=log)
     to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_ctx.wrap_bio(to_client, to_server, server_hostname=server_hostname, session=session)
+    client.incoming, client.outgoing = to_client, to_server
     client_done = False
     for _ in range(10):
         if not client_done:

@@ -37,7 +37,7 @@ def certs(pki, *names: str) -> str:
     """ssl_certificate/ssl_certificate_key lines for rsa, ecdsa, other."""
     return "".join(
         f"        ssl_certificate {pki[name + '.pem']};\n        ssl_certificate_key {pki[name + '.key']};\n"
-        for name in names or ("ecdsa",)
+        for name in names
     )
 
 

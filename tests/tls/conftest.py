@@ -5,8 +5,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from pki import PKI  # noqa: E402
-from server import ServerProcess, ServerThread  # noqa: E402
+from pki import PKI
+from server import ServerProcess, ServerThread
 
 
 @pytest.fixture(scope="session")

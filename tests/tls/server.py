@@ -156,9 +156,9 @@ async def _serve(contexts: dict, events: list, ready) -> None:
 class ServerThread:
     """Serve one or more contexts from an event loop in a background thread."""
 
-    def __init__(self, **contexts):
+    def __init__(self, loop_factory=asyncio.new_event_loop, **contexts):
         self.events: list = []
-        self._loop = asyncio.new_event_loop()
+        self._loop = loop_factory()
         self._ready = threading.Event()
         self.ports: dict = {}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import ssl
 import subprocess
+from pathlib import Path
 
 import pytest
 from clients import client_context, connect, handshake_session, s_client
@@ -24,6 +25,14 @@ def greeting(srv, pki, **kwargs) -> dict:
 
 def handshake_errors(srv) -> list:
     return [event for event in srv.events if event[0] == "error"]
+
+
+def assert_refused(srv, code: str, reason: str) -> None:
+    """The one handshake failure the server saw, logged at info as nginx does."""
+    (_, level, message), = handshake_errors(srv)
+    assert level == "info"
+    assert message.startswith(f"SSL_do_handshake() failed (SSL: error:{code}:")
+    assert message.endswith(f":{reason})")
 
 
 # ---- certificates -----------------------------------------------------------
@@ -48,8 +57,8 @@ def test_key_in_the_certificate_file(tmp_path, pki, serve):
 
 
 def test_data_values(tmp_path, pki, serve):
-    cert = open(pki["ecdsa.pem"]).read()
-    key = open(pki["ecdsa.key"]).read()
+    cert = Path(pki["ecdsa.pem"]).read_text()
+    key = Path(pki["ecdsa.key"]).read_text()
     body = f"ssl_certificate 'data:{cert}'; ssl_certificate_key 'data:{key}';"
     srv = serve(main=context(tmp_path, pki, body, names=()))
     out = s_client(srv.port, "-CAfile", pki["ca.pem"], "-verify_return_error")
@@ -87,10 +96,7 @@ def test_protocols_tls12_only(tmp_path, pki, serve):
     assert greeting(srv, pki)["protocol"] == "TLSv1.2"
     with pytest.raises(ssl.SSLError, match="PROTOCOL_VERSION"):
         connect(srv.port, client_context(pki, version=TLS13))
-    (_, level, message), = handshake_errors(srv)
-    assert level == "info"
-    assert message.startswith("SSL_do_handshake() failed (SSL: error:0A000102:")
-    assert message.endswith(":unsupported protocol)")
+    assert_refused(srv, "0A000102", "unsupported protocol")
 
 
 def test_protocols_tls13_only(tmp_path, pki, serve):
@@ -98,6 +104,15 @@ def test_protocols_tls13_only(tmp_path, pki, serve):
     assert greeting(srv, pki)["protocol"] == "TLSv1.3"
     with pytest.raises(ssl.SSLError):
         connect(srv.port, client_context(pki, version=TLS12))
+
+
+def test_older_protocols_when_listed(tmp_path, pki, serve):
+    # OpenSSL 3 also wants security level 0 for TLS 1.1 (SHA-1 signatures)
+    body = "ssl_protocols TLSv1.1 TLSv1.2; ssl_ciphers DEFAULT:@SECLEVEL=0;"
+    srv = serve(main=context(tmp_path, pki, body))
+    out = s_client(srv.port, "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0")
+    assert '"protocol": "TLSv1.1"' in out
+    assert "OK {" not in s_client(srv.port, "-tls1_3")
 
 
 CHACHA = "ECDHE-ECDSA-CHACHA20-POLY1305"
@@ -169,10 +184,7 @@ def test_alpn_mismatch_is_refused(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki))
     with pytest.raises(ssl.SSLError, match="no application protocol"):
         connect(srv.port, client_context(pki, alpn=["h2", "pop3"]))
-    (_, level, message), = handshake_errors(srv)
-    assert level == "info"
-    assert message.startswith("SSL_do_handshake() failed (SSL: error:0A0000EB:")
-    assert message.endswith(":no application protocol)")
+    assert_refused(srv, "0A0000EB", "no application protocol")
 
 
 # ---- ssl_conf_command -------------------------------------------------------------
@@ -198,8 +210,8 @@ def test_conf_command_overrides_session_tickets(tmp_path, pki, serve):
 
 
 def test_conf_command_file_values_are_relative_to_the_configuration(tmp_path, pki, serve):
-    (tmp_path / "other.pem").write_bytes(open(pki["other.pem"], "rb").read())
-    (tmp_path / "other.key").write_bytes(open(pki["other.key"], "rb").read())
+    (tmp_path / "other.pem").write_bytes(Path(pki["other.pem"]).read_bytes())
+    (tmp_path / "other.key").write_bytes(Path(pki["other.key"]).read_bytes())
     body = "ssl_conf_command Certificate other.pem; ssl_conf_command PrivateKey other.key;"
     srv = serve(main=context(tmp_path, pki, body))
     out = s_client(srv.port, "-CAfile", pki["ca.pem"])

@@ -5,6 +5,7 @@ expiry and the TLS 1.3 lifetime clamp."""
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import subprocess
 import time
@@ -12,8 +13,6 @@ import time
 import pytest
 from clients import client_context, handshake_session, memory_handshake
 from conf import certs, context, load
-
-from mailgate._openssl import lib
 from mailgate.tls import SessionZones, build_contexts
 
 TLS12 = ssl.TLSVersion.TLSv1_2
@@ -25,6 +24,15 @@ SHARED = "ssl_session_cache shared:SSL:1m;"
 def resumed(port, ctx, session) -> bool:
     facts, _ = handshake_session(port, ctx, session)
     return facts["reused"]
+
+
+def assert_expires(issuer, resumer, client) -> None:
+    """A session of ``issuer`` resumes at ``resumer``, and no more once the
+    1 s ssl_session_timeout has passed."""
+    _, session = handshake_session(issuer.port, client)
+    assert resumed(resumer.port, client, session)
+    time.sleep(2.1)
+    assert not resumed(resumer.port, client, session)
 
 
 def ticket_key(path, size: int) -> str:
@@ -170,12 +178,7 @@ def test_session_id_context_separates_servers(tmp_path, pki, workers):
 
 def test_shared_cache_expiry(tmp_path, pki, workers):
     ctx = context(tmp_path, pki, SHARED + NO_TICKETS + "ssl_session_timeout 1s;")
-    a, b = workers(main=ctx), workers(main=ctx)
-    client = client_context(pki, version=TLS12)
-    _, session = handshake_session(a.port, client)
-    assert resumed(b.port, client, session)
-    time.sleep(2.1)
-    assert not resumed(b.port, client, session)
+    assert_expires(workers(main=ctx), workers(main=ctx), client_context(pki, version=TLS12))
 
 
 def test_zone_and_sessions_survive_a_reload(tmp_path, pki, workers):
@@ -234,11 +237,7 @@ def test_ticket_key_rotation(tmp_path, pki, workers):
 def test_ticket_expiry(tmp_path, pki, serve):
     key = ticket_key(tmp_path / "ticket.key", 80)
     srv = serve(main=context(tmp_path, pki, f"ssl_session_ticket_key {key}; ssl_session_timeout 1s;"))
-    client = client_context(pki, version=TLS12)
-    _, session = handshake_session(srv.port, client)
-    assert resumed(srv.port, client, session)
-    time.sleep(2.1)
-    assert not resumed(srv.port, client, session)
+    assert_expires(srv, srv, client_context(pki, version=TLS12))
 
 
 def test_tls13_lifetime_is_not_extended_by_resumption(tmp_path, pki, serve):
@@ -280,23 +279,21 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
     try:
         srv = serve(main=context(tmp_path / "mg", pki, f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};"))
         client = client_context(pki, version=TLS12)
-        with ssl.create_connection(("127.0.0.1", port)) as raw:
-            with client.wrap_socket(raw, server_hostname="mail.test") as tls:
-                tls.recv(100)
-                from_nginx = tls.session
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                client.wrap_socket(raw, server_hostname="mail.test") as tls:
+            tls.recv(100)
+            from_nginx = tls.session
         assert resumed(srv.port, client, from_nginx)
         _, from_mailgate = handshake_session(srv.port, client)
-        with ssl.create_connection(("127.0.0.1", port)) as raw:
-            with client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
-                tls.recv(100)
-                assert tls.session_reused
+        with socket.create_connection(("127.0.0.1", port)) as raw, \
+                client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
+            tls.recv(100)
+            assert tls.session_reused
     finally:
-        subprocess.run(nginx + ["-s", "stop"], capture_output=True)
+        subprocess.run([*nginx, "-s", "stop"], capture_output=True, check=False)
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

@@ -44,7 +44,7 @@ class ConfigError(Exception):
 class ConfigMessage:
     """A notice or warning that loading a configuration produced (nginx logs these too)."""
 
-    level: str  # "warn" or "notice"
+    level: str  # nginx's level: "error", "warn" or "notice"
     message: str
     file: str | None = None
     line: int | None = None

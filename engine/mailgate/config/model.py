@@ -200,7 +200,7 @@ class ServerConfig:
     error_log: tuple[LogTarget, ...]
     max_errors: int
     # ngx_mail_auth_http_module
-    auth_http: AuthHttpTarget
+    auth_http: AuthHttpTarget | None  # None only when loaded for an embedding auth callable
     auth_http_header: tuple[tuple[str, str], ...]
     auth_http_pass_client_cert: bool
     auth_http_timeout: float

@@ -22,6 +22,7 @@ from mailgate.auth import http as auth_http
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
 from mailgate.log import ErrorLog, LogFiles
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
+from mailgate.proxy.resolver import ClientNameResolver
 from mailgate.proxy.session import ClientSession
 
 __all__ = ["AuthCallable", "MailProxy", "ServerRuntime"]
@@ -38,7 +39,7 @@ class ServerRuntime:
         self.config = config
         self.tls = tls
         self.log = log
-        self.resolver_cache: dict = {}
+        self.resolver = ClientNameResolver.from_server(config)
 
     @property
     def sessions(self) -> set:
@@ -117,6 +118,10 @@ class MailProxy:
     ):
         self.config = load_config(config) if isinstance(config, str) else config
         self.auth = auth
+        if auth is None:
+            for server in self.config.servers:
+                if server.auth_http is None:
+                    raise ConfigError('no "auth_http" is defined for server', server.file, server.line)
         self.sessions: set[ClientSession] = set()
         self.listeners: list[Listener] = []
         self._sockets = list(sockets) if sockets is not None else None

@@ -16,7 +16,6 @@ import socket
 from typing import TYPE_CHECKING
 
 from mailgate.protocol.events import ConnectBackend
-from mailgate.proxy import proxy_protocol
 
 if TYPE_CHECKING:
     from mailgate.proxy.session import ClientSession
@@ -113,7 +112,8 @@ class BackendSession:
         transport.set_write_buffer_limits(high=self.client.runtime.config.proxy_buffer * 4)
         mode = self.client.runtime.config.proxy_protocol
         if mode != "off":
-            self.transport.write(proxy_protocol.outbound_header(mode, self.client, sock))
+            # the very first bytes, in one write, before anything is read (SPEC §9.1)
+            self.transport.write(self.client.proxy_protocol_header(mode))
 
     # -- reading -----------------------------------------------------------------
 

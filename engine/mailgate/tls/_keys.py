@@ -11,8 +11,9 @@ Every object returned is owned by Python (``ffi.gc``) and freed exactly once.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from mailgate.tls._binding import ffi, lib
 
@@ -24,13 +25,19 @@ class LoadFailure(Exception):
     """A loader step failed; ``str()`` is nginx's name for the step."""
 
 
+_PIN = re.compile(r"(pin-value=)[^;&?]*", re.IGNORECASE)
+
+
 def shown(value: str) -> str:
     """A certificate or key setting as it may appear in a message.
 
-    nginx prints ``data:`` values in full; they may hold a private key, so
-    only their prefix is shown.
+    nginx prints values in full; a ``data:`` value may be a private key and a
+    PKCS#11 URI (``engine:`` or ``store:``) may carry a PIN, so those are not
+    shown.
     """
-    return "data:..." if value.startswith("data:") else value
+    if value.startswith("data:"):
+        return "data:..."
+    return _PIN.sub(r"\1...", value)
 
 
 @contextmanager
@@ -80,31 +87,28 @@ def load_certificate_chain(value: str) -> list:
             chain.append(ffi.gc(cert, lib.X509_free))
 
 
+def _load_all(path: str, read, free, failure: str) -> list:
+    """Every PEM object ``read`` finds in the file; at least one."""
+    items: list = []
+    with open_bio(path) as bio:
+        while True:
+            item = read(bio, ffi.NULL, ffi.NULL, ffi.NULL)
+            if item == ffi.NULL:
+                if items and _end_of_pem():
+                    return items
+                raise LoadFailure(failure)
+            items.append(ffi.gc(item, free))
+
+
 def load_ca_certificates(path: str) -> list:
     """Every certificate of an ``ssl_client_certificate`` or
     ``ssl_trusted_certificate`` file; at least one."""
-    certs: list = []
-    with open_bio(path) as bio:
-        while True:
-            cert = lib.PEM_read_bio_X509_AUX(bio, ffi.NULL, ffi.NULL, ffi.NULL)
-            if cert == ffi.NULL:
-                if certs and _end_of_pem():
-                    return certs
-                raise LoadFailure("PEM_read_bio_X509_AUX() failed")
-            certs.append(ffi.gc(cert, lib.X509_free))
+    return _load_all(path, lib.PEM_read_bio_X509_AUX, lib.X509_free, "PEM_read_bio_X509_AUX() failed")
 
 
 def load_crls(path: str) -> list:
     """Every CRL of an ``ssl_crl`` file; at least one."""
-    crls: list = []
-    with open_bio(path) as bio:
-        while True:
-            crl = lib.PEM_read_bio_X509_CRL(bio, ffi.NULL, ffi.NULL, ffi.NULL)
-            if crl == ffi.NULL:
-                if crls and _end_of_pem():
-                    return crls
-                raise LoadFailure("PEM_read_bio_X509_CRL() failed")
-            crls.append(ffi.gc(crl, lib.X509_CRL_free))
+    return _load_all(path, lib.PEM_read_bio_X509_CRL, lib.X509_CRL_free, "PEM_read_bio_X509_CRL() failed")
 
 
 class _PasswordSource:
@@ -116,7 +120,7 @@ class _PasswordSource:
     once OpenSSL has returned (the pyOpenSSL pattern).
     """
 
-    __slots__ = ("passwords", "index", "report", "exception", "handle")
+    __slots__ = ("exception", "handle", "index", "passwords", "report")
 
     def __init__(self, passwords: Passwords | None, report: Report):
         self.passwords = passwords
@@ -130,7 +134,7 @@ class _PasswordSource:
             return 0
         password = self.passwords[self.index]
         if len(password) > size:
-            self.report("error", "password is truncated to %d bytes" % size)
+            self.report("error", f"password is truncated to {size} bytes")
         n = min(len(password), size)
         ffi.memmove(buf, password, n)
         return n
@@ -146,7 +150,7 @@ def mg_password_callback(buf, size, rwflag, userdata):
     source = ffi.from_handle(userdata)
     try:
         return source.fill(buf, size, rwflag)
-    except BaseException as exc:  # stored; re-raised after the OpenSSL call
+    except BaseException as exc:  # noqa: BLE001 - stored, re-raised after the OpenSSL call
         source.exception = exc
         return 0
 

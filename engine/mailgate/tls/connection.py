@@ -14,14 +14,15 @@ the facts auth_http sends (Auth-SSL-*).
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
 from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
 
-__all__ = ["TLSConnection", "ClientCertificate", "CertificateCheck", "CertificateVerdict"]
+__all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
 
 Log = Callable[[str, str], None]  # (nginx level, message)
 
@@ -133,7 +134,7 @@ class TLSConnection:
     full.  Failures are raised instead, for the session to log.
     """
 
-    __slots__ = ("_conn", "_ssl", "context", "_log", "_nbytes", "_pending", "handshake_done")
+    __slots__ = ("_conn", "_log", "_nbytes", "_pending", "_ssl", "context", "handshake_done")
 
     def __init__(self, context: TLSContext, *, log: Log | None = None):
         conn = lib.mg_conn_new(context._ctx, 1)
@@ -144,7 +145,7 @@ class TLSConnection:
         self.context = context
         self._log = log
         self._nbytes = ffi.new("size_t *")
-        self._pending: BaseException | None = None
+        self._pending: Callable[[], BaseException] | None = None
         self.handshake_done = False
 
     # ---- bytes in and out ----------------------------------------------------
@@ -199,8 +200,8 @@ class TLSConnection:
     # ---- application data ------------------------------------------------------
 
     def recv_into(self, buffer) -> int:
-        """Decrypt into a writable buffer; the number of bytes, 0 when more
-        ciphertext is needed.
+        """Decrypt into a writable byte buffer; the number of bytes, 0 when
+        more ciphertext is needed.
 
         Reads as many records as fit.  Raises ``TLSClosed`` at the peer's
         close_notify (or the end of input), ``TLSError`` on a failure; when
@@ -208,23 +209,27 @@ class TLSConnection:
         exception is raised by the next call.
         """
         if self._pending is not None:
-            raise self._pending
-        out = ffi.from_buffer(buffer, require_writable=True)
-        code = lib.mg_conn_read(self._conn, out, len(out), self._nbytes)
+            raise self._pending()
+        # The buffer export must not outlive the call: an exception's
+        # traceback would otherwise keep it in a frame.
+        code = lib.mg_conn_read(
+            self._conn, ffi.from_buffer(buffer, require_writable=True), len(buffer), self._nbytes
+        )
         n = self._nbytes[0]
-        if code == _NONE or code == _WANT_READ:
-            return n
-        if code == _WANT_WRITE:  # pragma: no cover - memory BIOs never block
+        if code in (_NONE, _WANT_READ, _WANT_WRITE):
             return n
         if _peer_closed(code):
             lib.ERR_clear_error()
-            exc: BaseException = TLSClosed()
+            pending: Callable[[], BaseException] = TLSClosed
         else:
-            exc = _failure(code, "SSL_read() failed")
+            failure = _failure(code, "SSL_read() failed")
+            pending = functools.partial(TLSError, failure.message, failure.level)
         if n:
-            self._pending = exc
+            # kept as a factory, not an exception: a raised exception's
+            # traceback would tie this object into a reference cycle
+            self._pending = pending
             return n
-        raise exc
+        raise pending()
 
     def send(self, data) -> int:
         """Encrypt plaintext (any bytes-like); returns its length.  The
@@ -293,6 +298,40 @@ class TLSConnection:
     def session_reused(self) -> bool:
         return bool(lib.SSL_session_reused(self._ssl))
 
+    @property
+    def verify_result(self) -> int:
+        """OpenSSL's X509 verification result (0 when no certificate was sent)."""
+        return lib.SSL_get_verify_result(self._ssl)
+
+    def peer_common_name(self) -> str | None:
+        """The CN of the client certificate, if one was presented (PROXY v2 SSL_CN)."""
+        cert = lib.SSL_get1_peer_certificate(self._ssl)
+        if cert == ffi.NULL:
+            return None
+        try:
+            buf = ffi.new("char[]", 1024)
+            size = lib.X509_NAME_get_text_by_NID(lib.X509_get_subject_name(cert), lib.NID_commonName,
+                                                 buf, len(buf))
+            return ffi.buffer(buf, size)[:].decode("utf-8", "replace") if size >= 0 else ""
+        finally:
+            lib.X509_free(cert)
+
+    def server_certificate_algorithms(self) -> tuple[str | None, str | None]:
+        """The signature and key algorithms of the certificate served on this connection.
+
+        As the PROXY v2 SSL_SIG_ALG and SSL_KEY_ALG TLVs carry them: ``RSA-SHA256``,
+        ``RSA2048`` / ``EC256``.
+        """
+        cert = lib.SSL_get_certificate(self._ssl)
+        if cert == ffi.NULL:
+            return None, None
+        sig = lib.OBJ_nid2sn(lib.X509_get_signature_nid(cert))
+        key = lib.X509_get0_pubkey(cert)
+        key_alg = None
+        if key != ffi.NULL:
+            key_alg = "%s%d" % (text(lib.EVP_PKEY_get0_type_name(key)), lib.EVP_PKEY_get_bits(key))
+        return (text(sig) if sig != ffi.NULL else None), key_alg
+
     def check_client_certificate(self) -> CertificateCheck:
         """nginx's post-handshake policy for ``ssl_verify_client``.
 
@@ -320,7 +359,7 @@ class TLSConnection:
     def _forget_session(self) -> None:
         session = lib.SSL_get0_session(self._ssl)
         if session != ffi.NULL:
-            self.context.remove_session(session)
+            self.context._forget_session(session)
 
     def client_certificate(self) -> ClientCertificate:
         """The Auth-SSL-Verify/Subject/Issuer/Serial/Fingerprint/Cert facts."""

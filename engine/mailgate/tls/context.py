@@ -11,10 +11,12 @@ nginx words it.
 
 from __future__ import annotations
 
+import functools
+import operator
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from mailgate.config import ConfigMessage
+from mailgate.config import ConfigMessage, ServerConfig
 from mailgate.config.errors import os_error_text
 from mailgate.config.modules.mail_ssl import TICKET_KEY_SIZES
 from mailgate.tls._binding import ffi, lib, ssl_error_text
@@ -41,9 +43,7 @@ _PROTOCOL_OPTIONS = {
     "TLSv1.2": lib.SSL_OP_NO_TLSv1_2,
     "TLSv1.3": lib.SSL_OP_NO_TLSv1_3,
 }
-_ALL_PROTOCOL_OPTIONS = 0
-for _option in _PROTOCOL_OPTIONS.values():
-    _ALL_PROTOCOL_OPTIONS |= _option
+_ALL_PROTOCOL_OPTIONS = functools.reduce(operator.or_, _PROTOCOL_OPTIONS.values())
 
 # ngx_mail_ssl_sess_id_ctx: the first input of every session ID context.
 _SESSION_ID_CONTEXT = b"MAIL"
@@ -53,7 +53,7 @@ def _sha1(digest_fn, obj) -> bytes:
     out = ffi.new("unsigned char[]", lib.EVP_MAX_MD_SIZE)
     size = ffi.new("unsigned int *")
     if not digest_fn(obj, lib.EVP_sha1(), out, size):
-        raise ConfigError("X509_digest() failed" + ssl_error_text())
+        raise ConfigError(f"{digest_fn.__name__}() failed" + ssl_error_text())
     return ffi.buffer(out, size[0])[:]
 
 
@@ -89,7 +89,7 @@ class TLSContext:
 
     def __init__(
         self,
-        server,
+        server: ServerConfig,
         zone: SessionZone | None = None,
         *,
         conf_prefix: str | None = None,
@@ -335,11 +335,10 @@ class TLSContext:
                         raise ConfigError("SSL_CTX_set_ex_data() failed")
                 finally:
                     key[:] = b"\0" * len(key)
-        elif self.session_zone is not None:
-            # nginx 1.23.2+: automatic keys kept in the shared zone, so every
-            # worker encrypts with the same key and keys rotate.
-            if not lib.mg_ctx_use_zone_ticket_keys(ctx):
-                raise ConfigError("SSL_CTX_set_ex_data() failed")
+        # nginx 1.23.2+: without files, automatic keys kept in the shared
+        # zone, so that every worker encrypts with the same key; they rotate.
+        elif self.session_zone is not None and not lib.mg_ctx_use_zone_ticket_keys(ctx):
+            raise ConfigError("SSL_CTX_set_ex_data() failed")
 
     def _apply_conf_commands(self, commands: Sequence[tuple[str, str]]) -> None:
         if not commands:
@@ -370,7 +369,7 @@ class TLSContext:
 
     # ---- used by TLSConnection -------------------------------------------------
 
-    def remove_session(self, session) -> None:
+    def _forget_session(self, session) -> None:
         """Forget a session in the builtin and shared caches (after a client
         certificate failed verification, so that it cannot be resumed)."""
         lib.mg_ctx_remove_session(self._ctx, session)

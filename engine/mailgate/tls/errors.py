@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailgate.config import ConfigError
 
-__all__ = ["ConfigError", "TLSError", "TLSHandshakeError", "TLSClosed"]
+__all__ = ["ConfigError", "TLSClosed", "TLSError", "TLSHandshakeError"]
 
 
 class TLSError(Exception):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from mailgate.tls._binding import ffi, lib
 from mailgate.tls.errors import ConfigError
@@ -49,7 +49,7 @@ class SessionZone:
     room.  Usable from any process forked after it was created.
     """
 
-    __slots__ = ("name", "size", "_zone")
+    __slots__ = ("_zone", "name", "size")
 
     def __init__(self, name: str, size: int):
         zone = lib.mg_zone_create(name.encode(), size)

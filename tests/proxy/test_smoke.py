@@ -1,0 +1,84 @@
+"""First end-to-end checks of the embedded proxy with Dovecot, the SMTP backend and auth_http."""
+
+import smtplib
+import time
+
+from tests.support.auth_http import Reply, SequencePolicy
+from tests.support.clients import imap_fetch, imap_login, open_imap, open_pop3, open_smtp, pop3_retr
+from tests.support.messages import DOT_MESSAGE
+from tests.support.users import ALICE, BULK
+
+MAIL = """
+    server_name mx.test;
+    auth_http $auth_http;
+    ssl_certificate $rsa_cert; ssl_certificate_key $rsa_key;
+    server { listen 127.0.0.1:${port_imap}; protocol imap; starttls on; }
+    server { listen 127.0.0.1:${port_imaps} ssl; protocol imap; }
+    server { listen 127.0.0.1:${port_pop3}; protocol pop3; starttls on; }
+    server { listen 127.0.0.1:${port_smtp}; protocol smtp; starttls on; }
+    server { listen 127.0.0.1:${port_smtpx}; protocol smtp; xclient off; smtp_auth none plain login; }
+"""
+
+
+def test_imap_fetch(embedded, dovecot):
+    embedded.start(MAIL)
+    for name, security in (("imap", "plain"), ("imap", "starttls"), ("imaps", "ssl")):
+        with open_imap(*embedded.address(name), security=security) as imap:
+            imap_login(imap, ALICE)
+            imap.select("INBOX", readonly=True)
+            assert imap_fetch(imap, "1") == dovecot.delivered("alice")[0].data
+            imap.logout()
+
+
+def test_pop3_retr(embedded, dovecot):
+    embedded.start(MAIL)
+    for security in ("plain", "starttls"):
+        pop = open_pop3(*embedded.address("pop3"), security=security)
+        pop.user(ALICE.login)
+        pop.pass_(ALICE.password)
+        assert pop3_retr(pop, 1) == dovecot.stored_bytes(dovecot.delivered("alice")[0])
+        pop.quit()
+
+
+def test_smtp_send(embedded, smtp_backend):
+    embedded.start(MAIL)
+    for security in ("plain", "starttls"):
+        with open_smtp(*embedded.address("smtp"), security=security) as smtp:
+            smtp.ehlo("client.example")
+            smtp.login(ALICE.login, ALICE.password)
+            smtp.sendmail("alice@example.com", ["bob@example.com"], DOT_MESSAGE)
+    messages = smtp_backend.wait_for_messages(2)
+    assert [m.data for m in messages] == [DOT_MESSAGE, DOT_MESSAGE]
+    with smtplib.SMTP(*embedded.address("smtpx"), timeout=10) as smtp:
+        smtp.ehlo("relay.example")
+        smtp.sendmail("a@example.com", ["bob@example.com"], DOT_MESSAGE)
+    assert smtp_backend.wait_for_messages(3)[2].data == DOT_MESSAGE
+
+
+def test_login_failure_and_wait(embedded, dovecot, auth_server):
+    embedded.start(MAIL)
+    auth_server.policy = SequencePolicy(
+        [Reply([("Auth-Status", "Invalid login or password"), ("Auth-Wait", "1")])],
+        then=auth_server.policy)
+    with open_imap(*embedded.address("imap")) as imap:
+        started = time.monotonic()
+        try:
+            imap.login(ALICE.login, "wrong")
+        except imap.error as exc:
+            assert "Invalid login or password" in str(exc)
+        assert time.monotonic() - started >= 0.9
+        imap_login(imap, ALICE)
+        imap.logout()
+
+
+def test_bulk_fetch(embedded, dovecot):
+    embedded.start(MAIL)
+    with open_imap(*embedded.address("imaps"), security="ssl") as imap:
+        imap_login(imap, BULK)
+        imap.select("INBOX", readonly=True)
+        started = time.monotonic()
+        data = imap_fetch(imap, "1")
+        elapsed = time.monotonic() - started
+        assert data == dovecot.delivered("bulk")[0].data
+        imap.logout()
+    print("10 MB over TLS in %.3f s" % elapsed)

@@ -1,0 +1,365 @@
+"""Run a mail proxy — Debian's nginx (the reference) or mailgate — on a given config.
+
+Both implementations take nginx's command line (``-p PREFIX -c FILE -e ERRLOG -g
+DIRECTIVES``) and the very same configuration file; only what the implementation
+itself needs goes into ``-g`` (nginx: ``load_module`` of the Debian mail module).  A
+test writes the ``mail {}`` body once, with ``string.Template`` placeholders:
+
+* ``${port_NAME}`` — a free loopback port allocated for NAME (``proxy.port("NAME")``);
+  those used in a ``listen`` line are waited for at start;
+* ``$auth_http`` and every value given as ``values`` (certificate paths etc.);
+* ``$prefix`` — the proxy's prefix directory.
+
+nginx's mail configuration has no ``$variables``; write ``$$`` for a literal ``$``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import string
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ports import PortAllocator
+from .procs import ServerProcess, StartupError, kill_group, pid_alive, wait_for_listen, wait_until
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "REPO_ROOT",
+    "ConfigCheck",
+    "Implementation",
+    "MailProxy",
+    "Mailgate",
+    "Nginx",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_PLACEHOLDER = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
+_LISTEN_PORT = re.compile(r"(?:^|[;{\s])listen\s[^;]*?\$\{?port_(\w+)")
+_LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] ")
+
+
+@dataclass(frozen=True)
+class ConfigCheck:
+    """Outcome of ``-t``: exit code and what was printed."""
+
+    returncode: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the configuration was accepted."""
+        return self.returncode == 0
+
+
+class Implementation:
+    """How to run one proxy implementation."""
+
+    name: str
+
+    def available(self) -> tuple[bool, str]:
+        """(True, "") when it can run here, else (False, why not)."""
+        raise NotImplementedError
+
+    def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
+        """The command line for ``-p prefix -c conf -e stderr -g directives``."""
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        """Environment for the process."""
+        return dict(os.environ)
+
+    def directives(self, daemon: bool) -> str:
+        """What this implementation needs in ``-g``."""
+        return f"daemon {'on' if daemon else 'off'};"
+
+
+class Nginx(Implementation):
+    """Debian's nginx with the dynamic mail module."""
+
+    name = "nginx"
+
+    def __init__(
+        self,
+        binary: str = "/usr/sbin/nginx",
+        module: str = "/usr/lib/nginx/modules/ngx_mail_module.so",
+    ) -> None:
+        self.binary = binary
+        self.module = module
+
+    def available(self) -> tuple[bool, str]:
+        if not Path(self.binary).exists():
+            return (
+                False,
+                f"nginx is not installed ({self.binary}); run tests/support/install-system-deps.sh",
+            )
+        if not Path(self.module).exists():
+            return False, f"libnginx-mod-mail is not installed ({self.module})"
+        return True, ""
+
+    def directives(self, daemon: bool) -> str:
+        # As root, nginx's workers would run as nobody, who cannot reopen the error
+        # log (USR1) inside pytest's 0700 temporary directory.
+        return f"load_module {self.module}; user root; " + super().directives(daemon)
+
+    def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
+        return [self.binary, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]
+
+
+class Mailgate(Implementation):
+    """mailgate's binary (``python -m mailgate``), from the same package the tests import."""
+
+    name = "mailgate"
+
+    def available(self) -> tuple[bool, str]:
+        import importlib.util
+
+        if importlib.util.find_spec("mailgate.server.master") is None:
+            return False, "mailgate's process model is not built yet: only the nginx side runs"
+        return True, ""
+
+    def environment(self) -> dict[str, str]:
+        import mailgate
+
+        # the binary must run the package this test process imports (installed or in place)
+        root = str(Path(mailgate.__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        path = env.get("PYTHONPATH")
+        env["PYTHONPATH"] = root + (os.pathsep + path if path else "")
+        return env
+
+    def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "mailgate",
+            "-p",
+            f"{prefix}/",
+            "-c",
+            str(conf),
+            "-e",
+            "stderr",
+            "-g",
+            directives,
+        ]
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {"nginx": Nginx(), "mailgate": Mailgate()}
+
+
+class MailProxy:
+    """One proxy instance: renders the config, starts, waits, stops, reads the log.
+
+    Example::
+
+        proxy = MailProxy(IMPLEMENTATIONS["nginx"], tmp_path / "nginx", ports,
+                          values={"auth_http": auth.url})
+        proxy.start('''
+            server_name mx.test;
+            auth_http $auth_http;
+            server { listen 127.0.0.1:${port_imap}; protocol imap; }
+        ''')
+        imap = imaplib.IMAP4("127.0.0.1", proxy.port("imap"))
+        ...
+        log = proxy.stop()
+    """
+
+    def __init__(
+        self,
+        implementation: Implementation,
+        directory: Path | str,
+        ports: PortAllocator,
+        *,
+        values: Mapping[str, object] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.implementation = implementation
+        self.prefix = Path(directory)
+        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.values: dict[str, object] = dict(values or {})
+        self.conf_path = self.prefix / "mail.conf"
+        self.error_log_path = self.prefix / "error.log"
+        self.pid_path = self.prefix / "proxy.pid"
+        self.process: ServerProcess | None = None
+        self.daemon_pid: int | None = None
+        self.tolerate_problems = False
+        """Set when a test provokes [alert]/[emerg] lines on purpose."""
+        self._ports = ports
+        self._port_map: dict[str, int] = {}
+
+    @property
+    def name(self) -> str:
+        """The implementation's name: "nginx" or "mailgate"."""
+        return self.implementation.name
+
+    # -- configuration ------------------------------------------------------------
+
+    def port(self, name: str) -> int:
+        """The port allocated for ``${port_NAME}`` (allocating it if new)."""
+        if name not in self._port_map:
+            self._port_map[name] = self._ports.port()
+        return self._port_map[name]
+
+    def address(self, name: str) -> tuple[str, int]:
+        """``(host, port)`` of ``${port_NAME}``."""
+        return self.host, self.port(name)
+
+    def render(
+        self, mail_body: str, *, main: str = "", events: str = "worker_connections 1024;"
+    ) -> str:
+        """The whole configuration file for ``mail { mail_body }``."""
+        text = (
+            "worker_processes 1;\n"
+            f"error_log {self.error_log_path} info;\n"
+            f"pid {self.pid_path};\n"
+            f"events {{ {events} }}\n"
+            f"{main}\n"
+            f"mail {{\n{mail_body}\n}}\n"
+        )
+        for match in _PLACEHOLDER.finditer(text):
+            name = match.group(1) or match.group(2)
+            if name.startswith("port_"):
+                self.port(name[len("port_") :])
+        mapping = {f"port_{k}": v for k, v in self._port_map.items()}
+        mapping.update(self.values)
+        mapping["prefix"] = self.prefix
+        try:
+            return string.Template(text).substitute(mapping)
+        except KeyError as exc:
+            raise KeyError(f"no value for ${exc.args[0]} in the proxy configuration") from None
+
+    def check_config(self, mail_body: str, *, main: str = "") -> ConfigCheck:
+        """Run ``-t`` on the rendered configuration (nothing is started)."""
+        self.conf_path.write_text(self.render(mail_body, main=main))
+        impl = self.implementation
+        argv = impl.command(self.prefix, self.conf_path, impl.directives(False))
+        done = subprocess.run(
+            argv + ["-t"], capture_output=True, env=impl.environment(), timeout=30, check=False
+        )
+        return ConfigCheck(done.returncode, (done.stdout + done.stderr).decode(errors="replace"))
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(
+        self, mail_body: str, *, main: str = "", daemon: bool = False, timeout: float = 10.0
+    ) -> MailProxy:
+        """Write the configuration, start the proxy, wait until every listen accepts."""
+        if self.running:
+            raise RuntimeError(f"{self.name} is already running")
+        text = self.render(mail_body, main=main)
+        self.conf_path.write_text(text)
+        listens = sorted({self.port(name) for name in _LISTEN_PORT.findall(mail_body)})
+        impl = self.implementation
+        argv = impl.command(self.prefix, self.conf_path, impl.directives(daemon))
+        self.process = ServerProcess(
+            argv, log_dir=self.prefix, name=self.name, env=impl.environment(), cwd=self.prefix
+        )
+        self.process.start()
+        try:
+            if daemon:
+                self._await_daemon(timeout)
+            alive = self._daemon_alive if daemon else self.process.alive
+            wait_for_listen([(self.host, p) for p in listens], timeout, alive=alive)
+        except StartupError as exc:
+            diagnostics = self.diagnostics()
+            self.stop()
+            raise StartupError(f"{self.name} did not start: {exc}\n{diagnostics}") from None
+        return self
+
+    def _await_daemon(self, timeout: float) -> None:
+        assert self.process is not None and self.process.popen is not None
+        try:
+            code = self.process.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise StartupError("the daemonizing parent did not exit") from None
+        if code != 0:
+            raise StartupError(f"exit code {code}")
+        if not wait_until(
+            lambda: self.pid_path.exists() and self.pid_path.read_text().strip(), timeout
+        ):
+            raise StartupError(f"no pid file {self.pid_path}")
+        self.daemon_pid = int(self.pid_path.read_text())
+
+    def _daemon_alive(self) -> bool:
+        return self.daemon_pid is not None and pid_alive(self.daemon_pid)
+
+    @property
+    def running(self) -> bool:
+        """True while the proxy's master process lives."""
+        if self.daemon_pid is not None:
+            return self._daemon_alive()
+        return self.process is not None and self.process.alive()
+
+    @property
+    def master_pid(self) -> int:
+        """Pid of the master process (foreground child or daemon)."""
+        if self.daemon_pid is not None:
+            return self.daemon_pid
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self.process.pid
+
+    def send_signal(self, sig: int) -> None:
+        """Send a signal to the master (HUP reload, QUIT, USR1, ...)."""
+        os.kill(self.master_pid, sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> str:
+        """Stop the proxy (everything in its process group), release ports, return the log."""
+        if self.daemon_pid is not None:
+            pid, self.daemon_pid = self.daemon_pid, None
+            if pid_alive(pid):
+                os.kill(pid, sig)
+                wait_until(lambda: not pid_alive(pid), timeout)
+            kill_group(pid)  # the daemon is the leader of its own session
+        if self.process is not None:
+            self.process.stop(timeout=timeout, sig=sig)
+        self._ports.release(*self._port_map.values())
+        self._port_map.clear()
+        return self.error_log()
+
+    # -- logs -----------------------------------------------------------------------
+
+    def error_log(self) -> str:
+        """The error_log file's text so far."""
+        if not self.error_log_path.exists():
+            return ""
+        return self.error_log_path.read_text(errors="replace")
+
+    def log_lines(self, level: str | None = None) -> list[str]:
+        """error_log lines, optionally only those of one ``level`` (e.g. "info")."""
+        lines = self.error_log().splitlines()
+        if level is None:
+            return lines
+        return [line for line in lines if (m := _LOG_LINE.match(line)) and m.group(1) == level]
+
+    def problems(self) -> list[str]:
+        """Log lines that point at a bug: [alert]/[emerg] lines and Python tracebacks."""
+        text = self.error_log() + (self.process.output() if self.process else "")
+        return [
+            line
+            for line in text.splitlines()
+            if "Traceback (most recent call last)" in line
+            or (m := _LOG_LINE.match(line))
+            and m.group(1) in ("alert", "emerg")
+        ]
+
+    def diagnostics(self) -> str:
+        """Config, console output and error log, for failure messages."""
+        console = self.process.output() if self.process else ""
+        conf = self.conf_path.read_text() if self.conf_path.exists() else ""
+        return (
+            f"--- {self.conf_path} ---\n{conf}--- console ---\n{console}"
+            f"--- error.log ---\n{self.error_log()}"
+        )
+
+    def remove(self) -> None:
+        """Stop and delete the prefix directory."""
+        self.stop()
+        shutil.rmtree(self.prefix, ignore_errors=True)

@@ -1,0 +1,219 @@
+"""TLSConnection over memory BIOs: handshake failures as nginx reports them,
+records in and out, close_notify, quiet shutdown, end of input."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import time
+
+import pytest
+from clients import client_context, connect, memory_handshake
+from conf import context
+from mailgate._openssl import lib
+from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
+
+
+@pytest.fixture
+def ctx(tmp_path, pki):
+    return context(tmp_path, pki)
+
+
+def wait_for(events, kind, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [e for e in events if e[0] == kind]
+        if found:
+            return found
+        time.sleep(0.01)
+    raise AssertionError(f"no {kind} event in {events}")
+
+
+# ---- handshake failures --------------------------------------------------------------
+
+def test_plain_http_instead_of_tls(ctx, serve):
+    srv = serve(main=ctx)
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        sock.recv(100)
+    (_, level, message), = wait_for(srv.events, "error")
+    assert (level, message) == (
+        "info", "SSL_do_handshake() failed (SSL: error:0A00009C:SSL routines::http request)"
+    )
+
+
+def test_peer_closed_connection_in_handshake(ctx, serve):
+    srv = serve(main=ctx)
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(b"\x16\x03\x01\x00\x50\x01")  # the start of a ClientHello
+    (_, level, message), = wait_for(srv.events, "error")
+    assert (level, message) == ("info", "peer closed connection in SSL handshake")
+
+
+def test_feed_eof_during_handshake(ctx):
+    tls = TLSConnection(ctx)
+    assert tls.do_handshake() is False
+    tls.feed_eof()
+    with pytest.raises(TLSHandshakeError) as info:
+        tls.do_handshake()
+    assert (info.value.level, info.value.message) == ("info", "peer closed connection in SSL handshake")
+    tls.close()
+
+
+def test_handshake_failure_sends_the_alert(ctx):
+    tls = TLSConnection(ctx)
+    tls.feed(b"\x16\x03\x01\x00\x05hello")
+    with pytest.raises(TLSHandshakeError):
+        tls.do_handshake()
+    alert = bytes(tls.data_to_send())
+    assert alert[:1] == b"\x15"  # an alert record for the client
+    tls.close()
+
+
+def test_failure_levels_follow_nginx_list():
+    def packed(reason):  # ERR_PACK(ERR_LIB_SSL, 0, reason)
+        return (20 << 23) | reason
+
+    assert lib.mg_error_is_client_caused(packed(193))  # no shared cipher
+    assert lib.mg_error_is_client_caused(packed(1040))  # alert handshake failure
+    assert not lib.mg_error_is_client_caused(packed(68))  # internal error: crit
+
+
+# ---- application data -------------------------------------------------------------------
+
+def test_echo_through_a_real_socket(pki, ctx, serve):
+    srv = serve(main=ctx)
+    client = connect(srv.port, client_context(pki))
+    payload = b"".join(b"%06d " % i + b"x" * 93 + b"\r\n" for i in range(10000))  # 1 MB of lines
+    client.sock.sendall(payload)
+    assert client.read_exactly(len(payload)) == payload
+    client.quit()
+
+
+def test_echo_on_uvloop(pki, ctx):
+    uvloop = pytest.importorskip("uvloop")
+    from server import ServerThread
+
+    srv = ServerThread(loop_factory=uvloop.new_event_loop, main=ctx)
+    try:
+        client = connect(srv.port, client_context(pki))
+        payload = b"y" * 200_000 + b"\r\n"
+        client.sock.sendall(payload)
+        assert client.read_exactly(len(payload)) == payload
+        client.quit()
+    finally:
+        srv.stop()
+
+
+def test_many_records_in_and_out_in_one_call(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    data = bytes(range(256)) * 400  # 102400 bytes: seven records
+    client.write(data)
+    server.feed(client_outgoing(client))
+    buf = memoryview(bytearray(len(data) + 100))
+    assert server.recv_into(buf) == len(data)
+    assert buf[: len(data)] == data
+    assert server.recv_into(buf) == 0
+
+    assert server.send(data) == len(data)
+    out = server.data_to_send()
+    assert len(out) > len(data) and server.pending() == 0
+    client_incoming(client).write(bytes(out))
+    got = b""
+    while len(got) < len(data):
+        got += client.read(65536)
+    assert got == data
+    server.close()
+
+
+def test_data_then_close_notify(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    client.write(b"last words")
+    try:
+        client.unwrap()
+    except ssl.SSLWantReadError:
+        pass
+    server.feed(client_outgoing(client))
+    buf = bytearray(100)
+    assert server.recv_into(buf) == 10 and buf[:10] == b"last words"
+    with pytest.raises(TLSClosed):
+        server.recv_into(buf)
+    with pytest.raises(TLSClosed):
+        server.recv_into(buf)
+    # the peer closed first: nothing to send back, nothing to wait for
+    assert server.shutdown() is True
+    server.close()
+
+
+def test_corrupt_record_is_an_error(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    client.write(b"hello")
+    record = bytearray(client_outgoing(client))
+    record[-1] ^= 1
+    server.feed(record)
+    with pytest.raises(TLSError) as info:
+        server.recv_into(bytearray(100))
+    assert info.value.level == "info"
+    assert info.value.message.startswith("SSL_read() failed (SSL: error:0A000119:")
+    server.close()
+
+
+def test_close_notify_and_the_peers_answer(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    assert server.shutdown() is False  # sent, the client's is awaited
+    client_incoming(client).write(bytes(server.data_to_send()))
+    client.unwrap()  # reads ours, answers with its own
+    server.feed(client_outgoing(client))
+    assert server.shutdown() is True
+    server.close()
+
+
+def test_abort_sends_nothing(pki, ctx):
+    server, _ = memory_handshake(ctx, client_context(pki))
+    server.abort()
+    assert server.pending() == 0
+    server.close()
+
+
+def test_close_frees_the_ssl_object_once(pki, ctx):
+    before = lib.mg_conn_live()
+    server, _ = memory_handshake(ctx, client_context(pki))
+    assert lib.mg_conn_live() == before + 1
+    server.close()
+    server.close()
+    assert lib.mg_conn_live() == before
+
+
+def test_unused_connection_is_freed_by_the_garbage_collector(ctx):
+    before = lib.mg_conn_live()
+    TLSConnection(ctx)
+    assert lib.mg_conn_live() == before
+
+
+def client_outgoing(client: ssl.SSLObject) -> bytes:
+    return client.outgoing.read()
+
+
+def client_incoming(client: ssl.SSLObject) -> ssl.MemoryBIO:
+    return client.incoming
+
+
+def test_a_long_chain_leaves_in_one_piece(tmp_path, pki):
+    """The server's whole first flight is taken at once (nginx raises its
+    handshake buffer to 16 KiB for the same end)."""
+    chain = tmp_path / "long-chain.pem"
+    chain.write_bytes(pki.rsa.cert_pem + pki.intermediate.cert_pem * 40)
+    body = f"ssl_certificate {chain}; ssl_certificate_key {pki['rsa.key']};"
+    ctx = context(tmp_path, pki, body, names=())
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="mail.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    server = TLSConnection(ctx)
+    server.feed(outgoing.read())
+    assert server.do_handshake() is False
+    flight = server.data_to_send()
+    assert len(flight) > 16384 and server.pending() == 0
+    incoming.write(bytes(flight))
+    client.do_handshake()  # everything it needed came in that piece
+    server.close()
