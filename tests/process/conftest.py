@@ -1,45 +1,34 @@
 """Real ``python -m mailgate`` processes in temporary prefixes, on loopback ports.
 
-Every process a test starts is killed at teardown, found by its session: the
-master of ``daemon off`` leads the session it is started in, a daemon leads
-the one it makes (its PID is in the pid file).
+Every process a test starts is killed at teardown, by process group: the master
+of ``daemon off`` leads the group it is started in, a daemon leads the one it
+makes (its PID is in the pid file); the workers are in their master's group.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import mailgate
 import pytest
 
+from tests.demo.helpers import ServerThread
+from tests.support.auth_http import AuthHttpServer, DefaultPolicy
+from tests.support.procs import kill_group, pid_alive, wait_until
+
 ENGINE = str(Path(mailgate.__file__).resolve().parent.parent)
 WAIT = 10.0  # the bound of every wait for a process to do something
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = WAIT, what: str = "condition"):
-    """Poll ``predicate`` until it returns something true; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        time.sleep(0.02)
+def wait_for(predicate, what: str, timeout: float = WAIT) -> None:
+    """Poll ``predicate`` until it is true; fail the test after ``timeout``."""
+    assert wait_until(predicate, timeout), "timed out waiting for %s" % what
 
 
 def _stat(pid: int) -> list[str] | None:
@@ -48,11 +37,6 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return text[text.rindex(")") + 2:].split()  # fields from "state" on
-
-
-def alive(pid: int) -> bool:
-    fields = _stat(pid)
-    return fields is not None and fields[0] != "Z"
 
 
 def children(pid: int) -> list[int]:
@@ -64,16 +48,6 @@ def children(pid: int) -> list[int]:
             if fields and fields[0] != "Z" and int(fields[1]) == pid:
                 found.append(int(entry))
     return sorted(found)
-
-
-def session_members(sids: set[int]) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat(int(entry))
-            if fields and int(fields[3]) in sids:
-                found.append(int(entry))
-    return found
 
 
 def recv_line(sock: socket.socket, timeout: float = 5.0) -> bytes:
@@ -114,14 +88,19 @@ class Finished:
 class Mailgate:
     """One mailgate instance: its prefix, configuration, processes and logs."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, ports):
         self.root = root
+        self.ports = ports
         (root / "logs").mkdir()
         self.conf = root / "mailgate.conf"
         self.pid_path = root / "logs" / "mailgate.pid"
         self.error_log = root / "logs" / "error.log"
         self.launcher: subprocess.Popen | None = None
-        self.sids: set[int] = set()
+        self.groups: set[int] = set()  # process groups to kill at the end
+
+    def port(self) -> int:
+        """A free loopback port for a ``listen``."""
+        return self.ports.port()
 
     def write(self, mail: str, *, daemon: bool = False, workers: int = 2, main: str = "",
               events: str = "") -> None:
@@ -144,7 +123,7 @@ class Mailgate:
         proc = subprocess.Popen(self.command(*args), env=self.env(), stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
-        self.sids.add(proc.pid)
+        self.groups.add(proc.pid)
         try:
             stdout, stderr = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -163,7 +142,7 @@ class Mailgate:
         with open(self.root / "stdout", "wb") as out, open(self.root / "stderr", "wb") as err:
             self.launcher = subprocess.Popen(self.command(), env=self.env(), stdin=subprocess.DEVNULL,
                                              stdout=out, stderr=err, start_new_session=True)
-        self.sids.add(self.launcher.pid)
+        self.groups.add(self.launcher.pid)
 
     def start_daemon(self) -> int:
         proc = self.run()
@@ -171,9 +150,10 @@ class Mailgate:
         return self.wait_started()
 
     def wait_started(self) -> int:
-        pid = wait_for(self.read_pid, what="the pid file")
-        self.sids.add(pid)
-        wait_for(lambda: len(self.workers()) == self.worker_count(), what="the workers")
+        wait_for(lambda: self.read_pid() is not None, "the pid file")
+        pid = self.master
+        self.groups.add(pid)
+        wait_for(lambda: len(self.workers()) == self.worker_count(), "the workers")
         return pid
 
     def worker_count(self) -> int:
@@ -206,113 +186,59 @@ class Mailgate:
             return ""
 
     def wait_log(self, pattern: str, count: int = 1, timeout: float = WAIT) -> str:
-        """Wait until ``pattern`` (a regex) matches ``count`` lines of the error log."""
+        """Wait until ``pattern`` (a regex) matches ``count`` lines of the error log; the log."""
         regex = re.compile(pattern, re.MULTILINE)
-        return wait_for(lambda: len(regex.findall(self.log())) >= count and self.log(),
-                        timeout, "log %r x%d" % (pattern, count))
+        wait_for(lambda: len(regex.findall(self.log())) >= count,
+                 "log %r x%d" % (pattern, count), timeout)
+        return self.log()
 
     def wait_exit(self, pid: int, timeout: float = WAIT) -> None:
-        wait_for(lambda: not alive(pid), timeout, "process %d to exit" % pid)
-        if self.launcher is not None and self.launcher.pid == pid:
-            self.launcher.wait(timeout)
+        wait_for(lambda: not pid_alive(pid), "process %d to exit" % pid, timeout)
 
     def kill_all(self) -> None:
         pid = self.read_pid()
         if pid:
-            self.sids.add(pid)
-        for member in session_members(self.sids):
-            try:
-                os.kill(member, signal.SIGKILL)
-            except OSError:
-                pass
+            self.groups.add(pid)
+        for group in self.groups:
+            kill_group(group)
         if self.launcher is not None:
-            try:
-                self.launcher.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                pass
+            self.launcher.wait(WAIT)
 
 
 @pytest.fixture
-def mailgate_instance(tmp_path):
-    instance = Mailgate(tmp_path)
+def mailgate_instance(tmp_path, port_allocator):
+    instance = Mailgate(tmp_path, port_allocator)
     try:
         yield instance
     finally:
         instance.kill_all()
 
 
-class Backends:
-    """An auth_http server that sends every login to a small IMAP backend, both in a thread.
+class Backend:
+    """The demo mail server (in a thread) and an auth_http server that sends logins to it."""
 
-    The backend answers nginx's LOGIN with literals, then NOOP (naming itself)
-    and LOGOUT; enough to hold a proxied session open across a reload.
-    """
+    USER, PASSWORD = "alice", "alice secret"
+    MESSAGE = b"Subject: kept\r\n\r\nacross the reload\r\n"
 
-    def __init__(self):
-        import asyncio
-        import threading
+    def __init__(self, ports):
+        from mailgate.demo import Mailstore
 
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.ready.wait(WAIT)
-
-    def _run(self) -> None:
-        import asyncio
-
-        asyncio.set_event_loop(self.loop)
-
-        async def start():
-            self.imap = await asyncio.start_server(self._imap, "127.0.0.1", 0)
-            self.auth = await asyncio.start_server(self._auth, "127.0.0.1", 0)
-
-        self.loop.run_until_complete(start())
-        self.imap_port = self.imap.sockets[0].getsockname()[1]
-        self.auth_port = self.auth.sockets[0].getsockname()[1]
-        self.ready.set()
-        self.loop.run_forever()
-
-    async def _auth(self, reader, writer) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\n"
-                     b"Auth-Port: %d\r\n\r\n" % self.imap_port)
-        await writer.drain()
-        writer.close()
-
-    async def _imap(self, reader, writer) -> None:
-        writer.write(b"* OK backend ready\r\n")
-        tag = None
-        while line := await reader.readline():
-            words = line.split()
-            if tag is None and len(words) >= 2 and words[1].upper() == b"LOGIN":
-                tag = words[0]
-            if line.rstrip().endswith(b"}"):
-                writer.write(b"+ go ahead\r\n")
-            elif len(words) >= 2 and words[1].upper() == b"LOGOUT":
-                writer.write(b"* BYE backend\r\n" + words[0] + b" OK LOGOUT completed\r\n")
-                await writer.drain()
-                break
-            elif len(words) >= 2:
-                writer.write(words[0] + b" OK " + words[1] + b" completed by backend\r\n")
-            else:  # the password line that completes the LOGIN
-                writer.write(tag + b" OK LOGIN completed\r\n")
-            await writer.drain()
-        writer.close()
+        store = Mailstore()
+        store.add_user(self.USER, self.PASSWORD)
+        store.deliver(self.USER, self.MESSAGE)
+        self.mail = ServerThread(store)
+        self.auth = AuthHttpServer(ports, DefaultPolicy(
+            {self.USER: self.PASSWORD}, {"imap": ("127.0.0.1", self.mail.ports["imap"])}))
+        self.auth.start()
 
     def close(self) -> None:
-        def stop():
-            self.imap.close()
-            self.auth.close()
-            self.loop.stop()
-
-        self.loop.call_soon_threadsafe(stop)
-        self.thread.join(WAIT)
+        self.auth.stop()
+        self.mail.stop()
 
 
 @pytest.fixture
-def backends():
-    servers = Backends()
+def backend(port_allocator):
+    servers = Backend(port_allocator)
     try:
         yield servers
     finally:

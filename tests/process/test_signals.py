@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import os
 import re
 import signal
@@ -10,22 +11,15 @@ import time
 
 import pytest
 
-from tests.process.conftest import (
-    WAIT,
-    alive,
-    connect,
-    free_port,
-    greeting,
-    recv_line,
-    wait_for,
-)
+from tests.process.conftest import WAIT, Backend, connect, greeting, recv_line, wait_for
+from tests.support.procs import pid_alive
 
 GREETING = b"* OK IMAP4 ready\r\n"
 
 
-def imap(port: int, capabilities: str = "IMAP4rev1", auth_port: int = 1) -> str:
-    return ("auth_http 127.0.0.1:%d/auth;\nimap_capabilities %s;\n"
-            "server { listen 127.0.0.1:%d; protocol imap; }" % (auth_port, capabilities, port))
+def imap(port: int, capabilities: str = "IMAP4rev1", auth_http: str = "127.0.0.1:1/auth") -> str:
+    return ("auth_http %s;\nimap_capabilities %s;\n"
+            "server { listen 127.0.0.1:%d; protocol imap; }" % (auth_http, capabilities, port))
 
 
 def command(sock: socket.socket, line: bytes) -> list[bytes]:
@@ -48,7 +42,8 @@ def capability(port: int) -> bytes:
 
 
 def test_reload(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port, "IMAP4rev1 XOLD"))
     master = mg.start()
     old = mg.workers()
@@ -64,7 +59,7 @@ def test_reload(mailgate_instance):
     assert command(waiting, b"a CAPABILITY")[0] == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN\r\n"
     assert command(waiting, b"b LOGOUT")[-1] == b"b OK completed\r\n"
     waiting.close()
-    wait_for(lambda: not any(alive(pid) for pid in old), what="old workers to exit")
+    wait_for(lambda: not any(pid_alive(pid) for pid in old), what="old workers to exit")
     assert len(mg.workers()) == 2
     log = mg.log()
     for pid in old:
@@ -75,7 +70,8 @@ def test_reload(mailgate_instance):
 
 
 def test_reload_with_an_error_keeps_the_old_configuration(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port, "IMAP4rev1 XOLD"))
     master = mg.start()
     workers = mg.workers()
@@ -90,7 +86,7 @@ def test_reload_with_an_error_keeps_the_old_configuration(mailgate_instance):
 
 def test_reload_moves_listening_sockets(mailgate_instance):
     mg = mailgate_instance
-    kept, removed, added = free_port(), free_port(), free_port()
+    kept, removed, added = mg.port(), mg.port(), mg.port()
     mg.write("auth_http 127.0.0.1:1/auth;\n"
              "server { listen 127.0.0.1:%d; listen 127.0.0.1:%d; protocol imap; }" % (kept, removed))
     mg.start()
@@ -99,7 +95,7 @@ def test_reload_moves_listening_sockets(mailgate_instance):
              "server { listen 127.0.0.1:%d; protocol imap; }\n"
              "server { listen 127.0.0.1:%d; protocol pop3; }" % (kept, added))
     mg.signal(signal.SIGHUP)
-    wait_for(lambda: not any(alive(pid) for pid in old), what="old workers to exit")
+    wait_for(lambda: not any(pid_alive(pid) for pid in old), what="old workers to exit")
     assert greeting(kept) == GREETING
     assert greeting(added) == b"+OK POP3 ready\r\n"
     with pytest.raises(ConnectionRefusedError):
@@ -107,7 +103,8 @@ def test_reload_moves_listening_sockets(mailgate_instance):
 
 
 def test_quit_drains_sessions(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     workers = mg.workers()
@@ -118,12 +115,12 @@ def test_quit_drains_sessions(mailgate_instance):
     wait_for(lambda: _refused(port), what="the port to close")
     # the session goes on until the client ends it
     time.sleep(0.2)
-    assert alive(master)
+    assert pid_alive(master)
     assert command(session, b"a NOOP") == [b"a OK completed\r\n"]
     assert command(session, b"b LOGOUT")[-1] == b"b OK completed\r\n"
     session.close()
     assert mg.launcher.wait(WAIT) == 0
-    assert not any(alive(pid) for pid in workers)
+    assert not any(pid_alive(pid) for pid in workers)
     assert not mg.pid_path.exists()
 
 
@@ -136,7 +133,8 @@ def _refused(port: int) -> bool:
 
 
 def test_quit_with_shutdown_timeout(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port), main="worker_shutdown_timeout 300ms;")
     mg.start()
     session = connect(port)
@@ -149,7 +147,8 @@ def test_quit_with_shutdown_timeout(mailgate_instance):
 
 
 def test_terminate_closes_sessions_at_once(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     session = connect(port)
@@ -164,7 +163,8 @@ def test_terminate_closes_sessions_at_once(mailgate_instance):
 
 
 def test_interrupt_is_a_fast_stop(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     mg.start()
     mg.signal(signal.SIGINT)
@@ -173,7 +173,8 @@ def test_interrupt_is_a_fast_stop(mailgate_instance):
 
 
 def test_reopen_after_rotation(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     workers = mg.workers()
@@ -195,7 +196,8 @@ def test_reopen_after_rotation(mailgate_instance):
 
 
 def test_killed_worker_is_replaced(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     victim, other = mg.workers()
@@ -208,7 +210,8 @@ def test_killed_worker_is_replaced(mailgate_instance):
 
 
 def test_worker_exiting_on_its_own_is_replaced(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     victim = mg.workers()[0]
@@ -220,12 +223,13 @@ def test_worker_exiting_on_its_own_is_replaced(mailgate_instance):
 
 
 def test_winch_stops_the_workers_of_a_daemon(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port), daemon=True)
     master = mg.start_daemon()
     workers = mg.workers()
     mg.signal(signal.SIGWINCH)
-    wait_for(lambda: not any(alive(pid) for pid in workers), what="the workers to exit")
+    wait_for(lambda: not any(pid_alive(pid) for pid in workers), what="the workers to exit")
     assert mg.workers() == []
     assert "signal 28 (SIGWINCH) received from %d, stop accepting connections" % os.getpid() in mg.log()
     # the master keeps the sockets: connections wait in the queue, unanswered
@@ -233,14 +237,15 @@ def test_winch_stops_the_workers_of_a_daemon(mailgate_instance):
         sock.settimeout(0.3)
         with pytest.raises(socket.timeout):
             sock.recv(1)
-    assert alive(master) and mg.read_pid() == master
+    assert pid_alive(master) and mg.read_pid() == master
     mg.signal(signal.SIGHUP)  # brings workers back
     wait_for(lambda: len(mg.workers()) == 2, what="new workers")
     assert greeting(port) == GREETING
 
 
 def test_winch_is_ignored_in_the_foreground(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     workers = mg.workers()
@@ -252,7 +257,8 @@ def test_winch_is_ignored_in_the_foreground(mailgate_instance):
 
 
 def test_worker_connections_refusal(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     # one listening socket and nginx's channel leave one connection for a client
     mg.write(imap(port), workers=1, events="worker_connections 3;")
     mg.start()
@@ -272,30 +278,31 @@ def _try_greeting(port: int) -> bytes | None:
         return None
 
 
-def test_established_session_survives_reload(mailgate_instance, backends):
-    mg, port = mailgate_instance, free_port()
-    mg.write(imap(port, "IMAP4rev1 XOLD", backends.auth_port), workers=1)
+def test_established_session_survives_reload(mailgate_instance, backend):
+    mg = mailgate_instance
+    port = mg.port()
+    mg.write(imap(port, "IMAP4rev1 XOLD", backend.auth.url), workers=1)
     mg.start()
-    old = mg.workers()
-    proxied = connect(port)
-    assert recv_line(proxied) == GREETING
-    assert command(proxied, b"a LOGIN alice secret") == [b"a OK LOGIN completed\r\n"]
-    assert command(proxied, b"b NOOP") == [b"b OK NOOP completed by backend\r\n"]
-    pre_auth = connect(port)
-    assert recv_line(pre_auth) == GREETING
+    (old,) = mg.workers()
+    proxied = imaplib.IMAP4("127.0.0.1", port, timeout=WAIT)
+    proxied.login(Backend.USER, Backend.PASSWORD)
+    proxied.select("INBOX", readonly=True)
+    pre_auth = imaplib.IMAP4("127.0.0.1", port, timeout=WAIT)
+    assert pre_auth.capabilities == ("IMAP4REV1", "XOLD", "AUTH=PLAIN")
 
-    mg.write(imap(port, "IMAP4rev1 XNEW", backends.auth_port), workers=1)
+    mg.write(imap(port, "IMAP4rev1 XNEW", backend.auth.url), workers=1)
     mg.signal(signal.SIGHUP)
-    mg.wait_log(r"\[notice\] %d#\d+: gracefully shutting down$" % old[0])
+    mg.wait_log(r"\[notice\] %d#\d+: gracefully shutting down$" % old)
     assert capability(port) == b"* CAPABILITY IMAP4rev1 XNEW AUTH=PLAIN\r\n"
-    assert alive(old[0])
-    # both sessions complete on the old worker after the reload
-    assert command(proxied, b"c NOOP") == [b"c OK NOOP completed by backend\r\n"]
-    assert command(proxied, b"d LOGOUT") == [b"* BYE backend\r\n", b"d OK LOGOUT completed\r\n"]
-    proxied.close()
-    assert command(pre_auth, b"e CAPABILITY")[0] == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN\r\n"
-    assert command(pre_auth, b"f LOGIN bob secret") == [b"f OK LOGIN completed\r\n"]
-    assert command(pre_auth, b"g LOGOUT")[-1] == b"g OK LOGOUT completed\r\n"
-    pre_auth.close()
-    wait_for(lambda: not alive(old[0]), what="the old worker to exit")
-    assert "[notice] %d#%d: exit\n" % (old[0], old[0]) in mg.log()
+    assert pid_alive(old)
+    # both sessions complete on the old worker, after the reload
+    typ, data = proxied.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK" and data[0][1] == Backend.MESSAGE
+    assert proxied.logout()[0] == "BYE"
+    pre_auth.login(Backend.USER, Backend.PASSWORD)
+    assert pre_auth.select("INBOX", readonly=True) == ("OK", [b"1"])
+    assert pre_auth.logout()[0] == "BYE"
+    wait_for(lambda: not pid_alive(old), "the old worker to exit")
+    log = mg.log()
+    assert "[notice] %d#%d: exit\n" % (old, old) in log
+    assert len(re.findall(r"\[info\] %d#%d: \*\d+ client logged in" % (old, old), log)) == 2

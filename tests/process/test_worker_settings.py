@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from mailgate.server.process import _set_environment
 
-from tests.process.conftest import WAIT, alive, connect, free_port, greeting, recv_line, wait_for
+from tests.process.conftest import WAIT, connect, greeting, recv_line, wait_for
+from tests.support.procs import pid_alive
 
 GREETING = b"* OK IMAP4 ready\r\n"
 
@@ -27,7 +28,8 @@ def status(pid: int, field: str) -> list[str]:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_workers_run_as_user_and_master_stays_root(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port), main="user nobody nogroup;")
     master = mg.start()
     assert status(master, "Uid")[0] == "0"
@@ -45,7 +47,8 @@ def test_workers_run_as_user_and_master_stays_root(mailgate_instance):
 
 
 def test_rlimit_and_working_directory(mailgate_instance, tmp_path):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     (tmp_path / "wd").mkdir()
     mg.write(imap(port), main="worker_rlimit_nofile 1234;\nworking_directory %s/wd;" % tmp_path)
     master = mg.start()
@@ -58,17 +61,19 @@ def test_rlimit_and_working_directory(mailgate_instance, tmp_path):
 
 
 def test_fatal_worker_start_is_not_respawned(mailgate_instance, tmp_path):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port), main="working_directory %s/missing;" % tmp_path)
     mg.start_background()
-    master = wait_for(mg.read_pid, what="the pid file")
+    wait_for(lambda: mg.read_pid() is not None, "the pid file")
+    master = mg.master
     log = mg.wait_log(r"cannot be respawned$", count=2)
     assert re.search(r'\[emerg\] \d+#\d+: chdir\("%s/missing"\) failed \(2: No such file or directory\)'
                      % tmp_path, log)
     assert re.search(r"\[alert\] %d#%d: worker process \d+ exited with fatal code 2 and cannot be "
                      r"respawned" % (master, master), log)
     time.sleep(0.3)
-    assert mg.workers() == [] and alive(master)
+    assert mg.workers() == [] and pid_alive(master)
     assert log.count("start worker process ") == 2
 
 
@@ -90,7 +95,8 @@ def test_environment_keeps_only_env_and_tz():
 
 
 def test_terminate_kills_a_worker_that_does_not_stop(mailgate_instance):
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port))
     master = mg.start()
     stuck, other = mg.workers()
@@ -107,7 +113,8 @@ def test_terminate_kills_a_worker_that_does_not_stop(mailgate_instance):
 
 def test_process_titles(mailgate_instance):
     pytest.importorskip("setproctitle")
-    mg, port = mailgate_instance, free_port()
+    mg = mailgate_instance
+    port = mg.port()
     mg.write(imap(port), workers=1)
     master = mg.start()
     (worker,) = mg.workers()
