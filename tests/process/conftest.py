@@ -107,7 +107,8 @@ class Mailgate:
         """The configuration: main settings, then ``mail { MAIL }``."""
         self.conf.write_text(
             "daemon %s;\nworker_processes %d;\nerror_log logs/error.log info;\n%s\n"
-            "events { %s }\nmail {\n%s\n}\n" % ("on" if daemon else "off", workers, main, events, mail)
+            "events { %s }\nmail {\n%s\n}\n"
+            % ("on" if daemon else "off", workers, main, events, mail)
         )
 
     def command(self, *args: str) -> list[str]:
@@ -140,8 +141,9 @@ class Mailgate:
     def start_background(self) -> None:
         """Start with ``daemon off`` and return at once."""
         with open(self.root / "stdout", "wb") as out, open(self.root / "stderr", "wb") as err:
-            self.launcher = subprocess.Popen(self.command(), env=self.env(), stdin=subprocess.DEVNULL,
-                                             stdout=out, stderr=err, start_new_session=True)
+            self.launcher = subprocess.Popen(self.command(), env=self.env(),
+                                             stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                             start_new_session=True)
         self.groups.add(self.launcher.pid)
 
     def start_daemon(self) -> int:

@@ -98,7 +98,8 @@ def test_unwritable_pid_file(mailgate_instance, tmp_path):
     mg.write(imap(port), main="pid %s/missing/dir/m.pid;" % tmp_path)
     proc = mg.run()
     assert proc.returncode == 1
-    assert 'open() "%s/missing/dir/m.pid" failed (2: No such file or directory)' % tmp_path in proc.stderr
+    missing = 'open() "%s/missing/dir/m.pid" failed (2: No such file or directory)' % tmp_path
+    assert missing in proc.stderr
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
 

@@ -53,7 +53,8 @@ def test_reload(mailgate_instance):
     mg.write(imap(port, "IMAP4rev1 XNEW"))
     mg.signal(signal.SIGHUP)
     mg.wait_log(r"signal 1 \(SIGHUP\) received from %d, reconfiguring$" % os.getpid())
-    mg.wait_log(r"\[notice\] (%s)#\d+: gracefully shutting down$" % "|".join(map(str, old)), count=2)
+    mg.wait_log(r"\[notice\] (%s)#\d+: gracefully shutting down$" % "|".join(map(str, old)),
+                count=2)
     assert capability(port) == b"* CAPABILITY IMAP4rev1 XNEW AUTH=PLAIN\r\n"
     # the old worker with a session goes on serving it with the old configuration
     assert command(waiting, b"a CAPABILITY")[0] == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN\r\n"
@@ -84,11 +85,28 @@ def test_reload_with_an_error_keeps_the_old_configuration(mailgate_instance):
     assert capability(port) == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN\r\n"
 
 
+def test_reload_with_a_bad_certificate_keeps_the_old_configuration(mailgate_instance, pki):
+    mg = mailgate_instance
+    port = mg.port()
+    tls = "starttls on; ssl_certificate %s; ssl_certificate_key %s;"
+    mg.write(imap(port, "IMAP4rev1 XOLD") + tls % (pki.server_rsa.cert, pki.server_rsa.key_file))
+    master = mg.start()
+    workers = mg.workers()
+    missing = mg.root / "missing.crt"
+    mg.write(imap(port, "IMAP4rev1 XNEW") + tls % (missing, pki.server_rsa.key_file))
+    mg.signal(signal.SIGHUP)
+    mg.wait_log(r'\[emerg\] %d#%d: cannot load certificate "%s"' % (master, master, missing))
+    time.sleep(0.3)
+    assert mg.workers() == workers
+    assert capability(port) == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN STARTTLS\r\n"
+
+
 def test_reload_moves_listening_sockets(mailgate_instance):
     mg = mailgate_instance
     kept, removed, added = mg.port(), mg.port(), mg.port()
     mg.write("auth_http 127.0.0.1:1/auth;\n"
-             "server { listen 127.0.0.1:%d; listen 127.0.0.1:%d; protocol imap; }" % (kept, removed))
+             "server { listen 127.0.0.1:%d; listen 127.0.0.1:%d; protocol imap; }"
+             % (kept, removed))
     mg.start()
     old = mg.workers()
     mg.write("auth_http 127.0.0.1:1/auth;\n"
@@ -182,7 +200,8 @@ def test_reopen_after_rotation(mailgate_instance):
     mg.error_log.rename(rotated)
     mg.signal(signal.SIGUSR1)
     # each process says it before it reopens (as nginx): in the rotated file
-    wait_for(lambda: len(re.findall(r"#\d+: reopening logs$", rotated.read_text(), re.MULTILINE)) == 3,
+    reopening = re.compile(r"#\d+: reopening logs$", re.MULTILINE)
+    wait_for(lambda: len(reopening.findall(rotated.read_text())) == 3,
              what="reopening logs")
     old = rotated.read_text()
     assert "signal 10 (SIGUSR1) received from %d, reopening logs" % os.getpid() in old
@@ -231,7 +250,8 @@ def test_winch_stops_the_workers_of_a_daemon(mailgate_instance):
     mg.signal(signal.SIGWINCH)
     wait_for(lambda: not any(pid_alive(pid) for pid in workers), what="the workers to exit")
     assert mg.workers() == []
-    assert "signal 28 (SIGWINCH) received from %d, stop accepting connections" % os.getpid() in mg.log()
+    line = "signal 28 (SIGWINCH) received from %d, stop accepting connections" % os.getpid()
+    assert line in mg.log()
     # the master keeps the sockets: connections wait in the queue, unanswered
     with connect(port) as sock:
         sock.settimeout(0.3)
@@ -250,7 +270,8 @@ def test_winch_is_ignored_in_the_foreground(mailgate_instance):
     master = mg.start()
     workers = mg.workers()
     mg.signal(signal.SIGWINCH)
-    mg.wait_log(r"\[notice\] %d#%d: signal 28 \(SIGWINCH\) received from %d$" % (master, master, os.getpid()))
+    mg.wait_log(r"\[notice\] %d#%d: signal 28 \(SIGWINCH\) received from %d$"
+                % (master, master, os.getpid()))
     time.sleep(0.2)
     assert mg.workers() == workers
     assert greeting(port) == GREETING

@@ -68,8 +68,8 @@ def test_fatal_worker_start_is_not_respawned(mailgate_instance, tmp_path):
     wait_for(lambda: mg.read_pid() is not None, "the pid file")
     master = mg.master
     log = mg.wait_log(r"cannot be respawned$", count=2)
-    assert re.search(r'\[emerg\] \d+#\d+: chdir\("%s/missing"\) failed \(2: No such file or directory\)'
-                     % tmp_path, log)
+    assert re.search(r'\[emerg\] \d+#\d+: chdir\("%s/missing"\) failed '
+                     r'\(2: No such file or directory\)' % tmp_path, log)
     assert re.search(r"\[alert\] %d#%d: worker process \d+ exited with fatal code 2 and cannot be "
                      r"respawned" % (master, master), log)
     time.sleep(0.3)

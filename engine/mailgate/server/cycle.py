@@ -136,8 +136,13 @@ class Cycle:
         user = self.config.main.user
         if user is None or os.geteuid() != 0:
             return
-        uid = pwd.getpwnam(user[0]).pw_uid
-        targets = [*self.config.main.error_log, *(t for s in self.config.servers for t in s.error_log)]
+        try:
+            uid = pwd.getpwnam(user[0]).pw_uid
+        except KeyError:
+            self.log.log("alert", 'getpwnam("%s") failed' % user[0])
+            return
+        targets = [*self.config.main.error_log,
+                   *(t for server in self.config.servers for t in server.error_log)]
         for path in {t.path for t in targets if t.kind == "file"}:
             try:
                 if os.stat(path).st_uid != uid:

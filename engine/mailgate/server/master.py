@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import time
+import traceback
 from dataclasses import dataclass
 
 from mailgate._version import __version__
@@ -66,6 +67,8 @@ def run(opts, log, prefix: str) -> int:
         log.log("emerg", str(exc))
         zones.close()
         return 1
+    if not config.main.master_process:
+        log.log("notice", '"master_process off" is ignored: a master process runs the workers')
     return Master(opts, prefix, cycle, log).run()
 
 
@@ -176,8 +179,9 @@ class Master:
             record = self.workers.pop(pid, None)
             name = "worker process" if record is not None else "unknown process"
             if os.WIFSIGNALED(status):
-                self.log.log("alert", "%s %d exited on signal %d%s" % (
-                    name, pid, os.WTERMSIG(status), " (core dumped)" if os.WCOREDUMP(status) else ""))
+                core = " (core dumped)" if os.WCOREDUMP(status) else ""
+                self.log.log("alert", "%s %d exited on signal %d%s"
+                             % (name, pid, os.WTERMSIG(status), core))
                 code = None
             else:
                 code = os.WEXITSTATUS(status)
@@ -282,8 +286,12 @@ class Master:
                 create_pidfile(config.main.pid, self.pid)
                 new_pid = config.main.pid
             cycle = Cycle.open(config, self.zones, previous=old, on_message=self._message)
-        except ConfigError as exc:
-            self.log.log("emerg", str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the old configuration goes on
+            if isinstance(exc, ConfigError):
+                self.log.log("emerg", str(exc))
+            else:
+                self.log.log("alert", "reconfiguration failed: %r" % exc)
+                traceback.print_exc()  # stderr is the error_log file when there is one
             if new_pid is not None:
                 delete_pidfile(new_pid, self.log)
             return

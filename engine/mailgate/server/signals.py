@@ -55,7 +55,8 @@ def wait(signals: frozenset[int], timeout: float | None) -> signal.struct_siginf
     return signal.sigtimedwait(signals, max(timeout, 0.0))
 
 
-def watch(signals: frozenset[int], deliver: Callable[[signal.struct_siginfo], None]) -> threading.Thread:
+def watch(signals: frozenset[int],
+          deliver: Callable[[signal.struct_siginfo], None]) -> threading.Thread:
     """Take the blocked ``signals`` in a thread and hand each to ``deliver``.
 
     ``deliver`` runs in that thread: an event loop's ``call_soon_threadsafe``
@@ -67,7 +68,7 @@ def watch(signals: frozenset[int], deliver: Callable[[signal.struct_siginfo], No
             info = signal.sigwaitinfo(signals)
             try:
                 deliver(info)
-            except Exception:
+            except Exception:  # noqa: BLE001 - the loop is gone: the thread ends
                 return
 
     thread = threading.Thread(target=run, name="signals", daemon=True)

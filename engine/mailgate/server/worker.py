@@ -63,7 +63,7 @@ class Worker:
         )
         try:
             loop.run_until_complete(self.proxy.start())
-        except Exception as exc:  # a worker that cannot serve must not be respawned in a loop
+        except Exception as exc:  # noqa: BLE001 - a worker that cannot serve is not respawned
             self.log.log("emerg", "worker process cannot start: %s" % exc)
             return process.FATAL
         # the proxy has read its certificates and keys as root, as nginx's master does;
@@ -108,7 +108,8 @@ class Worker:
         self._closing = self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
-        await self.proxy.close(graceful=True, timeout=self.cycle.config.main.worker_shutdown_timeout)
+        timeout = self.cycle.config.main.worker_shutdown_timeout
+        await self.proxy.close(graceful=True, timeout=timeout)
         self._finish()
 
     def terminate(self) -> None:
@@ -133,7 +134,7 @@ def run_worker(cycle: Cycle, master_pid: int, daemonized: bool) -> None:
     code = 1
     try:
         code = Worker(cycle, master_pid, daemonized).run()
-    except BaseException as exc:  # a bug: say so where the operator looks, then die
+    except BaseException as exc:  # noqa: BLE001 - a bug: say so where the operator looks, die
         try:
             cycle.log.log("alert", "worker process failed: %r" % exc)
             traceback.print_exc()  # stderr is the error_log file when there is one
