@@ -24,6 +24,7 @@ from tests.support.procs import kill_group, pid_alive, wait_until
 
 ENGINE = str(Path(mailgate.__file__).resolve().parent.parent)
 WAIT = 10.0  # the bound of every wait for a process to do something
+GREETING = b"* OK IMAP4 ready\r\n"
 
 
 def wait_for(predicate, what: str, timeout: float = WAIT) -> None:
@@ -75,6 +76,13 @@ def connect(port: int, timeout: float = 5.0) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=timeout)
 
 
+def imap_session(port: int) -> socket.socket:
+    """A connected IMAP client past the greeting."""
+    sock = connect(port)
+    assert recv_line(sock) == GREETING
+    return sock
+
+
 @dataclass
 class Finished:
     """A command that ran to its end."""
@@ -110,6 +118,15 @@ class Mailgate:
             "events { %s }\nmail {\n%s\n}\n"
             % ("on" if daemon else "off", workers, main, events, mail)
         )
+
+    def write_imap(self, port: int | None = None, *, capabilities: str = "IMAP4rev1",
+                   auth_http: str = "127.0.0.1:1/auth", extra: str = "", **settings) -> int:
+        """One IMAP server on ``port`` (a new one by default); ``settings`` as ``write``'s."""
+        port = self.port() if port is None else port
+        self.write("auth_http %s;\nimap_capabilities %s;\n%s\n"
+                   "server { listen 127.0.0.1:%d; protocol imap; }"
+                   % (auth_http, capabilities, extra, port), **settings)
+        return port
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "mailgate", "-p", str(self.root), "-c", str(self.conf), *args]

@@ -6,7 +6,6 @@ import signal
 import socket
 
 import pytest
-
 from mailgate import Config
 from mailgate.config import ConfigError
 from mailgate.log import ErrorLog
@@ -100,8 +99,8 @@ def test_stderr_goes_to_the_first_file_log(tmp_path, zones):
     assert cycle.first_log_file() == cycle.log_files.get(str(tmp_path / "error.log")).fd
     assert not cycle.logs_to_stderr()
     cycle.release()
-    both = Config.from_string("error_log %s/e.log; error_log stderr;\nmail { auth_http 1.1.1.1:1/a; }"
-                              % tmp_path, prefix=str(tmp_path))
+    both = Config.from_string("error_log %s/e.log; error_log stderr;\n"
+                              "mail { auth_http 1.1.1.1:1/a; }" % tmp_path, prefix=str(tmp_path))
     cycle = Cycle.open(both, zones)
     assert cycle.logs_to_stderr() and cycle.first_log_file() is None
     cycle.release()

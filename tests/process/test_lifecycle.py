@@ -12,15 +12,9 @@ from tests.process.conftest import WAIT, greeting, wait_for
 from tests.support.procs import pid_alive
 
 
-def imap(port: int, extra: str = "") -> str:
-    return ("auth_http 127.0.0.1:1/auth;\n%s\nserver { listen 127.0.0.1:%d; protocol imap; }"
-            % (extra, port))
-
-
 def test_daemon_off_pid_file_lifecycle(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     master = mg.start()
     assert master == mg.launcher.pid  # no fork into the background
     assert mg.pid_path.read_text() == "%d\n" % master
@@ -37,8 +31,7 @@ def test_daemon_off_pid_file_lifecycle(mailgate_instance):
 
 def test_daemon_on(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), daemon=True)
+    port = mg.write_imap(daemon=True)
     proc = mg.run()
     # the pid file is there when the command returns
     assert proc.returncode == 0, proc.stderr
@@ -59,8 +52,7 @@ def test_daemon_on(mailgate_instance):
 
 def test_bad_configuration_starts_nothing(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port, "bogus_directive on;"))
+    port = mg.write_imap(extra="bogus_directive on;")
     proc = mg.run()
     assert proc.returncode == 1
     assert '[emerg]' in proc.stderr
@@ -76,7 +68,7 @@ def test_bind_failure(mailgate_instance):
         busy.bind(("127.0.0.1", 0))
         busy.listen(1)
         port = busy.getsockname()[1]
-        mg.write(imap(port))
+        mg.write_imap(port)
         proc = mg.run()
     assert proc.returncode == 1
     assert "[emerg]" in proc.stderr
@@ -86,7 +78,7 @@ def test_bind_failure(mailgate_instance):
 
 def test_worker_connections_not_enough_for_listening_sockets(mailgate_instance):
     mg = mailgate_instance
-    mg.write(imap(mg.port()), events="worker_connections 1;")
+    mg.write_imap(events="worker_connections 1;")
     proc = mg.run()
     assert proc.returncode == 1
     assert "1 worker_connections are not enough for 1 listening sockets" in proc.stderr
@@ -94,8 +86,7 @@ def test_worker_connections_not_enough_for_listening_sockets(mailgate_instance):
 
 def test_unwritable_pid_file(mailgate_instance, tmp_path):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), main="pid %s/missing/dir/m.pid;" % tmp_path)
+    port = mg.write_imap(main="pid %s/missing/dir/m.pid;" % tmp_path)
     proc = mg.run()
     assert proc.returncode == 1
     missing = 'open() "%s/missing/dir/m.pid" failed (2: No such file or directory)' % tmp_path
@@ -106,8 +97,7 @@ def test_unwritable_pid_file(mailgate_instance, tmp_path):
 
 def test_listening_within_one_second(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     started = time.monotonic()
     mg.start()
     wait_for(lambda: _try_greeting(port), "a greeting")
@@ -124,7 +114,7 @@ def _try_greeting(port: int) -> bytes | None:
 
 def test_signal_without_pid_file(mailgate_instance):
     mg = mailgate_instance
-    mg.write(imap(mg.port()))
+    mg.write_imap()
     proc = mg.run("-s", "reload")
     assert proc.returncode == 1
     assert "[notice]" in proc.stderr and "signal process started" in proc.stderr
@@ -134,7 +124,7 @@ def test_signal_without_pid_file(mailgate_instance):
 
 def test_signal_with_invalid_pid_file(mailgate_instance):
     mg = mailgate_instance
-    mg.write(imap(mg.port()))
+    mg.write_imap()
     mg.pid_path.write_text("")
     proc = mg.run("-s", "quit")
     assert proc.returncode == 1
@@ -145,7 +135,7 @@ def test_signal_with_invalid_pid_file(mailgate_instance):
 
 def test_signal_to_a_dead_process(mailgate_instance):
     mg = mailgate_instance
-    mg.write(imap(mg.port()))
+    mg.write_imap()
     dead = subprocess.Popen(["true"])
     dead.wait()
     mg.pid_path.write_text("%d\n" % dead.pid)
@@ -165,8 +155,7 @@ def test_signal_with_bad_configuration(mailgate_instance):
 
 def test_signal_commands(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    mg.write_imap()
     master = mg.start()
     for command, number, name, action in (
         ("reopen", 10, "SIGUSR1", "reopening logs"),
@@ -183,8 +172,7 @@ def test_signal_commands(mailgate_instance):
 
 def test_stop_command(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    mg.write_imap()
     master = mg.start()
     workers = mg.workers()
     proc = mg.run("-s", "stop")

@@ -11,15 +11,17 @@ import time
 
 import pytest
 
-from tests.process.conftest import WAIT, Backend, connect, greeting, recv_line, wait_for
+from tests.process.conftest import (
+    GREETING,
+    WAIT,
+    Backend,
+    connect,
+    greeting,
+    imap_session,
+    recv_line,
+    wait_for,
+)
 from tests.support.procs import pid_alive
-
-GREETING = b"* OK IMAP4 ready\r\n"
-
-
-def imap(port: int, capabilities: str = "IMAP4rev1", auth_http: str = "127.0.0.1:1/auth") -> str:
-    return ("auth_http %s;\nimap_capabilities %s;\n"
-            "server { listen 127.0.0.1:%d; protocol imap; }" % (auth_http, capabilities, port))
 
 
 def command(sock: socket.socket, line: bytes) -> list[bytes]:
@@ -43,14 +45,12 @@ def capability(port: int) -> bytes:
 
 def test_reload(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port, "IMAP4rev1 XOLD"))
+    port = mg.write_imap(capabilities="IMAP4rev1 XOLD")
     master = mg.start()
     old = mg.workers()
-    waiting = connect(port)  # a pre-auth session of the old configuration
-    assert recv_line(waiting) == GREETING
+    waiting = imap_session(port)  # a pre-auth session of the old configuration
 
-    mg.write(imap(port, "IMAP4rev1 XNEW"))
+    mg.write_imap(port, capabilities="IMAP4rev1 XNEW")
     mg.signal(signal.SIGHUP)
     mg.wait_log(r"signal 1 \(SIGHUP\) received from %d, reconfiguring$" % os.getpid())
     mg.wait_log(r"\[notice\] (%s)#\d+: gracefully shutting down$" % "|".join(map(str, old)),
@@ -72,8 +72,7 @@ def test_reload(mailgate_instance):
 
 def test_reload_with_an_error_keeps_the_old_configuration(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port, "IMAP4rev1 XOLD"))
+    port = mg.write_imap(capabilities="IMAP4rev1 XOLD")
     master = mg.start()
     workers = mg.workers()
     mg.conf.write_text(mg.conf.read_text() + "\nbroken;\n")
@@ -87,13 +86,14 @@ def test_reload_with_an_error_keeps_the_old_configuration(mailgate_instance):
 
 def test_reload_with_a_bad_certificate_keeps_the_old_configuration(mailgate_instance, pki):
     mg = mailgate_instance
-    port = mg.port()
     tls = "starttls on; ssl_certificate %s; ssl_certificate_key %s;"
-    mg.write(imap(port, "IMAP4rev1 XOLD") + tls % (pki.server_rsa.cert, pki.server_rsa.key_file))
+    port = mg.write_imap(capabilities="IMAP4rev1 XOLD",
+                         extra=tls % (pki.server_rsa.cert, pki.server_rsa.key_file))
     master = mg.start()
     workers = mg.workers()
     missing = mg.root / "missing.crt"
-    mg.write(imap(port, "IMAP4rev1 XNEW") + tls % (missing, pki.server_rsa.key_file))
+    mg.write_imap(port, capabilities="IMAP4rev1 XNEW",
+                  extra=tls % (missing, pki.server_rsa.key_file))
     mg.signal(signal.SIGHUP)
     mg.wait_log(r'\[emerg\] %d#%d: cannot load certificate "%s"' % (master, master, missing))
     time.sleep(0.3)
@@ -122,12 +122,10 @@ def test_reload_moves_listening_sockets(mailgate_instance):
 
 def test_quit_drains_sessions(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     master = mg.start()
     workers = mg.workers()
-    session = connect(port)
-    assert recv_line(session) == GREETING
+    session = imap_session(port)
     mg.signal(signal.SIGQUIT)
     mg.wait_log(r"gracefully shutting down$", count=2)
     wait_for(lambda: _refused(port), what="the port to close")
@@ -152,11 +150,9 @@ def _refused(port: int) -> bool:
 
 def test_quit_with_shutdown_timeout(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), main="worker_shutdown_timeout 300ms;")
+    port = mg.write_imap(main="worker_shutdown_timeout 300ms;")
     mg.start()
-    session = connect(port)
-    assert recv_line(session) == GREETING
+    session = imap_session(port)
     started = time.monotonic()
     mg.signal(signal.SIGQUIT)
     assert recv_line(session, timeout=WAIT) == b""  # closed by the timeout
@@ -166,11 +162,9 @@ def test_quit_with_shutdown_timeout(mailgate_instance):
 
 def test_terminate_closes_sessions_at_once(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     master = mg.start()
-    session = connect(port)
-    assert recv_line(session) == GREETING
+    session = imap_session(port)
     mg.signal(signal.SIGTERM)
     assert recv_line(session, timeout=WAIT) == b""
     assert mg.launcher.wait(WAIT) == 0
@@ -182,8 +176,7 @@ def test_terminate_closes_sessions_at_once(mailgate_instance):
 
 def test_interrupt_is_a_fast_stop(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    mg.write_imap()
     mg.start()
     mg.signal(signal.SIGINT)
     assert mg.launcher.wait(WAIT) == 0
@@ -192,8 +185,7 @@ def test_interrupt_is_a_fast_stop(mailgate_instance):
 
 def test_reopen_after_rotation(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     master = mg.start()
     workers = mg.workers()
     rotated = mg.error_log.with_name("error.log.1")
@@ -216,8 +208,7 @@ def test_reopen_after_rotation(mailgate_instance):
 
 def test_killed_worker_is_replaced(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     master = mg.start()
     victim, other = mg.workers()
     os.kill(victim, signal.SIGKILL)
@@ -230,8 +221,7 @@ def test_killed_worker_is_replaced(mailgate_instance):
 
 def test_worker_exiting_on_its_own_is_replaced(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    mg.write_imap()
     master = mg.start()
     victim = mg.workers()[0]
     os.kill(victim, signal.SIGQUIT)  # not from the master: the worker logs it
@@ -243,8 +233,7 @@ def test_worker_exiting_on_its_own_is_replaced(mailgate_instance):
 
 def test_winch_stops_the_workers_of_a_daemon(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), daemon=True)
+    port = mg.write_imap(daemon=True)
     master = mg.start_daemon()
     workers = mg.workers()
     mg.signal(signal.SIGWINCH)
@@ -265,8 +254,7 @@ def test_winch_stops_the_workers_of_a_daemon(mailgate_instance):
 
 def test_winch_is_ignored_in_the_foreground(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    port = mg.write_imap()
     master = mg.start()
     workers = mg.workers()
     mg.signal(signal.SIGWINCH)
@@ -279,12 +267,10 @@ def test_winch_is_ignored_in_the_foreground(mailgate_instance):
 
 def test_worker_connections_refusal(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
     # one listening socket and nginx's channel leave one connection for a client
-    mg.write(imap(port), workers=1, events="worker_connections 3;")
+    port = mg.write_imap(workers=1, events="worker_connections 3;")
     mg.start()
-    first = connect(port)
-    assert recv_line(first) == GREETING
+    first = imap_session(port)
     with connect(port) as second:
         assert recv_line(second) == b""
     mg.wait_log(r"\[alert\] \d+#\d+: \d+ worker_connections are not enough$")
@@ -301,8 +287,7 @@ def _try_greeting(port: int) -> bytes | None:
 
 def test_established_session_survives_reload(mailgate_instance, backend):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port, "IMAP4rev1 XOLD", backend.auth.url), workers=1)
+    port = mg.write_imap(capabilities="IMAP4rev1 XOLD", auth_http=backend.auth.url, workers=1)
     mg.start()
     (old,) = mg.workers()
     proxied = imaplib.IMAP4("127.0.0.1", port, timeout=WAIT)
@@ -311,7 +296,7 @@ def test_established_session_survives_reload(mailgate_instance, backend):
     pre_auth = imaplib.IMAP4("127.0.0.1", port, timeout=WAIT)
     assert pre_auth.capabilities == ("IMAP4REV1", "XOLD", "AUTH=PLAIN")
 
-    mg.write(imap(port, "IMAP4rev1 XNEW", backend.auth.url), workers=1)
+    mg.write_imap(port, capabilities="IMAP4rev1 XNEW", auth_http=backend.auth.url, workers=1)
     mg.signal(signal.SIGHUP)
     mg.wait_log(r"\[notice\] %d#\d+: gracefully shutting down$" % old)
     assert capability(port) == b"* CAPABILITY IMAP4rev1 XNEW AUTH=PLAIN\r\n"

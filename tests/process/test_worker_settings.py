@@ -11,14 +11,8 @@ from pathlib import Path
 import pytest
 from mailgate.server.process import _set_environment
 
-from tests.process.conftest import WAIT, connect, greeting, recv_line, wait_for
+from tests.process.conftest import GREETING, WAIT, greeting, imap_session, wait_for
 from tests.support.procs import pid_alive
-
-GREETING = b"* OK IMAP4 ready\r\n"
-
-
-def imap(port: int) -> str:
-    return "auth_http 127.0.0.1:1/auth;\nserver { listen 127.0.0.1:%d; protocol imap; }" % port
 
 
 def status(pid: int, field: str) -> list[str]:
@@ -29,8 +23,7 @@ def status(pid: int, field: str) -> list[str]:
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 def test_workers_run_as_user_and_master_stays_root(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), main="user nobody nogroup;")
+    port = mg.write_imap(main="user nobody nogroup;")
     master = mg.start()
     assert status(master, "Uid")[0] == "0"
     for pid in mg.workers():
@@ -48,9 +41,8 @@ def test_workers_run_as_user_and_master_stays_root(mailgate_instance):
 
 def test_rlimit_and_working_directory(mailgate_instance, tmp_path):
     mg = mailgate_instance
-    port = mg.port()
     (tmp_path / "wd").mkdir()
-    mg.write(imap(port), main="worker_rlimit_nofile 1234;\nworking_directory %s/wd;" % tmp_path)
+    mg.write_imap(main="worker_rlimit_nofile 1234;\nworking_directory %s/wd;" % tmp_path)
     master = mg.start()
     for pid in mg.workers():
         limits = Path("/proc/%d/limits" % pid).read_text()
@@ -62,8 +54,7 @@ def test_rlimit_and_working_directory(mailgate_instance, tmp_path):
 
 def test_fatal_worker_start_is_not_respawned(mailgate_instance, tmp_path):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), main="working_directory %s/missing;" % tmp_path)
+    mg.write_imap(main="working_directory %s/missing;" % tmp_path)
     mg.start_background()
     wait_for(lambda: mg.read_pid() is not None, "the pid file")
     master = mg.master
@@ -96,8 +87,7 @@ def test_environment_keeps_only_env_and_tz():
 
 def test_terminate_kills_a_worker_that_does_not_stop(mailgate_instance):
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port))
+    mg.write_imap()
     master = mg.start()
     stuck, other = mg.workers()
     os.kill(stuck, signal.SIGSTOP)
@@ -114,14 +104,12 @@ def test_terminate_kills_a_worker_that_does_not_stop(mailgate_instance):
 def test_process_titles(mailgate_instance):
     pytest.importorskip("setproctitle")
     mg = mailgate_instance
-    port = mg.port()
-    mg.write(imap(port), workers=1)
+    port = mg.write_imap(workers=1)
     master = mg.start()
     (worker,) = mg.workers()
     assert _title(master).startswith("mailgate: master process mailgate -p %s" % mg.root)
     assert _title(worker) == "mailgate: worker process"
-    session = connect(port)
-    assert recv_line(session) == GREETING
+    session = imap_session(port)
     mg.signal(signal.SIGQUIT)
     wait_for(lambda: _title(worker) == "mailgate: worker process is shutting down",
              what="the shutting-down title")
