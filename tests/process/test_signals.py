@@ -202,8 +202,9 @@ def test_reopen_after_rotation(mailgate_instance):
     assert greeting(port) == GREETING
     mg.wait_log(r"client 127\.0\.0\.1:\d+ connected to 127\.0\.0\.1:%d" % port)
     assert "connected to" not in rotated.read_text()
-    # what the master writes to stderr (a traceback, say) follows the log too
-    assert os.readlink("/proc/%d/fd/2" % master) == str(mg.error_log)
+    # what a process writes to stderr (a traceback, say) follows the log too
+    for pid in [master, *workers]:
+        assert os.readlink("/proc/%d/fd/2" % pid) == str(mg.error_log)
 
 
 def test_killed_worker_is_replaced(mailgate_instance):

@@ -122,6 +122,7 @@ class Worker:
         """USR1: reopen the log files (the rotated ones are let go)."""
         self.log.log("notice", "reopening logs")
         self.cycle.log_files.reopen()
+        process.redirect_stderr(self.cycle.first_log_file())
 
     def _finish(self) -> None:
         if not self._exit.done():
