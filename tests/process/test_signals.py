@@ -62,7 +62,7 @@ def test_reload(mailgate_instance):
     waiting.close()
     wait_for(lambda: not any(pid_alive(pid) for pid in old), what="old workers to exit")
     assert len(mg.workers()) == 2
-    log = mg.log()
+    log = mg.wait_log(r"worker process (%s) exited with code 0$" % "|".join(map(str, old)), count=2)
     for pid in old:
         assert "[notice] %d#%d: worker process %d exited with code 0" % (master, master, pid) in log
         assert "[notice] %d#%d: exit\n" % (pid, pid) in log
