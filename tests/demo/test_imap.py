@@ -396,6 +396,20 @@ def test_line_and_literal_limits():
     assert t.closed
 
 
+def test_pipelined_output_is_handed_out_in_budgets():
+    store = make_store()
+    big = b"Subject: big\r\n\r\n" + b"x" * 100_000 + b"\r\n"
+    store.deliver("alice", big)
+    t = selected(store)
+    out = t.send(b"".join(b"f%d FETCH 4 BODY.PEEK[]\r\n" % i for i in range(10)))
+    assert out.count(big) == 3 and t.session.blocked      # 300 KB is over the budget
+    out += t.session.resume()
+    assert out.count(big) == 6 and t.session.blocked
+    out += t.session.resume() + t.session.resume()
+    assert out.count(big) == 10 and not t.session.blocked
+    assert out.endswith(b"f9 OK FETCH completed\r\n")
+
+
 def test_timeout_and_shutdown_goodbyes():
     assert session().session.timed_out() == b"* BYE Disconnected for inactivity.\r\n"
     t = session()

@@ -4,6 +4,12 @@ A session is sans-I/O: :meth:`Session.start` gives the greeting,
 :meth:`Session.receive_data` takes client bytes and gives the reply bytes,
 :attr:`Session.closed` says the connection must be closed once those are written.
 The asyncio layer (``server.py``) only moves bytes and runs the idle timer.
+
+A session stops working through pipelined commands once it has about
+:data:`OUTPUT_BUDGET` bytes of replies to hand out (:attr:`Session.blocked`); the
+caller writes them and calls :meth:`Session.resume` when the client has read
+enough, so a client that sends and never reads cannot make the server buffer
+without bound.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ class Limits:
         if not self.idle_timeout > 0:
             raise ValueError("Limits.idle_timeout must be positive")
 
+
+#: reply bytes after which a session stops taking commands until resumed
+OUTPUT_BUDGET = 256 * 1024
 
 #: :meth:`LineReader.read_line` found a line longer than the limit
 TOO_LONG = object()
@@ -166,7 +175,9 @@ class Session:
         self.closed = False
         self.user: str | None = None
         self.errors = 0
+        self.blocked = False
         self._out: list[bytes] = []
+        self._out_size = 0
 
     # -- the caller's side ------------------------------------------------------
 
@@ -180,6 +191,12 @@ class Session:
         if self.closed:
             return b""
         self.reader.feed(data)
+        return self.resume()
+
+    def resume(self) -> bytes:
+        """Go on with commands already received (after :attr:`blocked`)."""
+        if self.closed:
+            return b""
         try:
             self._process()
         except Exception:
@@ -188,6 +205,8 @@ class Session:
             self._out.clear()
             self._goodbye(INTERNAL_ERROR)
             self.closed = True
+        self.blocked = not self.closed and self.reader.pending > 0 \
+            and self._out_size >= OUTPUT_BUDGET
         return self._take()
 
     def timed_out(self) -> bytes:
@@ -206,11 +225,17 @@ class Session:
 
     def _send(self, *chunks: bytes) -> None:
         self._out.extend(chunks)
+        self._out_size += sum(map(len, chunks))
 
     def _take(self) -> bytes:
         out = b"".join(self._out)
         self._out.clear()
+        self._out_size = 0
         return out
+
+    def _may_continue(self) -> bool:
+        """Whether to take the next command: open, and not too much output waiting."""
+        return not self.closed and self._out_size < OUTPUT_BUDGET
 
     def _error(self) -> bool:
         """Count a protocol error; True (and the session is closing) when too many."""

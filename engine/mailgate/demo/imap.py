@@ -127,7 +127,7 @@ class ImapSession(Session):
 
     def _process(self) -> None:
         limit = self.limits.message_size + self.limits.line_length
-        while not self.closed:
+        while self._may_continue():
             if self._literal:
                 chunk = self.reader.read_bytes(self._literal)
                 if not chunk:

@@ -75,7 +75,7 @@ class Pop3Session(Session):
     # -- input --------------------------------------------------------------------
 
     def _process(self) -> None:
-        while not self.closed:
+        while self._may_continue():
             line = self.reader.read_line(self.limits.line_length)
             if line is None:
                 return

@@ -1,9 +1,11 @@
 """The demo mail server on an asyncio loop: listeners, connections, idle timers.
 
 Everything protocol-related happens in the sans-I/O sessions; a connection here
-only moves bytes between its transport and its session, stops reading while the
-client is not reading (so output never piles up), and says goodbye on idle
-timeout or server shutdown.  Works on any running loop (asyncio, uvloop).
+only moves bytes between its transport and its session and says goodbye on idle
+timeout or server shutdown.  It stops reading while the client is not reading
+our replies, and while its session holds unread pipelined commands (the session
+is *blocked*), so neither output nor input piles up.  Works on any running loop
+(asyncio, uvloop).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class _Connection(asyncio.Protocol):
         self.session: Session | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_input = 0.0
+        self._write_paused = False
+        self._reading = True
+        self._resume_pending = False
         self.lost = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -51,6 +56,7 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._last_input = self._loop.time()
         self._write(self.session.receive_data(data))
+        self._flow()
 
     def eof_received(self) -> bool:
         return False        # the client is done: close our side too
@@ -62,13 +68,34 @@ class _Connection(asyncio.Protocol):
         if not self.lost.done():
             self.lost.set_result(None)
 
-    # the client stopped reading: stop taking its commands until it catches up
     def pause_writing(self) -> None:
-        self.transport.pause_reading()
+        self._write_paused = True
+        self._flow()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
+        self._flow()
+
+    def _flow(self) -> None:
+        """Read only while the client reads us and the session wants input."""
+        if self.transport.is_closing():
+            return
+        reading = not self._write_paused and not self.session.blocked
+        if reading != self._reading:
+            self._reading = reading
+            if reading:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+        if self.session.blocked and not self._write_paused and not self._resume_pending:
+            self._resume_pending = True
+            self._loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        self._resume_pending = False
         if not self.transport.is_closing():
-            self.transport.resume_reading()
+            self._write(self.session.resume())
+            self._flow()
 
     def _write(self, data: bytes) -> None:
         transport = self.transport

@@ -94,7 +94,7 @@ class SmtpSession(Session):
     # -- input --------------------------------------------------------------------
 
     def _process(self) -> None:
-        while not self.closed:
+        while self._may_continue():
             if self._data is not None:
                 if not self._data_line():
                     return
