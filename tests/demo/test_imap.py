@@ -327,11 +327,49 @@ def test_append_forms_and_new_mail_in_the_selected_mailbox():
         b"* 5 EXISTS\r\n* 5 RECENT\r\nb OK [APPENDUID %d 5] APPEND completed\r\n" % validity)
     date = store.mailbox("alice").snapshot()[-1].internal_date
     assert date.isoformat() == "2024-02-01T01:02:03+05:30"
+    assert t.send(b"c APPEND INBOX () () {1+}\r\nX\r\n") == b"c BAD invalid APPEND arguments\r\n"
     assert t.send(b"c APPEND INBOX atom\r\n") == b"c BAD APPEND needs the message as a literal\r\n"
     assert t.send(b'd APPEND INBOX "31-Feb-2024 01:02:03 +0000" {1+}\r\nX\r\n') == (
         b"d BAD invalid date-time\r\n")
     assert t.send(b"e APPEND Nowhere {1+}\r\nX\r\n") == (
         b"e NO [TRYCREATE] Mailbox does not exist.\r\n")
+
+
+def test_a_thunderbird_like_session():
+    store = make_store()
+    t = session(store)
+    auth = base64.b64encode(b"\0alice\0wonder land")
+    out = t.send(b"1 capability\r\n2 authenticate PLAIN\r\n")
+    assert out == (b"* CAPABILITY " + CAPS + b"\r\n1 OK CAPABILITY completed\r\n+ \r\n")
+    assert t.send(auth + b"\r\n").startswith(b"2 OK")
+    assert t.send(b'3 list "" ""\r\n4 lsub "" "*"\r\n5 list "" "INBOX"\r\n').count(b" OK ") == 3
+    assert t.send(b'6 create "Trash"\r\n7 subscribe "Trash"\r\n') == (
+        b"6 OK CREATE completed\r\n7 OK SUBSCRIBE completed\r\n")
+    assert t.send(b'8 select "INBOX"\r\n').endswith(b"8 OK [READ-WRITE] SELECT completed\r\n")
+    assert t.send(b"9 UID fetch 1:* (FLAGS)\r\n") == (
+        b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n* 2 FETCH (UID 2 FLAGS (\\Recent))\r\n"
+        b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\n9 OK FETCH completed\r\n")
+    out = t.send(b"10 UID fetch 1 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc "
+                 b"Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "
+                 b"In-Reply-To Content-Type Reply-To)])\r\n")
+    fields = SIMPLE[:SIMPLE.index(b"\r\n\r\n") + 4]
+    assert out == (b"* 1 FETCH (UID 1 RFC822.SIZE %d FLAGS (\\Recent) BODY[HEADER.FIELDS (From To "
+                   b"Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "
+                   b"In-Reply-To Content-Type Reply-To)] {%d}\r\n%s)\r\n10 OK FETCH completed\r\n"
+                   % (len(SIMPLE), len(fields), fields))
+    out = t.send(b"11 UID fetch 1 (UID RFC822.SIZE BODY.PEEK[])\r\n12 UID store 1 +Flags (\\Seen)\r\n")
+    assert SIMPLE in out and out.endswith(
+        b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen))\r\n12 OK STORE completed\r\n")
+    validity = store.mailbox("alice", "Trash").uidvalidity
+    assert t.send(b'13 uid copy 1 "Trash"\r\n14 uid store 1 +FLAGS (\\Deleted)\r\n'
+                  b"15 expunge\r\n16 UID fetch 4:* (FLAGS)\r\n17 noop\r\n18 logout\r\n") == (
+        b"13 OK [COPYUID %d 1 1] COPY completed\r\n"
+        b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent \\Seen))\r\n14 OK STORE completed\r\n"
+        b"* 1 EXPUNGE\r\n15 OK EXPUNGE completed\r\n"
+        b"* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n16 OK FETCH completed\r\n"
+        b"17 OK NOOP completed\r\n* BYE Logging out\r\n18 OK LOGOUT completed\r\n" % validity)
+    assert store.messages("alice", "Trash") == [SIMPLE]
+    assert store.flags("alice", "Trash") == {1: {"\\Seen"}}
 
 
 # -- other sessions change the mailbox ---------------------------------------------
@@ -410,7 +448,9 @@ def test_pipelined_output_is_handed_out_in_budgets():
     assert out.endswith(b"f9 OK FETCH completed\r\n")
 
 
-def test_timeout_and_shutdown_goodbyes():
+def test_timeout_shutdown_and_busy_goodbyes():
     assert session().session.timed_out() == b"* BYE Disconnected for inactivity.\r\n"
+    s = ImapSession(make_store())
+    assert s.refuse() == b"* BYE Too many connections, try again later.\r\n" and s.closed
     t = session()
     assert t.session.shutdown() == b"* BYE Server shutting down.\r\n" and t.closed

@@ -131,3 +131,5 @@ def test_garbage_limits_and_goodbyes():
     assert t.closed
     assert logged_in().session.timed_out() == b"-ERR Disconnected for inactivity.\r\n"
     assert session().session.shutdown() == b"-ERR Server shutting down.\r\n"
+    assert Pop3Session(make_store()).refuse() == (
+        b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n")

@@ -60,6 +60,23 @@ def test_idle_timeout_says_goodbye_and_closes(loop_kind):
         srv.stop()
 
 
+def test_connections_over_the_limit_are_refused():
+    srv = ServerThread(make_store(), limits=Limits(max_connections=2))
+    try:
+        held = [connect(srv.ports["imap"]) for _ in range(2)]
+        extra = socket.create_connection(("127.0.0.1", srv.ports["imap"]), timeout=5)
+        assert read_to_eof(extra) == b"* BYE Too many connections, try again later.\r\n"
+        # the limit is per protocol
+        assert socket.create_connection(("127.0.0.1", srv.ports["pop3"]), timeout=5).recv(3) == b"+OK"
+        held.pop().close()
+        time.sleep(0.1)
+        connect(srv.ports["imap"]).close()
+        for sock in held:
+            sock.close()
+    finally:
+        srv.stop()
+
+
 def test_close_says_goodbye_to_connected_clients(server):
     socks = {name: connect(port) for name, port in server.ports.items()}
     server.call(server.server.close())

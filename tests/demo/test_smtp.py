@@ -208,3 +208,5 @@ def test_long_command_lines_and_too_many_errors():
 def test_goodbyes():
     assert session().session.timed_out() == b"421 4.4.2 mx.test Error: timeout exceeded\r\n"
     assert session().session.shutdown() == b"421 4.3.2 mx.test Service shutting down\r\n"
+    assert SmtpSession(make_store()).refuse() == (
+        b"421 4.7.0 localhost Error: too many connections\r\n")

@@ -250,6 +250,7 @@ class SequenceSet:
 
     def __init__(self, ranges: list[tuple[int | None, int | None]]) -> None:
         self.ranges = ranges
+        self._resolved: tuple[int, list[tuple[int, int]]] | None = None
 
     @classmethod
     def parse(cls, arg) -> SequenceSet:
@@ -285,7 +286,10 @@ class SequenceSet:
 
     def contains(self, n: int, largest: int) -> bool:
         """Whether ``n`` is in the set, ``*`` standing for ``largest``."""
-        return any(lo <= n <= hi for lo, hi in self.bounds(largest))
+        # called once per message with the same ``largest``: resolve once
+        if self._resolved is None or self._resolved[0] != largest:
+            self._resolved = (largest, self.bounds(largest))
+        return any(lo <= n <= hi for lo, hi in self._resolved[1])
 
 
 # -- output -------------------------------------------------------------------

@@ -27,6 +27,7 @@ log = logging.getLogger("mailgate.demo")
 TIMEOUT = "timeout"
 TOO_MANY_ERRORS = "errors"
 SHUTDOWN = "shutdown"
+BUSY = "busy"
 INTERNAL_ERROR = "internal"
 
 
@@ -44,9 +45,12 @@ class Limits:
     max_errors: int = 20
     #: recipients in one SMTP transaction
     max_recipients: int = 100
+    #: open connections per protocol; more are greeted with a goodbye and closed
+    max_connections: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("line_length", "message_size", "max_errors", "max_recipients"):
+        for name in ("line_length", "message_size", "max_errors", "max_recipients",
+                     "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be at least 1")
         if self.line_length < 512:
@@ -184,6 +188,12 @@ class Session:
     def start(self) -> bytes:
         """The greeting."""
         self._greet()
+        return self._take()
+
+    def refuse(self) -> bytes:
+        """Instead of the greeting when the server is full: the goodbye to send."""
+        self.closed = True
+        self._goodbye(BUSY)
         return self._take()
 
     def receive_data(self, data: bytes) -> bytes:

@@ -30,6 +30,7 @@ from mailgate.demo._imapwire import (
     string,
 )
 from mailgate.demo._session import (
+    BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
     SKIPPED,
@@ -111,6 +112,7 @@ class ImapSession(Session):
 
     _GOODBYES = {
         TIMEOUT: b"Disconnected for inactivity.",
+        BUSY: b"Too many connections, try again later.",
         TOO_MANY_ERRORS: b"Too many invalid commands.",
         SHUTDOWN: b"Server shutting down.",
         INTERNAL_ERROR: b"Internal server error.",
@@ -380,16 +382,15 @@ class ImapSession(Session):
         message = args[-1]
         if isinstance(message, (Atom, list)):
             raise Bad("APPEND needs the message as a literal")
-        flags, date = [], None
+        flags, date = None, None
         for extra in args[1:-1]:
-            if isinstance(extra, list) and not flags:
+            if isinstance(extra, list) and flags is None and date is None:
                 flags = flag_list(extra)
             elif not isinstance(extra, list) and date is None:
                 date = parse_datetime(extra)
             else:
                 raise Bad("invalid APPEND arguments")
-        if RECENT in flags:
-            raise Bad("\\Recent cannot be set")
+        flags = flags or []
         box = self._mailbox(args[0])
         if len(message) > self.limits.message_size:
             raise No("[TOOBIG] Message too large.")

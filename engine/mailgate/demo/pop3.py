@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 
 from mailgate.demo._session import (
+    BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
     SKIPPED,
@@ -64,6 +65,7 @@ class Pop3Session(Session):
 
     _GOODBYES = {
         TIMEOUT: b"-ERR Disconnected for inactivity.\r\n",
+        BUSY: b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n",
         TOO_MANY_ERRORS: b"-ERR Too many errors, closing.\r\n",
         SHUTDOWN: b"-ERR Server shutting down.\r\n",
         INTERNAL_ERROR: b"-ERR Internal server error.\r\n",

@@ -28,8 +28,10 @@ CLOSE_GRACE = 5.0
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, server: DemoMailServer, make_session: Callable[..., Session]) -> None:
+    def __init__(self, server: DemoMailServer, make_session: Callable[..., Session],
+                 peers: set[_Connection]) -> None:
         self._server = server
+        self._peers = peers             # the open connections of the same protocol
         self._make_session = make_session
         self._loop = asyncio.get_running_loop()
         self._timeout = server.limits.idle_timeout
@@ -48,10 +50,12 @@ class _Connection(asyncio.Protocol):
         self.session = self._make_session(
             self._server.store, hostname=self._server.hostname, limits=self._server.limits,
             peer=str(peer[0]) if isinstance(peer, tuple) else "")
-        self._server._connections.add(self)
         self._last_input = self._loop.time()
         self._timer = self._loop.call_later(self._timeout, self._idle)
-        self._write(self.session.start())
+        full = len(self._peers) >= self._server.limits.max_connections
+        self._server._connections.add(self)
+        self._peers.add(self)
+        self._write(self.session.refuse() if full else self.session.start())
 
     def data_received(self, data: bytes) -> None:
         self._last_input = self._loop.time()
@@ -65,6 +69,7 @@ class _Connection(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._server._connections.discard(self)
+        self._peers.discard(self)
         if not self.lost.done():
             self.lost.set_result(None)
 
@@ -174,10 +179,10 @@ class DemoMailServer:
         address = infos[0][4][0]
         try:
             for name, port in self._wanted.items():
-                session = SESSIONS[name]
+                session, peers = SESSIONS[name], set()
                 self._servers[name] = await loop.create_server(
-                    lambda session=session: _Connection(self, session), address, port,
-                    reuse_address=True)
+                    lambda session=session, peers=peers: _Connection(self, session, peers),
+                    address, port, reuse_address=True)
         except BaseException:
             await self._close_listeners()
             raise

@@ -14,6 +14,7 @@ import itertools
 import re
 
 from mailgate.demo._session import (
+    BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
     SKIPPED,
@@ -85,6 +86,7 @@ class SmtpSession(Session):
     def _goodbye(self, reason: str) -> None:
         text = {
             TIMEOUT: b"4.4.2 %s Error: timeout exceeded",
+            BUSY: b"4.7.0 %s Error: too many connections",
             TOO_MANY_ERRORS: b"4.7.0 %s Error: too many errors",
             SHUTDOWN: b"4.3.2 %s Service shutting down",
             INTERNAL_ERROR: b"4.3.0 %s Error: internal error",
