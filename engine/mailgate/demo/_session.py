@@ -243,6 +243,13 @@ class Session:
         self._out_size = 0
         return out
 
+    def _handler_for(self, line: bytes):
+        """POP3 and SMTP: ``(NAME, its _cmd_NAME method or None, the rest of the line)``."""
+        word, _, rest = line.partition(b" ")
+        name = word.upper().decode("latin-1")
+        handler = getattr(self, "_cmd_" + name, None) if name.isalpha() else None
+        return name, handler, rest
+
     def _may_continue(self) -> bool:
         """Whether to take the next command: open, and not too much output waiting."""
         return not self.closed and self._out_size < OUTPUT_BUDGET

@@ -94,9 +94,7 @@ class Pop3Session(Session):
             self._command(strip_eol(line))
 
     def _command(self, line: bytes) -> None:
-        word, _, rest = line.partition(b" ")
-        name = word.upper().decode("latin-1")
-        handler = getattr(self, "_cmd_" + name, None) if name.isalpha() else None
+        name, handler, rest = self._handler_for(line)
         if handler is None:
             self._err(b"Unknown command.")
         elif name not in self._ANY_STATE and (name in self._TRANSACTION) != (self.user is not None):

@@ -115,9 +115,7 @@ class SmtpSession(Session):
                 self._command(strip_eol(line))
 
     def _command(self, line: bytes) -> None:
-        word, _, rest = line.partition(b" ")
-        name = word.upper().decode("latin-1")
-        handler = getattr(self, "_cmd_" + name, None) if name.isalpha() else None
+        _, handler, rest = self._handler_for(line)
         if handler is None:
             self._fail(500, b"5.5.2 Error: command not recognized")
         else:
