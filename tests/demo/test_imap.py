@@ -8,7 +8,15 @@ import datetime as dt
 import pytest
 
 from mailgate.demo import ImapSession, Limits
-from tests.demo.helpers import BARE_LF, MULTIPART, PASSWORD, SIMPLE, Transcript, make_store
+from tests.demo.helpers import (
+    BARE_LF,
+    MULTIPART,
+    NESTED,
+    PASSWORD,
+    SIMPLE,
+    Transcript,
+    make_store,
+)
 
 CAPS = b"IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN UIDPLUS UNSELECT"
 LOGIN = b'a LOGIN alice "wonder land"\r\n'
@@ -182,6 +190,45 @@ def test_fetch_structure_envelope_date_and_macros():
     assert b"BODY (\"TEXT\" \"PLAIN\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 22 3)" in out
 
 
+def test_fetch_inside_an_encapsulated_message():
+    store = make_store()
+    store.deliver("alice", NESTED)
+    t = selected(store)
+    inner = NESTED[NESTED.index(b"Subject: inner"):NESTED.index(b"\r\n--outer--")]
+    inner_header = inner[:inner.index(b"\r\n\r\n") + 4]
+    cases = {
+        b"2": inner,
+        b"2.HEADER": inner_header,
+        b"2.HEADER.FIELDS (SUBJECT)": b"Subject: inner\r\n\r\n",
+        b"2.TEXT": inner[len(inner_header):],
+        b"2.1": b"plain",
+        b"2.2.MIME": b"Content-Type: text/html\r\n\r\n",
+    }
+    for section, expected in cases.items():
+        assert t.send(b"f FETCH 4 BODY.PEEK[%s]\r\n" % section) == (
+            b"* 4 FETCH (BODY[%s] {%d}\r\n%s)\r\nf OK FETCH completed\r\n" % (
+                section, len(expected), expected)), section
+    assert t.send(b"f FETCH 4 BODY.PEEK[1.HEADER]\r\n") == (
+        b"* 4 FETCH (BODY[1.HEADER] NIL)\r\nf OK FETCH completed\r\n")
+    assert t.send(b"f FETCH 4 BODY\r\n") == (
+        b'* 4 FETCH (BODY (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 5 1)'
+        b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" %d (NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL) '
+        b'(("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 5 1)'
+        b'("TEXT" "HTML" NIL NIL NIL "7BIT" 8 1) "ALTERNATIVE") 11) "MIXED"))\r\n'
+        b"f OK FETCH completed\r\n" % len(inner))
+
+
+def test_eight_bit_header_values_go_out_as_literals():
+    store = make_store()
+    subject = "Grüße".encode()
+    store.deliver("alice", b"Subject: " + subject + b"\r\nFrom: \"A \\\"q\\\"\" <a@b>\r\n\r\n")
+    t = selected(store)
+    assert t.send(b"f FETCH 4 ENVELOPE\r\n") == (
+        b'* 4 FETCH (ENVELOPE (NIL {%d}\r\n%s (("A \\"q\\"" NIL "a" "b")) '
+        b'(("A \\"q\\"" NIL "a" "b")) (("A \\"q\\"" NIL "a" "b")) NIL NIL NIL NIL NIL))\r\n'
+        b"f OK FETCH completed\r\n" % (len(subject), subject))
+
+
 def test_fetch_sequence_sets_and_errors():
     t = selected()
     assert t.send(b"f FETCH 3:2 UID\r\n") == (
@@ -231,7 +278,13 @@ def test_search_keys(criteria, hits):
 
 
 def test_search_errors_and_uid_search():
-    t = selected()
+    store = make_store()
+    store.deliver("alice", b"Date: not a date\r\n\r\n")
+    t = selected(store)
+    assert t.send(b"q SEARCH SENTSINCE 1-Jan-1970\r\n") == (
+        b"* SEARCH 1\r\nq OK SEARCH completed\r\n")     # only 1 has a usable Date
+    assert t.send(b'q SEARCH "ALL"\r\n') == b"q BAD invalid SEARCH key\r\n"
+    assert t.send(b"q SEARCH RECENT 4\r\n") == b"* SEARCH 4\r\nq OK SEARCH completed\r\n"
     assert t.send(b"q SEARCH CHARSET KOI8-R ALL\r\n") == (
         b"q NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n")
     assert t.send(b"q SEARCH FROBNICATE\r\n") == b"q BAD unknown SEARCH key 'FROBNICATE'\r\n"
@@ -239,8 +292,8 @@ def test_search_errors_and_uid_search():
     assert t.send(b"q SEARCH SINCE 32-Jan-2020\r\n") == b"q BAD invalid date\r\n"
     assert t.send(b"q SEARCH\r\n") == b"q BAD empty SEARCH criteria\r\n"
     t.send(b"x STORE 2 +FLAGS.SILENT (\\Deleted)\r\nx EXPUNGE\r\n")
-    assert t.send(b"q UID SEARCH ALL\r\n") == b"* SEARCH 1 3\r\nq OK SEARCH completed\r\n"
-    assert t.send(b"q SEARCH ALL\r\n") == b"* SEARCH 1 2\r\nq OK SEARCH completed\r\n"
+    assert t.send(b"q UID SEARCH ALL\r\n") == b"* SEARCH 1 3 4\r\nq OK SEARCH completed\r\n"
+    assert t.send(b"q SEARCH ALL\r\n") == b"* SEARCH 1 2 3\r\nq OK SEARCH completed\r\n"
 
 
 def test_store_variants():
@@ -308,6 +361,9 @@ def test_copy_create_list_status_subscribe():
         b'* STATUS "Archive" (MESSAGES 2 RECENT 2 UIDNEXT 3 UIDVALIDITY %d UNSEEN 2)\r\n'
         b"m OK STATUS completed\r\n" % validity)
     assert t.send(b"n STATUS Archive (BOGUS)\r\n") == b"n BAD unknown STATUS item\r\n"
+    assert t.send(b"n STATUS Archive MESSAGES\r\n") == b"n BAD STATUS needs a list of items\r\n"
+    assert t.send(b"n CHECK\r\nn UID COPY 99 Archive\r\nn UID MOVE 1 Archive\r\n") == (
+        b"n OK CHECK completed\r\nn OK COPY completed\r\nn BAD unknown UID command\r\n")
     assert t.send(b"o DELETE Archive\r\n").startswith(b"o NO [CANNOT]")
     assert t.send(b"p RENAME Archive Old\r\n").startswith(b"p NO [CANNOT]")
 
@@ -374,6 +430,15 @@ def test_a_thunderbird_like_session():
 
 # -- other sessions change the mailbox ---------------------------------------------
 
+def test_examine_sees_new_mail_without_taking_recent():
+    store = make_store()
+    t = session(store)
+    t.send(LOGIN + b"e EXAMINE INBOX\r\n")
+    store.deliver("alice", b"Subject: new\r\n\r\n")
+    assert t.send(b"n NOOP\r\n") == b"* 4 EXISTS\r\n* 4 RECENT\r\nn OK NOOP completed\r\n"
+    assert store.mailbox("alice").status()["RECENT"] == 4
+
+
 def test_changes_by_other_sessions_are_announced():
     store = make_store()
     a, b = selected(store), selected(store)
@@ -430,6 +495,9 @@ def test_line_and_literal_limits():
     t = selected(line_length=512, message_size=1000)
     assert t.send(b"a APPEND INBOX {2000}\r\n") == b"a NO [TOOBIG] Literal too large.\r\n"
     assert t.send(b"b NOOP\r\n") == b"b OK NOOP completed\r\n"
+    # a literal under the command limit but over the message size
+    assert t.send(b"b APPEND INBOX {1200+}\r\n" + b"x" * 1200 + b"\r\n") == (
+        b"b NO [TOOBIG] Message too large.\r\n")
     assert t.send(b"c APPEND INBOX {2000+}\r\n") == b"* BYE Literal too large.\r\n"
     assert t.closed
 

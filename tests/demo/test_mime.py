@@ -3,15 +3,7 @@
 from __future__ import annotations
 
 from mailgate.demo import _mime
-from tests.demo.helpers import BARE_LF, MULTIPART, SIMPLE
-
-NESTED = (b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
-          b"--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
-          b"--outer\r\nContent-Type: message/rfc822\r\n\r\n"
-          b"Subject: inner\r\nContent-Type: multipart/alternative; boundary=\"in ner\"\r\n\r\n"
-          b"--in ner\r\n\r\nplain\r\n--in ner\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n"
-          b"--in ner--\r\n"
-          b"--outer--\r\n")
+from tests.demo.helpers import BARE_LF, MULTIPART, NESTED, SIMPLE
 
 
 def test_header_fields_and_folding():
@@ -58,6 +50,11 @@ def test_nested_message_rfc822():
     assert _mime.find_part(root, [2, 2]).subtype == b"html"
     assert _mime.find_part(root, [2, 2]).text == b"<b>x</b>"
     assert _mime.find_part(root, [2, 3]) is None
+    digest = _mime.parse(b"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\n"
+                         b"Subject: in digest\r\n\r\nx\r\n--d--\r\n")
+    (child,) = digest.children
+    assert (child.type, child.subtype) == (b"message", b"rfc822")     # the digest default
+    assert child.message.get(b"subject") == b"in digest"
 
 
 def test_malformed_structures_degrade_to_text():

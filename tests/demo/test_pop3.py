@@ -122,9 +122,10 @@ def test_dropped_connection_deletes_nothing_and_new_mail_waits():
 
 
 def test_garbage_limits_and_goodbyes():
-    t = session(line_length=512, max_errors=4)
+    t = session(line_length=512, max_errors=5)
     assert t.send(b"\r\n") == b"-ERR Unknown command.\r\n"
     assert t.send(b"\xff\x00 junk\r\n") == b"-ERR Unknown command.\r\n"
+    assert t.send(b"USER " + b"a" * 600 + b"\r\n") == b"-ERR Line too long.\r\n"
     assert t.send(b"USER " + b"a" * 600) == b"-ERR Line too long.\r\n"
     assert t.send(b"b" * 600 + b"\r\nNOOP\r\n") == (
         b"-ERR Command not valid now.\r\n-ERR Too many errors, closing.\r\n")

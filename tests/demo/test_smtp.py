@@ -189,6 +189,9 @@ def test_message_size_limit():
     for _ in range(5):
         assert t.send(b"z" * 700) == b""
     assert t.send(b"\r\n.\r\n") == b"552 5.3.4 Message size exceeds fixed limit\r\n"
+    # and so is one that arrives whole
+    t.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    assert t.send(b"w" * 1500 + b"\r\n.\r\n") == b"552 5.3.4 Message size exceeds fixed limit\r\n"
     t.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
     assert t.send(b"small\r\n.\r\n").startswith(b"250 2.0.0 Ok")
     assert store.messages("bob") == [b"small\r\n"]

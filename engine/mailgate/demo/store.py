@@ -86,12 +86,6 @@ class Mailbox:
     def __repr__(self) -> str:
         return f"Mailbox({self.name!r}, {len(self._messages)} messages)"
 
-    @property
-    def uidnext(self) -> int:
-        """The UID the next message will get."""
-        with self._lock:
-            return self._uidnext
-
     def snapshot(self) -> list[Message]:
         """The messages now in the mailbox, in UID order (a copy of the list)."""
         with self._lock:
