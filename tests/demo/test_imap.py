@@ -80,6 +80,8 @@ def test_authenticate_plain_all_forms():
     assert t.send(b"c AUTHENTICATE PLAIN =\r\n") == b"c BAD Invalid SASL PLAIN response.\r\n"
     assert t.send(b"d AUTHENTICATE CRAM-MD5\r\n") == (
         b"d NO [CANNOT] Unsupported authentication mechanism.\r\n")
+    assert t.send(b"f AUTHENTICATE PLAIN\r\n" + base64.b64encode(b"\0bob\0x") + b"\r\n") == (
+        b"+ \r\nf NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
     bad = base64.b64encode(b"\0alice\0nope")
     assert t.send(b"e AUTHENTICATE PLAIN " + bad + b"\r\n").startswith(b"e NO [AUTHENTICATIONFAILED]")
 
@@ -89,7 +91,7 @@ def test_capability_noop_logout():
     assert t.send(b"a CAPABILITY\r\nb NOOP\r\n") == (
         b"* CAPABILITY " + CAPS + b"\r\na OK CAPABILITY completed\r\nb OK NOOP completed\r\n")
     assert t.send(b"c LOGOUT\r\nd NOOP\r\n") == b"* BYE Logging out\r\nc OK LOGOUT completed\r\n"
-    assert t.closed and t.send(b"e NOOP\r\n") == b""
+    assert t.closed and t.send(b"e NOOP\r\n") == b"" and t.session.resume() == b""
 
 
 # -- selecting ------------------------------------------------------------------
@@ -221,11 +223,13 @@ def test_fetch_inside_an_encapsulated_message():
 def test_eight_bit_header_values_go_out_as_literals():
     store = make_store()
     subject = "Grüße".encode()
-    store.deliver("alice", b"Subject: " + subject + b"\r\nFrom: \"A \\\"q\\\"\" <a@b>\r\n\r\n")
+    store.deliver("alice", b"Subject: " + subject + b"\r\nFrom: \"A \\\"q\\\"\" <a@b>\r\n"
+                           b"To: undisclosed-recipients:;\r\nCc: localpart\r\n\r\n")
     t = selected(store)
     assert t.send(b"f FETCH 4 ENVELOPE\r\n") == (
         b'* 4 FETCH (ENVELOPE (NIL {%d}\r\n%s (("A \\"q\\"" NIL "a" "b")) '
-        b'(("A \\"q\\"" NIL "a" "b")) (("A \\"q\\"" NIL "a" "b")) NIL NIL NIL NIL NIL))\r\n'
+        b'(("A \\"q\\"" NIL "a" "b")) (("A \\"q\\"" NIL "a" "b")) NIL '
+        b'((NIL NIL "localpart" "")) NIL NIL NIL))\r\n'
         b"f OK FETCH completed\r\n" % (len(subject), subject))
 
 
@@ -239,6 +243,16 @@ def test_fetch_sequence_sets_and_errors():
     assert t.send(b"f FETCH 0 UID\r\n") == b"f BAD invalid sequence set\r\n"
     assert t.send(b"f FETCH 1 (UID BOGUS)\r\n") == b"f BAD unknown FETCH item 'BOGUS'\r\n"
     assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS]\r\n") == b"f BAD invalid section\r\n"
+    assert t.send(b"f FETCH 1 BODY[TEXT (A)]\r\n") == b"f BAD invalid section\r\n"
+    assert t.send(b"f FETCH 1 BODY[MIME]\r\n") == b"f BAD invalid section\r\n"
+    assert t.send(b"f FETCH 1 BODY[01]\r\n") == b"f BAD invalid section part number\r\n"
+    assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS ()]\r\n") == (
+        b"f BAD invalid header field list\r\n")
+    assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS (A)(B)]\r\n") == b"f BAD missing space\r\n"
+    assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS (A) ]\r\n") == b"f BAD trailing space\r\n"
+    assert t.send(b"f FETCH 1 ()\r\n") == b"f BAD empty FETCH item list\r\n"
+    assert t.send(b"f FETCH 1 (\"UID\")\r\n") == b"f BAD invalid FETCH item\r\n"
+    assert t.send(b"f FETCH 1 \"UID\"\r\n") == b"f BAD invalid FETCH item\r\n"
     assert t.send(b"f FETCH 1 BODY[]<0.0>\r\n") == (
         b"f BAD a partial fetch needs a non-zero length\r\n")
     assert t.send(b"f UID FETCH 7:* UID\r\n") == (
@@ -338,6 +352,7 @@ def test_copy_create_list_status_subscribe():
     assert t.send(b"b CREATE Archive\r\nc CREATE Archive/2025\r\n") == (
         b"b OK CREATE completed\r\nc OK CREATE completed\r\n")
     assert t.send(b"d CREATE inbox\r\n") == b"d NO [ALREADYEXISTS] Mailbox exists.\r\n"
+    assert t.send(b'd CREATE "a*b"\r\n') == b"d NO [CANNOT] Invalid mailbox name.\r\n"
     validity = store.mailbox("alice", "Archive").uidvalidity
     assert t.send(b"e COPY 1:2 Archive\r\n") == (
         b"e OK [COPYUID %d 1:2 1:2] COPY completed\r\n" % validity)

@@ -114,6 +114,7 @@ def test_mail_from_syntax(line, reply):
 
 @pytest.mark.parametrize("line, reply", [
     (b"RCPT TO:<>", b"501 5.1.3 Bad recipient address syntax"),
+    (b"RCPT TO <alice@x>", b"501 5.5.4 Syntax: RCPT TO:<address>"),
     (b"RCPT TO:<alice@x> NOTIFY=NEVER", b"555 5.5.4 Unsupported option: NOTIFY=NEVER"),
     (b"RCPT TO:<Robert@example.org>", b"250 2.1.5 Ok"),           # bob's listed address
     (b"RCPT TO:<bob@other.example>", b"550 5.1.1 <bob@other.example>: "

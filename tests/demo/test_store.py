@@ -70,6 +70,7 @@ def test_mailboxes_and_messages():
     with pytest.raises(ValueError):
         store.deliver("alice", b"x", internal_date=dt.datetime(2024, 1, 1))
     first = box.snapshot()[0]
+    assert repr(first) == "Message(uid=1, 3 bytes, flags=['$x', '\\\\Seen'])"
     assert box.update_flags(first, "remove", ["\\Seen"]) == {"$x"}
     with pytest.raises(ValueError):
         box.update_flags(first, "toggle", [])
