@@ -153,6 +153,17 @@ def test_a_client_that_does_not_read_is_not_buffered_without_bound(server):
     assert data.count(big) == 100 and data.endswith(b"z OK LOGOUT completed\r\n")
 
 
+def test_a_half_closed_client_still_gets_every_reply(server):
+    big = b"Subject: big\r\n\r\n" + b"y" * 300_000 + b"\r\n"
+    server.store.deliver("alice", big)
+    sock = connect(server.ports["imap"])
+    sock.sendall(b'a LOGIN alice "wonder land"\r\nb SELECT INBOX\r\n'
+                 + b"".join(b"f%d FETCH 4 BODY.PEEK[]\r\n" % i for i in range(20)))
+    sock.shutdown(socket.SHUT_WR)
+    data = read_to_eof(sock)
+    assert data.count(big) == 20 and data.endswith(b"f19 OK FETCH completed\r\n")
+
+
 def test_garbage_over_the_wire_never_kills_the_server(server, caplog):
     garbage = bytes(range(256)) * 40 + b"\r\n{99999999999999999999}\r\n" + b"\n" * 100
     for port in server.ports.values():

@@ -34,6 +34,9 @@ def test_recipients():
     store = Mailstore()
     store.add_user("alice", "x")
     store.add_user("bob", "y", addresses=["Bob@Example.com"])
+    store.add_user("carol@example.net", "z")
+    assert store.recipient("Carol@example.net") == "carol@example.net"
+    assert store.recipient("carol@elsewhere.example") is None
     assert store.recipient("alice@anywhere.example") == "alice"
     assert store.recipient("ALICE@localhost") == "alice"
     assert store.recipient("bob@example.COM") == "bob"

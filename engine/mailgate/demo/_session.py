@@ -40,7 +40,8 @@ class Limits:
     #: largest message (SMTP DATA, IMAP APPEND) and largest IMAP literal, bytes
     message_size: int = 10 * 1024 * 1024
     #: seconds without client input before the server says goodbye and closes
-    idle_timeout: float = 300.0
+    #: (RFC 3501 5.4 asks IMAP servers for at least 30 minutes)
+    idle_timeout: float = 1800.0
     #: protocol errors in one session before the server closes it
     max_errors: int = 20
     #: recipients in one SMTP transaction

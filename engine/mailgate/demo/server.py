@@ -42,6 +42,7 @@ class _Connection(asyncio.Protocol):
         self._write_paused = False
         self._reading = True
         self._resume_pending = False
+        self._eof = False
         self.lost = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -63,7 +64,11 @@ class _Connection(asyncio.Protocol):
         self._flow()
 
     def eof_received(self) -> bool:
-        return False        # the client is done: close our side too
+        # the client has sent all it will: answer what is still waiting, then close
+        if self.session.blocked:
+            self._eof = True
+            return True
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
@@ -100,7 +105,10 @@ class _Connection(asyncio.Protocol):
         self._resume_pending = False
         if not self.transport.is_closing():
             self._write(self.session.resume())
-            self._flow()
+            if self._eof and not self.session.blocked:
+                self.transport.close()
+            else:
+                self._flow()
 
     def _write(self, data: bytes) -> None:
         transport = self.transport

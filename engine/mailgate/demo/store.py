@@ -226,8 +226,9 @@ class Mailstore:
         """Add a user with an INBOX.
 
         ``addresses`` are the recipient addresses SMTP delivers to this user
-        (compared case-insensitively); without them, any address whose local
-        part is ``name`` is the user's (``alice@localhost``, ``alice@example.com``).
+        (compared case-insensitively).  Without them, the user's addresses are
+        ``name`` itself and any address whose local part is ``name``
+        (``alice@localhost``, ``alice@example.com``).
         """
         if not name or any(c in name for c in "\0\r\n"):
             raise ValueError("a user name must be non-empty, without NUL, CR or LF")
@@ -260,7 +261,7 @@ class Mailstore:
                 if address in user.addresses:
                     return user.name
             for user in self._users.values():
-                if not user.addresses and local == user.name.lower():
+                if not user.addresses and user.name.lower() in (local, address):
                     return user.name
         return None
 
