@@ -42,7 +42,6 @@ class _Connection(asyncio.Protocol):
         self._write_paused = False
         self._reading = True
         self._resume_pending = False
-        self._eof = False
         self.lost = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -64,10 +63,9 @@ class _Connection(asyncio.Protocol):
         self._flow()
 
     def eof_received(self) -> bool:
-        # the client has sent all it will: answer what is still waiting, then close
-        if self.session.blocked:
-            self._eof = True
-            return True
+        # Close our side too.  Commands still waiting in a blocked session are not
+        # lost: reading is paused while it is blocked, so the end of input is only
+        # seen once they have all been answered.
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -105,10 +103,7 @@ class _Connection(asyncio.Protocol):
         self._resume_pending = False
         if not self.transport.is_closing():
             self._write(self.session.resume())
-            if self._eof and not self.session.blocked:
-                self.transport.close()
-            else:
-                self._flow()
+            self._flow()
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
