@@ -6,8 +6,8 @@ import base64
 import datetime as dt
 
 import pytest
-
 from mailgate.demo import ImapSession, Limits
+
 from tests.demo.helpers import (
     BARE_LF,
     MULTIPART,

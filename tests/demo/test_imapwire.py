@@ -6,7 +6,6 @@ import datetime as dt
 import re
 
 import pytest
-
 from mailgate.demo._imapwire import (
     Atom,
     Bad,

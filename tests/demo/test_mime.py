@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailgate.demo import _mime
+
 from tests.demo.helpers import BARE_LF, MULTIPART, NESTED, SIMPLE
 
 

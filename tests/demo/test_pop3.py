@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 from mailgate.demo import Limits, Pop3Session
+
 from tests.demo.helpers import BARE_LF, MULTIPART, PASSWORD, SIMPLE, Transcript, make_store
 
 CAPA = (b"+OK Capability list follows\r\nUSER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nPIPELINING\r\n"

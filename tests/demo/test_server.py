@@ -10,7 +10,6 @@ import time
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from mailgate.demo import (
     DemoMailServer,
     ImapSession,
@@ -20,6 +19,7 @@ from mailgate.demo import (
     SmtpSession,
 )
 from mailgate.demo import imap as imap_module
+
 from tests.demo.helpers import ServerThread, make_store
 
 TIMED_OUT = {"imap": b"* BYE Disconnected for inactivity.\r\n",
@@ -117,7 +117,7 @@ def test_selected_protocols_and_lifecycle_errors():
     asyncio.run(main())
     with pytest.raises(ValueError):
         DemoMailServer(Mailstore(), hostname="bad name")
-    for bad in (dict(line_length=100), dict(message_size=0), dict(idle_timeout=0)):
+    for bad in ({"line_length": 100}, {"message_size": 0}, {"idle_timeout": 0}):
         with pytest.raises(ValueError):
             Limits(**bad)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from mailgate.demo import Limits, SmtpSession
+
 from tests.demo.helpers import Transcript, make_store
 
 EHLO = (b"250-mx.test\r\n250-PIPELINING\r\n250-SIZE %d\r\n250-8BITMIME\r\n"
@@ -117,10 +117,10 @@ def test_mail_from_syntax(line, reply):
     (b"RCPT TO <alice@x>", b"501 5.5.4 Syntax: RCPT TO:<address>"),
     (b"RCPT TO:<alice@x> NOTIFY=NEVER", b"555 5.5.4 Unsupported option: NOTIFY=NEVER"),
     (b"RCPT TO:<Robert@example.org>", b"250 2.1.5 Ok"),           # bob's listed address
-    (b"RCPT TO:<bob@other.example>", b"550 5.1.1 <bob@other.example>: "
-                                     b"Recipient address rejected: User unknown"),
-    (b"RCPT TO:<postmaster>", b"550 5.1.1 <postmaster>: Recipient address rejected: "
-                              b"User unknown"),
+    (b"RCPT TO:<bob@other.example>",
+     b"550 5.1.1 <bob@other.example>: Recipient address rejected: User unknown"),
+    (b"RCPT TO:<postmaster>",
+     b"550 5.1.1 <postmaster>: Recipient address rejected: User unknown"),
 ])
 def test_rcpt_to(line, reply):
     t = ready()

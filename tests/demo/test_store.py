@@ -6,7 +6,6 @@ import datetime as dt
 import threading
 
 import pytest
-
 from mailgate.demo import INBOX, Mailstore, UnknownMailbox, UnknownUser
 
 
@@ -60,7 +59,7 @@ def test_mailboxes_and_messages():
         store.mailbox("alice", "sent")            # only INBOX is case-insensitive
     with pytest.raises(UnknownUser):
         store.deliver("nobody", b"x")
-    when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
+    when = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     assert store.deliver("alice", b"one", flags=["\\SEEN", "$x", "\\Recent"]) == 1
     assert store.deliver("alice", b"two", internal_date=when) == 2
     assert store.messages("alice") == [b"one", b"two"]

@@ -12,6 +12,8 @@ an unsolicited FETCH.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import ClassVar
 
 from mailgate.demo import _imapfetch, _imapsearch
 from mailgate.demo._imapwire import (
@@ -38,7 +40,6 @@ from mailgate.demo._session import (
     TOO_LONG,
     TOO_MANY_ERRORS,
     Session,
-    b64decode,
     sasl_plain,
     strip_eol,
 )
@@ -110,7 +111,7 @@ class ImapSession(Session):
         self._untagged(b"OK [CAPABILITY " + CAPABILITIES + b"] " + self.hostname
                        + b" mailgate demo IMAP4rev1 server ready")
 
-    _GOODBYES = {
+    _GOODBYES: ClassVar[dict[str, bytes]] = {
         TIMEOUT: b"Disconnected for inactivity.",
         BUSY: b"Too many connections, try again later.",
         TOO_MANY_ERRORS: b"Too many invalid commands.",
@@ -234,7 +235,6 @@ class ImapSession(Session):
         self._untagged(b"BYE Logging out")
         self._send(tag + b" OK LOGOUT completed\r\n")
         self.closed = True
-        return None
 
     # -- not authenticated ----------------------------------------------------
 
@@ -540,7 +540,7 @@ class ImapSession(Session):
                 self._known_flags[m.uid] = m.flags
                 self._untagged(b"%d FETCH (FLAGS %s)" % (seq, self._flags(m)))
 
-    _COMMANDS = {
+    _COMMANDS: ClassVar[dict[str, tuple[Callable, int]]] = {
         "CAPABILITY": (_c_capability, ANY),
         "NOOP": (_c_noop, ANY),
         "LOGOUT": (_c_logout, ANY),

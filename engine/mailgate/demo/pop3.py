@@ -9,6 +9,7 @@ the client gets back exactly what was stored.
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from mailgate.demo._session import (
     BUSY,
@@ -63,7 +64,7 @@ class Pop3Session(Session):
     def _greet(self) -> None:
         self._ok(self.hostname + b" POP3 server ready (mailgate demo)")
 
-    _GOODBYES = {
+    _GOODBYES: ClassVar[dict[str, bytes]] = {
         TIMEOUT: b"-ERR Disconnected for inactivity.\r\n",
         BUSY: b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n",
         TOO_MANY_ERRORS: b"-ERR Too many errors, closing.\r\n",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from typing import Self
 
 from mailgate.demo._session import Limits, Session, log
 from mailgate.demo.imap import ImapSession
@@ -219,7 +220,7 @@ class DemoMailServer:
         if self._closing is not None and not self._closing.done():
             self._closing.set_result(None)
 
-    async def __aenter__(self) -> DemoMailServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

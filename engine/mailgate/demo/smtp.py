@@ -280,9 +280,7 @@ class SmtpSession(Session):
                 if int(value) > self.limits.message_size:
                     self._fail(552, b"5.3.4 Message size exceeds fixed limit")
                     return
-            elif key == b"BODY" and value.upper() in (b"7BIT", b"8BITMIME"):
-                pass
-            elif key == b"AUTH" and value:
+            elif key == b"BODY" and value.upper() in (b"7BIT", b"8BITMIME") or key == b"AUTH" and value:
                 pass
             else:
                 self._fail(555, b"5.5.4 Unsupported option: " + param[:64])

@@ -97,7 +97,7 @@ class Mailbox:
         if not isinstance(data, bytes):
             raise TypeError("a message is bytes")
         if internal_date is None:
-            internal_date = _dt.datetime.now(_dt.timezone.utc).astimezone().replace(microsecond=0)
+            internal_date = _dt.datetime.now(_dt.UTC).astimezone().replace(microsecond=0)
         elif internal_date.tzinfo is None:
             raise ValueError("internal_date must be timezone-aware")
         flagset = frozenset(canonical_flag(f) for f in flags) - {RECENT}
