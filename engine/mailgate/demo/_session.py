@@ -244,6 +244,22 @@ class Session:
         self._out_size = 0
         return out
 
+    def _command_line(self) -> bytes | None:
+        """POP3 and SMTP: the next command line without its line end, None until complete.
+
+        An over-long line is answered by :meth:`_line_too_long` and dropped.
+        """
+        while not self.closed:
+            line = self.reader.read_line(self.limits.line_length)
+            if line is TOO_LONG:
+                self._line_too_long()
+            elif line is not SKIPPED:
+                return None if line is None else strip_eol(line)
+        return None
+
+    def _line_too_long(self) -> None:
+        raise NotImplementedError
+
     def _handler_for(self, line: bytes):
         """POP3 and SMTP: ``(NAME, its _cmd_NAME method or None, the rest of the line)``."""
         word, _, rest = line.partition(b" ")

@@ -15,14 +15,11 @@ from mailgate.demo._session import (
     BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
-    SKIPPED,
     TIMEOUT,
-    TOO_LONG,
     TOO_MANY_ERRORS,
     Session,
     b64decode,
     sasl_plain,
-    strip_eol,
 )
 from mailgate.demo.store import INBOX, Message
 
@@ -79,20 +76,18 @@ class Pop3Session(Session):
 
     def _process(self) -> None:
         while self._may_continue():
-            line = self.reader.read_line(self.limits.line_length)
+            line = self._command_line()
             if line is None:
                 return
-            if line is SKIPPED:
-                continue
-            if line is TOO_LONG:
-                self._sasl = False
-                self._err(b"Line too long.")
-                continue
             if self._sasl:
                 self._sasl = False
-                self._auth_response(strip_eol(line))
-                continue
-            self._command(strip_eol(line))
+                self._auth_response(line)
+            else:
+                self._command(line)
+
+    def _line_too_long(self) -> None:
+        self._sasl = False
+        self._err(b"Line too long.")
 
     def _command(self, line: bytes) -> None:
         name, handler, rest = self._handler_for(line)

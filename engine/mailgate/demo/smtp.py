@@ -24,7 +24,6 @@ from mailgate.demo._session import (
     Session,
     b64decode,
     sasl_plain,
-    strip_eol,
 )
 from mailgate.protocol.sasl import PASSWORD_PROMPT, USERNAME_PROMPT
 
@@ -101,18 +100,17 @@ class SmtpSession(Session):
                 if not self._data_line():
                     return
                 continue
-            line = self.reader.read_line(self.limits.line_length)
+            line = self._command_line()
             if line is None:
                 return
-            if line is SKIPPED:
-                continue
-            if line is TOO_LONG:
-                self._auth_step = None
-                self._fail(500, b"5.5.0 Error: line too long")
-            elif self._auth_step is not None:
-                self._auth_response(strip_eol(line))
+            if self._auth_step is not None:
+                self._auth_response(line)
             else:
-                self._command(strip_eol(line))
+                self._command(line)
+
+    def _line_too_long(self) -> None:
+        self._auth_step = None
+        self._fail(500, b"5.5.0 Error: line too long")
 
     def _command(self, line: bytes) -> None:
         _, handler, rest = self._handler_for(line)
