@@ -7,6 +7,10 @@ brought up to date after every command: new messages are announced with EXISTS
 and RECENT, messages removed by another session with EXPUNGE (never while
 answering FETCH, STORE or SEARCH, RFC 3501 7.4.1), flags changed elsewhere with
 an unsolicited FETCH.
+
+Left out, and answered with BAD (unknown) or NO: STARTTLS (the proxy in front
+does TLS), IDLE, NAMESPACE, ID, ENABLE, MOVE, DELETE, RENAME, BINARY and the
+CONDSTORE family; group syntax in ENVELOPE addresses is flattened.
 """
 
 from __future__ import annotations
