@@ -39,6 +39,14 @@ MULTIPART = (b"From: bob@example.com\r\n"
              b"--XYZ--\r\n"
              b"epilogue\r\n")
 
+NESTED = (b"Content-Type: multipart/mixed; boundary=outer\r\n\r\n"
+          b"--outer\r\nContent-Type: text/plain\r\n\r\nfirst\r\n"
+          b"--outer\r\nContent-Type: message/rfc822\r\n\r\n"
+          b"Subject: inner\r\nContent-Type: multipart/alternative; boundary=\"in ner\"\r\n\r\n"
+          b"--in ner\r\n\r\nplain\r\n--in ner\r\nContent-Type: text/html\r\n\r\n<b>x</b>\r\n"
+          b"--in ner--\r\n"
+          b"--outer--\r\n")
+
 BARE_LF = b"Subject: unix\n\nline one\n.dotted\nlast\n"
 
 PASSWORD = "wonder land"

@@ -58,19 +58,19 @@ def test_imap_authenticate_plain(server):
 def test_imap_sections_and_seen(server):
     client = imap(server)
     client.select()
-    typ, data = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT TO)])")
+    _, data = client.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT TO)])")
     assert fetched(data) == [b"To: bob@example.com\r\nSubject: lunch\r\n\r\n"]
-    typ, data = client.fetch("2", "(BODY.PEEK[2.MIME] BODY.PEEK[2] BODY.PEEK[TEXT]<0.8>)")
+    _, data = client.fetch("2", "(BODY.PEEK[2.MIME] BODY.PEEK[2] BODY.PEEK[TEXT]<0.8>)")
     assert fetched(data) == [
-        b"Content-Type: application/octet-stream\r\n"
-        b"Content-Disposition: attachment; filename=\"r.bin\"\r\n"
-        b"Content-Transfer-Encoding: base64\r\n\r\n",
+        (b"Content-Type: application/octet-stream\r\n"
+         b"Content-Disposition: attachment; filename=\"r.bin\"\r\n"
+         b"Content-Transfer-Encoding: base64\r\n\r\n"),
         b"AAECAw==", b"preamble"]
     assert client.fetch("1", "(FLAGS)")[1] == [b"1 (FLAGS (\\Recent))"]
-    typ, data = client.fetch("1", "(BODY[TEXT])")
+    _, data = client.fetch("1", "(BODY[TEXT])")
     assert fetched(data) == [SIMPLE[SIMPLE.index(b"\r\n\r\n") + 4:]]
     assert b"\\Seen" in data[-1]                  # the implicit flag change is reported
-    typ, data = client.fetch("1", "(UID ENVELOPE)")
+    _, data = client.fetch("1", "(UID ENVELOPE)")
     assert b'"lunch"' in data[0] and b'(("Alice Example" NIL "alice" "example.com"))' in data[0]
     client.logout()
 
@@ -79,7 +79,7 @@ def test_imap_store_search_expunge(server):
     client = imap(server)
     client.select()
     assert client.search(None, "UNSEEN") == ("OK", [b"1 2 3"])
-    typ, data = client.store("1:2", "+FLAGS", "(\\Seen)")
+    _, data = client.store("1:2", "+FLAGS", "(\\Seen)")
     assert data == [b"1 (FLAGS (\\Recent \\Seen))", b"2 (FLAGS (\\Recent \\Seen))"]
     assert client.search(None, "SEEN") == ("OK", [b"1 2"])
     assert client.search(None, "UNSEEN") == ("OK", [b"3"])
@@ -95,15 +95,14 @@ def test_imap_uid_commands(server):
     client = imap(server)
     client.select()
     assert client.uid("SEARCH", None, "UID 2:*") == ("OK", [b"2 3"])
-    typ, data = client.uid("FETCH", "3", "(BODY.PEEK[])")
+    _, data = client.uid("FETCH", "3", "(BODY.PEEK[])")
     assert data[0][0].startswith(b"3 (UID 3 BODY[] ") and data[0][1] == BARE_LF
-    typ, data = client.uid("STORE", "1,3", "+FLAGS", "(\\Deleted)")
+    _, data = client.uid("STORE", "1,3", "+FLAGS", "(\\Deleted)")
     assert data == [b"1 (UID 1 FLAGS (\\Deleted \\Recent))",
                     b"3 (UID 3 FLAGS (\\Deleted \\Recent))"]
     assert client.uid("EXPUNGE", "3")[0] == "OK"
     assert client.uid("SEARCH", None, "ALL") == ("OK", [b"1 2"])
-    typ, data = client.uid("COPY", "1:2", "INBOX")
-    assert typ == "OK"
+    assert client.uid("COPY", "1:2", "INBOX")[0] == "OK"
     assert client.response("COPYUID")[1][0].split()[1:] == [b"1:2", b"4:5"]
     client.logout()
 
@@ -119,7 +118,7 @@ def test_imap_append_and_list(server):
     assert client.status("INBOX", "(MESSAGES UIDNEXT UNSEEN)") == (
         "OK", [b'"INBOX" (MESSAGES 4 UIDNEXT 5 UNSEEN 4)'])
     client.select(readonly=True)
-    typ, data = client.fetch("4", "(FLAGS INTERNALDATE)")
+    _, data = client.fetch("4", "(FLAGS INTERNALDATE)")
     assert data == [b'4 (FLAGS (\\Flagged \\Recent) INTERNALDATE " 5-Mar-2025 10:00:00 +0000")']
     typ, data = client.store("1", "+FLAGS", "(\\Seen)")
     assert typ == "NO" and data[0].startswith(b"[READ-ONLY]")
@@ -140,9 +139,9 @@ def test_pop3_stat_list_uidl(server):
     client = pop3(server)
     sizes = [len(SIMPLE), len(MULTIPART), len(BARE_LF)]
     assert client.stat() == (3, sum(sizes))
-    resp, listing, _ = client.list()
+    _, listing, _ = client.list()
     assert listing == [b"%d %d" % (i, s) for i, s in enumerate(sizes, 1)]
-    resp, uidls, _ = client.uidl()
+    _, uidls, _ = client.uidl()
     assert [u.split()[0] for u in uidls] == [b"1", b"2", b"3"]
     assert len({u.split()[1] for u in uidls}) == 3
     assert client.capa()["SASL"] == ["PLAIN"]
@@ -151,12 +150,12 @@ def test_pop3_stat_list_uidl(server):
 
 def test_pop3_retr_is_exact_with_dot_stuffing(server):
     client = pop3(server)
-    resp, lines, octets = client.retr(1)
+    _, lines, _ = client.retr(1)
     # poplib removes the stuffing and splits at line ends: joining gives the message back
     assert b"\r\n".join(lines) + b"\r\n" == SIMPLE
-    resp, lines, _ = client.retr(3)
+    _, lines, _ = client.retr(3)
     assert b"\n".join(lines) + b"\n" == BARE_LF
-    resp, lines, _ = client.top(2, 1)
+    _, lines, _ = client.top(2, 1)
     assert b"\r\n".join(lines) + b"\r\n" == MULTIPART[:MULTIPART.index(b"--XYZ\r\n")]
     client.quit()
 
@@ -186,7 +185,7 @@ def test_smtp_send_byte_for_byte(server):
     message = (b"From: x@example.net\r\nSubject: dots\r\n\r\n"
                b".leading dot\r\n..two\r\nbare\nLF line\n.dot after bare LF\r\n.\r\nend\r\n")
     with smtplib.SMTP("127.0.0.1", server.ports["smtp"], timeout=10) as client:
-        code, caps = client.ehlo("client.example")
+        code, _ = client.ehlo("client.example")
         assert code == 250
         for ext in ("pipelining", "8bitmime", "size", "auth", "xclient"):
             assert client.has_extn(ext)

@@ -6,9 +6,17 @@ import base64
 import datetime as dt
 
 import pytest
-
 from mailgate.demo import ImapSession, Limits
-from tests.demo.helpers import BARE_LF, MULTIPART, PASSWORD, SIMPLE, Transcript, make_store
+
+from tests.demo.helpers import (
+    BARE_LF,
+    MULTIPART,
+    NESTED,
+    PASSWORD,
+    SIMPLE,
+    Transcript,
+    make_store,
+)
 
 CAPS = b"IMAP4rev1 LITERAL+ SASL-IR AUTH=PLAIN UIDPLUS UNSELECT"
 LOGIN = b'a LOGIN alice "wonder land"\r\n'
@@ -72,6 +80,8 @@ def test_authenticate_plain_all_forms():
     assert t.send(b"c AUTHENTICATE PLAIN =\r\n") == b"c BAD Invalid SASL PLAIN response.\r\n"
     assert t.send(b"d AUTHENTICATE CRAM-MD5\r\n") == (
         b"d NO [CANNOT] Unsupported authentication mechanism.\r\n")
+    assert t.send(b"f AUTHENTICATE PLAIN\r\n" + base64.b64encode(b"\0bob\0x") + b"\r\n") == (
+        b"+ \r\nf NO [AUTHENTICATIONFAILED] Authentication failed.\r\n")
     bad = base64.b64encode(b"\0alice\0nope")
     assert t.send(b"e AUTHENTICATE PLAIN " + bad + b"\r\n").startswith(b"e NO [AUTHENTICATIONFAILED]")
 
@@ -81,7 +91,7 @@ def test_capability_noop_logout():
     assert t.send(b"a CAPABILITY\r\nb NOOP\r\n") == (
         b"* CAPABILITY " + CAPS + b"\r\na OK CAPABILITY completed\r\nb OK NOOP completed\r\n")
     assert t.send(b"c LOGOUT\r\nd NOOP\r\n") == b"* BYE Logging out\r\nc OK LOGOUT completed\r\n"
-    assert t.closed and t.send(b"e NOOP\r\n") == b""
+    assert t.closed and t.send(b"e NOOP\r\n") == b"" and t.session.resume() == b""
 
 
 # -- selecting ------------------------------------------------------------------
@@ -182,6 +192,47 @@ def test_fetch_structure_envelope_date_and_macros():
     assert b"BODY (\"TEXT\" \"PLAIN\" (\"charset\" \"us-ascii\") NIL NIL \"7BIT\" 22 3)" in out
 
 
+def test_fetch_inside_an_encapsulated_message():
+    store = make_store()
+    store.deliver("alice", NESTED)
+    t = selected(store)
+    inner = NESTED[NESTED.index(b"Subject: inner"):NESTED.index(b"\r\n--outer--")]
+    inner_header = inner[:inner.index(b"\r\n\r\n") + 4]
+    cases = {
+        b"2": inner,
+        b"2.HEADER": inner_header,
+        b"2.HEADER.FIELDS (SUBJECT)": b"Subject: inner\r\n\r\n",
+        b"2.TEXT": inner[len(inner_header):],
+        b"2.1": b"plain",
+        b"2.2.MIME": b"Content-Type: text/html\r\n\r\n",
+    }
+    for section, expected in cases.items():
+        assert t.send(b"f FETCH 4 BODY.PEEK[%s]\r\n" % section) == (
+            b"* 4 FETCH (BODY[%s] {%d}\r\n%s)\r\nf OK FETCH completed\r\n" % (
+                section, len(expected), expected)), section
+    assert t.send(b"f FETCH 4 BODY.PEEK[1.HEADER]\r\n") == (
+        b"* 4 FETCH (BODY[1.HEADER] NIL)\r\nf OK FETCH completed\r\n")
+    assert t.send(b"f FETCH 4 BODY\r\n") == (
+        b'* 4 FETCH (BODY (("TEXT" "PLAIN" NIL NIL NIL "7BIT" 5 1)'
+        b'("MESSAGE" "RFC822" NIL NIL NIL "7BIT" %d (NIL "inner" NIL NIL NIL NIL NIL NIL NIL NIL) '
+        b'(("TEXT" "PLAIN" ("charset" "us-ascii") NIL NIL "7BIT" 5 1)'
+        b'("TEXT" "HTML" NIL NIL NIL "7BIT" 8 1) "ALTERNATIVE") 11) "MIXED"))\r\n'
+        b"f OK FETCH completed\r\n" % len(inner))
+
+
+def test_eight_bit_header_values_go_out_as_literals():
+    store = make_store()
+    subject = "Grüße".encode()
+    store.deliver("alice", b"Subject: " + subject + b"\r\nFrom: \"A \\\"q\\\"\" <a@b>\r\n"
+                           b"To: undisclosed-recipients:;\r\nCc: localpart\r\n\r\n")
+    t = selected(store)
+    assert t.send(b"f FETCH 4 ENVELOPE\r\n") == (
+        b'* 4 FETCH (ENVELOPE (NIL {%d}\r\n%s (("A \\"q\\"" NIL "a" "b")) '
+        b'(("A \\"q\\"" NIL "a" "b")) (("A \\"q\\"" NIL "a" "b")) NIL '
+        b'((NIL NIL "localpart" "")) NIL NIL NIL))\r\n'
+        b"f OK FETCH completed\r\n" % (len(subject), subject))
+
+
 def test_fetch_sequence_sets_and_errors():
     t = selected()
     assert t.send(b"f FETCH 3:2 UID\r\n") == (
@@ -192,6 +243,16 @@ def test_fetch_sequence_sets_and_errors():
     assert t.send(b"f FETCH 0 UID\r\n") == b"f BAD invalid sequence set\r\n"
     assert t.send(b"f FETCH 1 (UID BOGUS)\r\n") == b"f BAD unknown FETCH item 'BOGUS'\r\n"
     assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS]\r\n") == b"f BAD invalid section\r\n"
+    assert t.send(b"f FETCH 1 BODY[TEXT (A)]\r\n") == b"f BAD invalid section\r\n"
+    assert t.send(b"f FETCH 1 BODY[MIME]\r\n") == b"f BAD invalid section\r\n"
+    assert t.send(b"f FETCH 1 BODY[01]\r\n") == b"f BAD invalid section part number\r\n"
+    assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS ()]\r\n") == (
+        b"f BAD invalid header field list\r\n")
+    assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS (A)(B)]\r\n") == b"f BAD missing space\r\n"
+    assert t.send(b"f FETCH 1 BODY[HEADER.FIELDS (A) ]\r\n") == b"f BAD trailing space\r\n"
+    assert t.send(b"f FETCH 1 ()\r\n") == b"f BAD empty FETCH item list\r\n"
+    assert t.send(b"f FETCH 1 (\"UID\")\r\n") == b"f BAD invalid FETCH item\r\n"
+    assert t.send(b"f FETCH 1 \"UID\"\r\n") == b"f BAD invalid FETCH item\r\n"
     assert t.send(b"f FETCH 1 BODY[]<0.0>\r\n") == (
         b"f BAD a partial fetch needs a non-zero length\r\n")
     assert t.send(b"f UID FETCH 7:* UID\r\n") == (
@@ -231,7 +292,13 @@ def test_search_keys(criteria, hits):
 
 
 def test_search_errors_and_uid_search():
-    t = selected()
+    store = make_store()
+    store.deliver("alice", b"Date: not a date\r\n\r\n")
+    t = selected(store)
+    assert t.send(b"q SEARCH SENTSINCE 1-Jan-1970\r\n") == (
+        b"* SEARCH 1\r\nq OK SEARCH completed\r\n")     # only 1 has a usable Date
+    assert t.send(b'q SEARCH "ALL"\r\n') == b"q BAD invalid SEARCH key\r\n"
+    assert t.send(b"q SEARCH RECENT 4\r\n") == b"* SEARCH 4\r\nq OK SEARCH completed\r\n"
     assert t.send(b"q SEARCH CHARSET KOI8-R ALL\r\n") == (
         b"q NO [BADCHARSET (US-ASCII UTF-8)] Unsupported charset.\r\n")
     assert t.send(b"q SEARCH FROBNICATE\r\n") == b"q BAD unknown SEARCH key 'FROBNICATE'\r\n"
@@ -239,8 +306,8 @@ def test_search_errors_and_uid_search():
     assert t.send(b"q SEARCH SINCE 32-Jan-2020\r\n") == b"q BAD invalid date\r\n"
     assert t.send(b"q SEARCH\r\n") == b"q BAD empty SEARCH criteria\r\n"
     t.send(b"x STORE 2 +FLAGS.SILENT (\\Deleted)\r\nx EXPUNGE\r\n")
-    assert t.send(b"q UID SEARCH ALL\r\n") == b"* SEARCH 1 3\r\nq OK SEARCH completed\r\n"
-    assert t.send(b"q SEARCH ALL\r\n") == b"* SEARCH 1 2\r\nq OK SEARCH completed\r\n"
+    assert t.send(b"q UID SEARCH ALL\r\n") == b"* SEARCH 1 3 4\r\nq OK SEARCH completed\r\n"
+    assert t.send(b"q SEARCH ALL\r\n") == b"* SEARCH 1 2 3\r\nq OK SEARCH completed\r\n"
 
 
 def test_store_variants():
@@ -285,6 +352,7 @@ def test_copy_create_list_status_subscribe():
     assert t.send(b"b CREATE Archive\r\nc CREATE Archive/2025\r\n") == (
         b"b OK CREATE completed\r\nc OK CREATE completed\r\n")
     assert t.send(b"d CREATE inbox\r\n") == b"d NO [ALREADYEXISTS] Mailbox exists.\r\n"
+    assert t.send(b'd CREATE "a*b"\r\n') == b"d NO [CANNOT] Invalid mailbox name.\r\n"
     validity = store.mailbox("alice", "Archive").uidvalidity
     assert t.send(b"e COPY 1:2 Archive\r\n") == (
         b"e OK [COPYUID %d 1:2 1:2] COPY completed\r\n" % validity)
@@ -308,6 +376,9 @@ def test_copy_create_list_status_subscribe():
         b'* STATUS "Archive" (MESSAGES 2 RECENT 2 UIDNEXT 3 UIDVALIDITY %d UNSEEN 2)\r\n'
         b"m OK STATUS completed\r\n" % validity)
     assert t.send(b"n STATUS Archive (BOGUS)\r\n") == b"n BAD unknown STATUS item\r\n"
+    assert t.send(b"n STATUS Archive MESSAGES\r\n") == b"n BAD STATUS needs a list of items\r\n"
+    assert t.send(b"n CHECK\r\nn UID COPY 99 Archive\r\nn UID MOVE 1 Archive\r\n") == (
+        b"n OK CHECK completed\r\nn OK COPY completed\r\nn BAD unknown UID command\r\n")
     assert t.send(b"o DELETE Archive\r\n").startswith(b"o NO [CANNOT]")
     assert t.send(b"p RENAME Archive Old\r\n").startswith(b"p NO [CANNOT]")
 
@@ -327,6 +398,7 @@ def test_append_forms_and_new_mail_in_the_selected_mailbox():
         b"* 5 EXISTS\r\n* 5 RECENT\r\nb OK [APPENDUID %d 5] APPEND completed\r\n" % validity)
     date = store.mailbox("alice").snapshot()[-1].internal_date
     assert date.isoformat() == "2024-02-01T01:02:03+05:30"
+    assert t.send(b"c APPEND INBOX () () {1+}\r\nX\r\n") == b"c BAD invalid APPEND arguments\r\n"
     assert t.send(b"c APPEND INBOX atom\r\n") == b"c BAD APPEND needs the message as a literal\r\n"
     assert t.send(b'd APPEND INBOX "31-Feb-2024 01:02:03 +0000" {1+}\r\nX\r\n') == (
         b"d BAD invalid date-time\r\n")
@@ -334,7 +406,53 @@ def test_append_forms_and_new_mail_in_the_selected_mailbox():
         b"e NO [TRYCREATE] Mailbox does not exist.\r\n")
 
 
+def test_a_thunderbird_like_session():
+    store = make_store()
+    t = session(store)
+    auth = base64.b64encode(b"\0alice\0wonder land")
+    out = t.send(b"1 capability\r\n2 authenticate PLAIN\r\n")
+    assert out == (b"* CAPABILITY " + CAPS + b"\r\n1 OK CAPABILITY completed\r\n+ \r\n")
+    assert t.send(auth + b"\r\n").startswith(b"2 OK")
+    assert t.send(b'3 list "" ""\r\n4 lsub "" "*"\r\n5 list "" "INBOX"\r\n').count(b" OK ") == 3
+    assert t.send(b'6 create "Trash"\r\n7 subscribe "Trash"\r\n') == (
+        b"6 OK CREATE completed\r\n7 OK SUBSCRIBE completed\r\n")
+    assert t.send(b'8 select "INBOX"\r\n').endswith(b"8 OK [READ-WRITE] SELECT completed\r\n")
+    assert t.send(b"9 UID fetch 1:* (FLAGS)\r\n") == (
+        b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n* 2 FETCH (UID 2 FLAGS (\\Recent))\r\n"
+        b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\n9 OK FETCH completed\r\n")
+    out = t.send(b"10 UID fetch 1 (UID RFC822.SIZE FLAGS BODY.PEEK[HEADER.FIELDS (From To Cc "
+                 b"Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "
+                 b"In-Reply-To Content-Type Reply-To)])\r\n")
+    fields = SIMPLE[:SIMPLE.index(b"\r\n\r\n") + 4]
+    assert out == (b"* 1 FETCH (UID 1 RFC822.SIZE %d FLAGS (\\Recent) BODY[HEADER.FIELDS (From To "
+                   b"Cc Bcc Subject Date Message-ID Priority X-Priority References Newsgroups "
+                   b"In-Reply-To Content-Type Reply-To)] {%d}\r\n%s)\r\n10 OK FETCH completed\r\n"
+                   % (len(SIMPLE), len(fields), fields))
+    out = t.send(b"11 UID fetch 1 (UID RFC822.SIZE BODY.PEEK[])\r\n12 UID store 1 +Flags (\\Seen)\r\n")
+    assert SIMPLE in out and out.endswith(
+        b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen))\r\n12 OK STORE completed\r\n")
+    validity = store.mailbox("alice", "Trash").uidvalidity
+    assert t.send(b'13 uid copy 1 "Trash"\r\n14 uid store 1 +FLAGS (\\Deleted)\r\n'
+                  b"15 expunge\r\n16 UID fetch 4:* (FLAGS)\r\n17 noop\r\n18 logout\r\n") == (
+        b"13 OK [COPYUID %d 1 1] COPY completed\r\n"
+        b"* 1 FETCH (UID 1 FLAGS (\\Deleted \\Recent \\Seen))\r\n14 OK STORE completed\r\n"
+        b"* 1 EXPUNGE\r\n15 OK EXPUNGE completed\r\n"
+        b"* 2 FETCH (UID 3 FLAGS (\\Recent))\r\n16 OK FETCH completed\r\n"
+        b"17 OK NOOP completed\r\n* BYE Logging out\r\n18 OK LOGOUT completed\r\n" % validity)
+    assert store.messages("alice", "Trash") == [SIMPLE]
+    assert store.flags("alice", "Trash") == {1: {"\\Seen"}}
+
+
 # -- other sessions change the mailbox ---------------------------------------------
+
+def test_examine_sees_new_mail_without_taking_recent():
+    store = make_store()
+    t = session(store)
+    t.send(LOGIN + b"e EXAMINE INBOX\r\n")
+    store.deliver("alice", b"Subject: new\r\n\r\n")
+    assert t.send(b"n NOOP\r\n") == b"* 4 EXISTS\r\n* 4 RECENT\r\nn OK NOOP completed\r\n"
+    assert store.mailbox("alice").status()["RECENT"] == 4
+
 
 def test_changes_by_other_sessions_are_announced():
     store = make_store()
@@ -392,11 +510,30 @@ def test_line_and_literal_limits():
     t = selected(line_length=512, message_size=1000)
     assert t.send(b"a APPEND INBOX {2000}\r\n") == b"a NO [TOOBIG] Literal too large.\r\n"
     assert t.send(b"b NOOP\r\n") == b"b OK NOOP completed\r\n"
+    # a literal under the command limit but over the message size
+    assert t.send(b"b APPEND INBOX {1200+}\r\n" + b"x" * 1200 + b"\r\n") == (
+        b"b NO [TOOBIG] Message too large.\r\n")
     assert t.send(b"c APPEND INBOX {2000+}\r\n") == b"* BYE Literal too large.\r\n"
     assert t.closed
 
 
-def test_timeout_and_shutdown_goodbyes():
+def test_pipelined_output_is_handed_out_in_budgets():
+    store = make_store()
+    big = b"Subject: big\r\n\r\n" + b"x" * 100_000 + b"\r\n"
+    store.deliver("alice", big)
+    t = selected(store)
+    out = t.send(b"".join(b"f%d FETCH 4 BODY.PEEK[]\r\n" % i for i in range(10)))
+    assert out.count(big) == 3 and t.session.blocked      # 300 KB is over the budget
+    out += t.session.resume()
+    assert out.count(big) == 6 and t.session.blocked
+    out += t.session.resume() + t.session.resume()
+    assert out.count(big) == 10 and not t.session.blocked
+    assert out.endswith(b"f9 OK FETCH completed\r\n")
+
+
+def test_timeout_shutdown_and_busy_goodbyes():
     assert session().session.timed_out() == b"* BYE Disconnected for inactivity.\r\n"
+    s = ImapSession(make_store())
+    assert s.refuse() == b"* BYE Too many connections, try again later.\r\n" and s.closed
     t = session()
     assert t.session.shutdown() == b"* BYE Server shutting down.\r\n" and t.closed

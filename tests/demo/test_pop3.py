@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 
 from mailgate.demo import Limits, Pop3Session
+
 from tests.demo.helpers import BARE_LF, MULTIPART, PASSWORD, SIMPLE, Transcript, make_store
 
 CAPA = (b"+OK Capability list follows\r\nUSER\r\nUIDL\r\nTOP\r\nRESP-CODES\r\nPIPELINING\r\n"
@@ -122,12 +123,15 @@ def test_dropped_connection_deletes_nothing_and_new_mail_waits():
 
 
 def test_garbage_limits_and_goodbyes():
-    t = session(line_length=512, max_errors=4)
+    t = session(line_length=512, max_errors=5)
     assert t.send(b"\r\n") == b"-ERR Unknown command.\r\n"
     assert t.send(b"\xff\x00 junk\r\n") == b"-ERR Unknown command.\r\n"
+    assert t.send(b"USER " + b"a" * 600 + b"\r\n") == b"-ERR Line too long.\r\n"
     assert t.send(b"USER " + b"a" * 600) == b"-ERR Line too long.\r\n"
     assert t.send(b"b" * 600 + b"\r\nNOOP\r\n") == (
         b"-ERR Command not valid now.\r\n-ERR Too many errors, closing.\r\n")
     assert t.closed
     assert logged_in().session.timed_out() == b"-ERR Disconnected for inactivity.\r\n"
     assert session().session.shutdown() == b"-ERR Server shutting down.\r\n"
+    assert Pop3Session(make_store()).refuse() == (
+        b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n")

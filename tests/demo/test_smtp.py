@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from mailgate.demo import Limits, SmtpSession
+
 from tests.demo.helpers import Transcript, make_store
 
 EHLO = (b"250-mx.test\r\n250-PIPELINING\r\n250-SIZE %d\r\n250-8BITMIME\r\n"
@@ -114,12 +114,13 @@ def test_mail_from_syntax(line, reply):
 
 @pytest.mark.parametrize("line, reply", [
     (b"RCPT TO:<>", b"501 5.1.3 Bad recipient address syntax"),
+    (b"RCPT TO <alice@x>", b"501 5.5.4 Syntax: RCPT TO:<address>"),
     (b"RCPT TO:<alice@x> NOTIFY=NEVER", b"555 5.5.4 Unsupported option: NOTIFY=NEVER"),
     (b"RCPT TO:<Robert@example.org>", b"250 2.1.5 Ok"),           # bob's listed address
-    (b"RCPT TO:<bob@other.example>", b"550 5.1.1 <bob@other.example>: "
-                                     b"Recipient address rejected: User unknown"),
-    (b"RCPT TO:<postmaster>", b"550 5.1.1 <postmaster>: Recipient address rejected: "
-                              b"User unknown"),
+    (b"RCPT TO:<bob@other.example>",
+     b"550 5.1.1 <bob@other.example>: Recipient address rejected: User unknown"),
+    (b"RCPT TO:<postmaster>",
+     b"550 5.1.1 <postmaster>: Recipient address rejected: User unknown"),
 ])
 def test_rcpt_to(line, reply):
     t = ready()
@@ -189,6 +190,9 @@ def test_message_size_limit():
     for _ in range(5):
         assert t.send(b"z" * 700) == b""
     assert t.send(b"\r\n.\r\n") == b"552 5.3.4 Message size exceeds fixed limit\r\n"
+    # and so is one that arrives whole
+    t.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
+    assert t.send(b"w" * 1500 + b"\r\n.\r\n") == b"552 5.3.4 Message size exceeds fixed limit\r\n"
     t.send(b"MAIL FROM:<a@b>\r\nRCPT TO:<bob@example.com>\r\nDATA\r\n")
     assert t.send(b"small\r\n.\r\n").startswith(b"250 2.0.0 Ok")
     assert store.messages("bob") == [b"small\r\n"]
@@ -208,3 +212,5 @@ def test_long_command_lines_and_too_many_errors():
 def test_goodbyes():
     assert session().session.timed_out() == b"421 4.4.2 mx.test Error: timeout exceeded\r\n"
     assert session().session.shutdown() == b"421 4.3.2 mx.test Service shutting down\r\n"
+    assert SmtpSession(make_store()).refuse() == (
+        b"421 4.7.0 localhost Error: too many connections\r\n")

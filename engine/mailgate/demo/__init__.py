@@ -29,6 +29,15 @@ from mailgate.demo.smtp import SmtpSession
 from mailgate.demo.store import INBOX, Mailbox, Mailstore, Message, UnknownMailbox, UnknownUser
 
 __all__ = [
-    "DemoMailServer", "Mailstore", "Mailbox", "Message", "Limits", "INBOX",
-    "UnknownMailbox", "UnknownUser", "ImapSession", "Pop3Session", "SmtpSession",
+    "INBOX",
+    "DemoMailServer",
+    "ImapSession",
+    "Limits",
+    "Mailbox",
+    "Mailstore",
+    "Message",
+    "Pop3Session",
+    "SmtpSession",
+    "UnknownMailbox",
+    "UnknownUser",
 ]

@@ -13,8 +13,16 @@ import re
 from dataclasses import dataclass
 
 from mailgate.demo import _mime
-from mailgate.demo._imapwire import Atom, Bad, astring, flags_list, format_datetime, literal
-from mailgate.demo._imapwire import nstring, parse_atoms, string
+from mailgate.demo._imapwire import (
+    Atom,
+    Bad,
+    astring,
+    format_datetime,
+    literal,
+    nstring,
+    parse_atoms,
+    string,
+)
 from mailgate.demo.store import Message
 
 _MACROS = {

@@ -132,9 +132,7 @@ class _Reader:
                 depth += 1
             elif ch == _RBRACKET and depth:
                 depth -= 1
-            elif ch in (_CR, _LF) or ch < 0x20 or ch == 0x7F:
-                break
-            elif ch in _ATOM_END and not depth:
+            elif ch < 0x20 or ch == 0x7F or (ch in _ATOM_END and not depth):
                 break
             p += 1
         if depth:
@@ -250,6 +248,7 @@ class SequenceSet:
 
     def __init__(self, ranges: list[tuple[int | None, int | None]]) -> None:
         self.ranges = ranges
+        self._resolved: tuple[int, list[tuple[int, int]]] | None = None
 
     @classmethod
     def parse(cls, arg) -> SequenceSet:
@@ -285,7 +284,10 @@ class SequenceSet:
 
     def contains(self, n: int, largest: int) -> bool:
         """Whether ``n`` is in the set, ``*`` standing for ``largest``."""
-        return any(lo <= n <= hi for lo, hi in self.bounds(largest))
+        # called once per message with the same ``largest``: resolve once
+        if self._resolved is None or self._resolved[0] != largest:
+            self._resolved = (largest, self.bounds(largest))
+        return any(lo <= n <= hi for lo, hi in self._resolved[1])
 
 
 # -- output -------------------------------------------------------------------
@@ -324,9 +326,9 @@ def format_datetime(when: _dt.datetime) -> bytes:
     minutes = int(offset.total_seconds()) // 60
     sign = "-" if minutes < 0 else "+"
     minutes = abs(minutes)
-    return ('"%2d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
-        when.day, _MONTHS[when.month - 1], when.year, when.hour, when.minute, when.second,
-        sign, minutes // 60, minutes % 60)).encode("ascii")
+    return (f'"{when.day:2d}-{_MONTHS[when.month - 1]}-{when.year:04d} '
+            f'{when.hour:02d}:{when.minute:02d}:{when.second:02d} '
+            f'{sign}{minutes // 60:02d}{minutes % 60:02d}"').encode("ascii")
 
 
 _DATE_TIME = re.compile(rb"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")

@@ -47,10 +47,6 @@ class Part:
         """The body bytes."""
         return self.data[self.body:self.end]
 
-    @property
-    def is_multipart(self) -> bool:
-        return bool(self.children)
-
     def get(self, name: bytes) -> bytes | None:
         """The unfolded value of the first field called ``name`` (case-insensitive)."""
         name = name.lower()

@@ -4,6 +4,12 @@ A session is sans-I/O: :meth:`Session.start` gives the greeting,
 :meth:`Session.receive_data` takes client bytes and gives the reply bytes,
 :attr:`Session.closed` says the connection must be closed once those are written.
 The asyncio layer (``server.py``) only moves bytes and runs the idle timer.
+
+A session stops working through pipelined commands once it has about
+:data:`OUTPUT_BUDGET` bytes of replies to hand out (:attr:`Session.blocked`); the
+caller writes them and calls :meth:`Session.resume` when the client has read
+enough, so a client that sends and never reads cannot make the server buffer
+without bound.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ log = logging.getLogger("mailgate.demo")
 TIMEOUT = "timeout"
 TOO_MANY_ERRORS = "errors"
 SHUTDOWN = "shutdown"
+BUSY = "busy"
 INTERNAL_ERROR = "internal"
 
 
@@ -33,14 +40,18 @@ class Limits:
     #: largest message (SMTP DATA, IMAP APPEND) and largest IMAP literal, bytes
     message_size: int = 10 * 1024 * 1024
     #: seconds without client input before the server says goodbye and closes
-    idle_timeout: float = 300.0
+    #: (RFC 3501 5.4 asks IMAP servers for at least 30 minutes)
+    idle_timeout: float = 1800.0
     #: protocol errors in one session before the server closes it
     max_errors: int = 20
     #: recipients in one SMTP transaction
     max_recipients: int = 100
+    #: open connections per protocol; more are greeted with a goodbye and closed
+    max_connections: int = 256
 
     def __post_init__(self) -> None:
-        for name in ("line_length", "message_size", "max_errors", "max_recipients"):
+        for name in ("line_length", "message_size", "max_errors", "max_recipients",
+                     "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be at least 1")
         if self.line_length < 512:
@@ -48,6 +59,9 @@ class Limits:
         if not self.idle_timeout > 0:
             raise ValueError("Limits.idle_timeout must be positive")
 
+
+#: reply bytes after which a session stops taking commands until resumed
+OUTPUT_BUDGET = 256 * 1024
 
 #: :meth:`LineReader.read_line` found a line longer than the limit
 TOO_LONG = object()
@@ -166,7 +180,9 @@ class Session:
         self.closed = False
         self.user: str | None = None
         self.errors = 0
+        self.blocked = False
         self._out: list[bytes] = []
+        self._out_size = 0
 
     # -- the caller's side ------------------------------------------------------
 
@@ -175,11 +191,23 @@ class Session:
         self._greet()
         return self._take()
 
+    def refuse(self) -> bytes:
+        """Instead of the greeting when the server is full: the goodbye to send."""
+        self.closed = True
+        self._goodbye(BUSY)
+        return self._take()
+
     def receive_data(self, data: bytes) -> bytes:
         """Take client bytes; return what to send back."""
         if self.closed:
             return b""
         self.reader.feed(data)
+        return self.resume()
+
+    def resume(self) -> bytes:
+        """Go on with commands already received (after :attr:`blocked`)."""
+        if self.closed:
+            return b""
         try:
             self._process()
         except Exception:
@@ -188,6 +216,8 @@ class Session:
             self._out.clear()
             self._goodbye(INTERNAL_ERROR)
             self.closed = True
+        self.blocked = not self.closed and self.reader.pending > 0 \
+            and self._out_size >= OUTPUT_BUDGET
         return self._take()
 
     def timed_out(self) -> bytes:
@@ -206,11 +236,40 @@ class Session:
 
     def _send(self, *chunks: bytes) -> None:
         self._out.extend(chunks)
+        self._out_size += sum(map(len, chunks))
 
     def _take(self) -> bytes:
         out = b"".join(self._out)
         self._out.clear()
+        self._out_size = 0
         return out
+
+    def _command_line(self) -> bytes | None:
+        """POP3 and SMTP: the next command line without its line end, None until complete.
+
+        An over-long line is answered by :meth:`_line_too_long` and dropped.
+        """
+        while not self.closed:
+            line = self.reader.read_line(self.limits.line_length)
+            if line is TOO_LONG:
+                self._line_too_long()
+            elif line is not SKIPPED:
+                return None if line is None else strip_eol(line)
+        return None
+
+    def _line_too_long(self) -> None:
+        raise NotImplementedError
+
+    def _handler_for(self, line: bytes):
+        """POP3 and SMTP: ``(NAME, its _cmd_NAME method or None, the rest of the line)``."""
+        word, _, rest = line.partition(b" ")
+        name = word.upper().decode("latin-1")
+        handler = getattr(self, "_cmd_" + name, None) if name.isalpha() else None
+        return name, handler, rest
+
+    def _may_continue(self) -> bool:
+        """Whether to take the next command: open, and not too much output waiting."""
+        return not self.closed and self._out_size < OUTPUT_BUDGET
 
     def _error(self) -> bool:
         """Count a protocol error; True (and the session is closing) when too many."""

@@ -7,11 +7,17 @@ brought up to date after every command: new messages are announced with EXISTS
 and RECENT, messages removed by another session with EXPUNGE (never while
 answering FETCH, STORE or SEARCH, RFC 3501 7.4.1), flags changed elsewhere with
 an unsolicited FETCH.
+
+Left out, and answered with BAD (unknown) or NO: STARTTLS (the proxy in front
+does TLS), IDLE, NAMESPACE, ID, ENABLE, MOVE, DELETE, RENAME, BINARY and the
+CONDSTORE family; group syntax in ENVELOPE addresses is flattened.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import ClassVar
 
 from mailgate.demo import _imapfetch, _imapsearch
 from mailgate.demo._imapwire import (
@@ -30,6 +36,7 @@ from mailgate.demo._imapwire import (
     string,
 )
 from mailgate.demo._session import (
+    BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
     SKIPPED,
@@ -37,7 +44,6 @@ from mailgate.demo._session import (
     TOO_LONG,
     TOO_MANY_ERRORS,
     Session,
-    b64decode,
     sasl_plain,
     strip_eol,
 )
@@ -109,8 +115,9 @@ class ImapSession(Session):
         self._untagged(b"OK [CAPABILITY " + CAPABILITIES + b"] " + self.hostname
                        + b" mailgate demo IMAP4rev1 server ready")
 
-    _GOODBYES = {
+    _GOODBYES: ClassVar[dict[str, bytes]] = {
         TIMEOUT: b"Disconnected for inactivity.",
+        BUSY: b"Too many connections, try again later.",
         TOO_MANY_ERRORS: b"Too many invalid commands.",
         SHUTDOWN: b"Server shutting down.",
         INTERNAL_ERROR: b"Internal server error.",
@@ -127,7 +134,7 @@ class ImapSession(Session):
 
     def _process(self) -> None:
         limit = self.limits.message_size + self.limits.line_length
-        while not self.closed:
+        while self._may_continue():
             if self._literal:
                 chunk = self.reader.read_bytes(self._literal)
                 if not chunk:
@@ -232,7 +239,6 @@ class ImapSession(Session):
         self._untagged(b"BYE Logging out")
         self._send(tag + b" OK LOGOUT completed\r\n")
         self.closed = True
-        return None
 
     # -- not authenticated ----------------------------------------------------
 
@@ -380,16 +386,15 @@ class ImapSession(Session):
         message = args[-1]
         if isinstance(message, (Atom, list)):
             raise Bad("APPEND needs the message as a literal")
-        flags, date = [], None
+        flags, date = None, None
         for extra in args[1:-1]:
-            if isinstance(extra, list) and not flags:
+            if isinstance(extra, list) and flags is None and date is None:
                 flags = flag_list(extra)
             elif not isinstance(extra, list) and date is None:
                 date = parse_datetime(extra)
             else:
                 raise Bad("invalid APPEND arguments")
-        if RECENT in flags:
-            raise Bad("\\Recent cannot be set")
+        flags = flags or []
         box = self._mailbox(args[0])
         if len(message) > self.limits.message_size:
             raise No("[TOOBIG] Message too large.")
@@ -539,7 +544,7 @@ class ImapSession(Session):
                 self._known_flags[m.uid] = m.flags
                 self._untagged(b"%d FETCH (FLAGS %s)" % (seq, self._flags(m)))
 
-    _COMMANDS = {
+    _COMMANDS: ClassVar[dict[str, tuple[Callable, int]]] = {
         "CAPABILITY": (_c_capability, ANY),
         "NOOP": (_c_noop, ANY),
         "LOGOUT": (_c_logout, ANY),

@@ -9,18 +9,17 @@ the client gets back exactly what was stored.
 from __future__ import annotations
 
 import re
+from typing import ClassVar
 
 from mailgate.demo._session import (
+    BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
-    SKIPPED,
     TIMEOUT,
-    TOO_LONG,
     TOO_MANY_ERRORS,
     Session,
     b64decode,
     sasl_plain,
-    strip_eol,
 )
 from mailgate.demo.store import INBOX, Message
 
@@ -62,8 +61,9 @@ class Pop3Session(Session):
     def _greet(self) -> None:
         self._ok(self.hostname + b" POP3 server ready (mailgate demo)")
 
-    _GOODBYES = {
+    _GOODBYES: ClassVar[dict[str, bytes]] = {
         TIMEOUT: b"-ERR Disconnected for inactivity.\r\n",
+        BUSY: b"-ERR [SYS/TEMP] Too many connections, try again later.\r\n",
         TOO_MANY_ERRORS: b"-ERR Too many errors, closing.\r\n",
         SHUTDOWN: b"-ERR Server shutting down.\r\n",
         INTERNAL_ERROR: b"-ERR Internal server error.\r\n",
@@ -75,26 +75,22 @@ class Pop3Session(Session):
     # -- input --------------------------------------------------------------------
 
     def _process(self) -> None:
-        while not self.closed:
-            line = self.reader.read_line(self.limits.line_length)
+        while self._may_continue():
+            line = self._command_line()
             if line is None:
                 return
-            if line is SKIPPED:
-                continue
-            if line is TOO_LONG:
-                self._sasl = False
-                self._err(b"Line too long.")
-                continue
             if self._sasl:
                 self._sasl = False
-                self._auth_response(strip_eol(line))
-                continue
-            self._command(strip_eol(line))
+                self._auth_response(line)
+            else:
+                self._command(line)
+
+    def _line_too_long(self) -> None:
+        self._sasl = False
+        self._err(b"Line too long.")
 
     def _command(self, line: bytes) -> None:
-        word, _, rest = line.partition(b" ")
-        name = word.upper().decode("latin-1")
-        handler = getattr(self, "_cmd_" + name, None) if name.isalpha() else None
+        name, handler, rest = self._handler_for(line)
         if handler is None:
             self._err(b"Unknown command.")
         elif name not in self._ANY_STATE and (name in self._TRANSACTION) != (self.user is not None):

@@ -1,9 +1,11 @@
 """The demo mail server on an asyncio loop: listeners, connections, idle timers.
 
 Everything protocol-related happens in the sans-I/O sessions; a connection here
-only moves bytes between its transport and its session, stops reading while the
-client is not reading (so output never piles up), and says goodbye on idle
-timeout or server shutdown.  Works on any running loop (asyncio, uvloop).
+only moves bytes between its transport and its session and says goodbye on idle
+timeout or server shutdown.  It stops reading while the client is not reading
+our replies, and while its session holds unread pipelined commands (the session
+is *blocked*), so neither output nor input piles up.  Works on any running loop
+(asyncio, uvloop).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from typing import Self
 
 from mailgate.demo._session import Limits, Session, log
 from mailgate.demo.imap import ImapSession
@@ -26,8 +29,10 @@ CLOSE_GRACE = 5.0
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, server: DemoMailServer, make_session: Callable[..., Session]) -> None:
+    def __init__(self, server: DemoMailServer, make_session: Callable[..., Session],
+                 peers: set[_Connection]) -> None:
         self._server = server
+        self._peers = peers             # the open connections of the same protocol
         self._make_session = make_session
         self._loop = asyncio.get_running_loop()
         self._timeout = server.limits.idle_timeout
@@ -35,6 +40,9 @@ class _Connection(asyncio.Protocol):
         self.session: Session | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._last_input = 0.0
+        self._write_paused = False
+        self._reading = True
+        self._resume_pending = False
         self.lost = self._loop.create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -43,32 +51,60 @@ class _Connection(asyncio.Protocol):
         self.session = self._make_session(
             self._server.store, hostname=self._server.hostname, limits=self._server.limits,
             peer=str(peer[0]) if isinstance(peer, tuple) else "")
-        self._server._connections.add(self)
         self._last_input = self._loop.time()
         self._timer = self._loop.call_later(self._timeout, self._idle)
-        self._write(self.session.start())
+        full = len(self._peers) >= self._server.limits.max_connections
+        self._server._connections.add(self)
+        self._peers.add(self)
+        self._write(self.session.refuse() if full else self.session.start())
 
     def data_received(self, data: bytes) -> None:
         self._last_input = self._loop.time()
         self._write(self.session.receive_data(data))
+        self._flow()
 
     def eof_received(self) -> bool:
-        return False        # the client is done: close our side too
+        # Close our side too.  Commands still waiting in a blocked session are not
+        # lost: reading is paused while it is blocked, so the end of input is only
+        # seen once they have all been answered.
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self._server._connections.discard(self)
+        self._peers.discard(self)
         if not self.lost.done():
             self.lost.set_result(None)
 
-    # the client stopped reading: stop taking its commands until it catches up
     def pause_writing(self) -> None:
-        self.transport.pause_reading()
+        self._write_paused = True
+        self._flow()
 
     def resume_writing(self) -> None:
+        self._write_paused = False
+        self._flow()
+
+    def _flow(self) -> None:
+        """Read only while the client reads us and the session wants input."""
+        if self.transport.is_closing():
+            return
+        reading = not self._write_paused and not self.session.blocked
+        if reading != self._reading:
+            self._reading = reading
+            if reading:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+        if self.session.blocked and not self._write_paused and not self._resume_pending:
+            self._resume_pending = True
+            self._loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        self._resume_pending = False
         if not self.transport.is_closing():
-            self.transport.resume_reading()
+            self._write(self.session.resume())
+            self._flow()
 
     def _write(self, data: bytes) -> None:
         transport = self.transport
@@ -147,10 +183,10 @@ class DemoMailServer:
         address = infos[0][4][0]
         try:
             for name, port in self._wanted.items():
-                session = SESSIONS[name]
+                session, peers = SESSIONS[name], set()
                 self._servers[name] = await loop.create_server(
-                    lambda session=session: _Connection(self, session), address, port,
-                    reuse_address=True)
+                    lambda session=session, peers=peers: _Connection(self, session, peers),
+                    address, port, reuse_address=True)
         except BaseException:
             await self._close_listeners()
             raise
@@ -184,7 +220,7 @@ class DemoMailServer:
         if self._closing is not None and not self._closing.done():
             self._closing.set_result(None)
 
-    async def __aenter__(self) -> DemoMailServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 

@@ -14,6 +14,7 @@ import itertools
 import re
 
 from mailgate.demo._session import (
+    BUSY,
     INTERNAL_ERROR,
     SHUTDOWN,
     SKIPPED,
@@ -23,7 +24,6 @@ from mailgate.demo._session import (
     Session,
     b64decode,
     sasl_plain,
-    strip_eol,
 )
 from mailgate.protocol.sasl import PASSWORD_PROMPT, USERNAME_PROMPT
 
@@ -85,6 +85,7 @@ class SmtpSession(Session):
     def _goodbye(self, reason: str) -> None:
         text = {
             TIMEOUT: b"4.4.2 %s Error: timeout exceeded",
+            BUSY: b"4.7.0 %s Error: too many connections",
             TOO_MANY_ERRORS: b"4.7.0 %s Error: too many errors",
             SHUTDOWN: b"4.3.2 %s Service shutting down",
             INTERNAL_ERROR: b"4.3.0 %s Error: internal error",
@@ -94,28 +95,25 @@ class SmtpSession(Session):
     # -- input --------------------------------------------------------------------
 
     def _process(self) -> None:
-        while not self.closed:
+        while self._may_continue():
             if self._data is not None:
                 if not self._data_line():
                     return
                 continue
-            line = self.reader.read_line(self.limits.line_length)
+            line = self._command_line()
             if line is None:
                 return
-            if line is SKIPPED:
-                continue
-            if line is TOO_LONG:
-                self._auth_step = None
-                self._fail(500, b"5.5.0 Error: line too long")
-            elif self._auth_step is not None:
-                self._auth_response(strip_eol(line))
+            if self._auth_step is not None:
+                self._auth_response(line)
             else:
-                self._command(strip_eol(line))
+                self._command(line)
+
+    def _line_too_long(self) -> None:
+        self._auth_step = None
+        self._fail(500, b"5.5.0 Error: line too long")
 
     def _command(self, line: bytes) -> None:
-        word, _, rest = line.partition(b" ")
-        name = word.upper().decode("latin-1")
-        handler = getattr(self, "_cmd_" + name, None) if name.isalpha() else None
+        _, handler, rest = self._handler_for(line)
         if handler is None:
             self._fail(500, b"5.5.2 Error: command not recognized")
         else:
@@ -280,9 +278,7 @@ class SmtpSession(Session):
                 if int(value) > self.limits.message_size:
                     self._fail(552, b"5.3.4 Message size exceeds fixed limit")
                     return
-            elif key == b"BODY" and value.upper() in (b"7BIT", b"8BITMIME"):
-                pass
-            elif key == b"AUTH" and value:
+            elif key == b"BODY" and value.upper() in (b"7BIT", b"8BITMIME") or key == b"AUTH" and value:
                 pass
             else:
                 self._fail(555, b"5.5.4 Unsupported option: " + param[:64])

@@ -86,12 +86,6 @@ class Mailbox:
     def __repr__(self) -> str:
         return f"Mailbox({self.name!r}, {len(self._messages)} messages)"
 
-    @property
-    def uidnext(self) -> int:
-        """The UID the next message will get."""
-        with self._lock:
-            return self._uidnext
-
     def snapshot(self) -> list[Message]:
         """The messages now in the mailbox, in UID order (a copy of the list)."""
         with self._lock:
@@ -103,7 +97,7 @@ class Mailbox:
         if not isinstance(data, bytes):
             raise TypeError("a message is bytes")
         if internal_date is None:
-            internal_date = _dt.datetime.now(_dt.timezone.utc).astimezone().replace(microsecond=0)
+            internal_date = _dt.datetime.now(_dt.UTC).astimezone().replace(microsecond=0)
         elif internal_date.tzinfo is None:
             raise ValueError("internal_date must be timezone-aware")
         flagset = frozenset(canonical_flag(f) for f in flags) - {RECENT}
@@ -232,8 +226,9 @@ class Mailstore:
         """Add a user with an INBOX.
 
         ``addresses`` are the recipient addresses SMTP delivers to this user
-        (compared case-insensitively); without them, any address whose local
-        part is ``name`` is the user's (``alice@localhost``, ``alice@example.com``).
+        (compared case-insensitively).  Without them, the user's addresses are
+        ``name`` itself and any address whose local part is ``name``
+        (``alice@localhost``, ``alice@example.com``).
         """
         if not name or any(c in name for c in "\0\r\n"):
             raise ValueError("a user name must be non-empty, without NUL, CR or LF")
@@ -266,7 +261,7 @@ class Mailstore:
                 if address in user.addresses:
                     return user.name
             for user in self._users.values():
-                if not user.addresses and local == user.name.lower():
+                if not user.addresses and user.name.lower() in (local, address):
                     return user.name
         return None
 

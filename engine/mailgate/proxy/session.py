@@ -53,6 +53,10 @@ TLS_READ_SIZE = 32 * 1024  # ciphertext read per event: several records at once
 PROXY_HEADER_MAX = proxy_protocol.PEEK_MAX
 TIMED_OUT = "(110: Connection timed out)"
 _DISCARD = memoryview(bytearray(4096))
+# Ciphertext is read into one buffer shared by every session of the process: asyncio
+# calls get_buffer() and buffer_updated() back to back, and feed() copies the bytes
+# into the connection's BIO, so no session holds a read buffer while idle.
+_TLS_IN = memoryview(bytearray(TLS_READ_SIZE))
 
 # phases of a client connection
 PROXY_HEADER = "proxy-header"
@@ -97,10 +101,9 @@ class ClientSession(asyncio.BufferedProtocol):
         self.backend: "BackendSession | None" = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
-        self._header = memoryview(bytearray(PROXY_HEADER_MAX))
+        self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
         self._early = b""  # plaintext that came with the PROXY header
-        self._tls_in: memoryview | None = None
         self._reading = True
         self._peer_paused = False  # the backend cannot take more: stop reading the client
         self._client_eof = False
@@ -130,6 +133,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
         transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         if self.listen.proxy_protocol:
+            self._header = memoryview(bytearray(PROXY_HEADER_MAX))
             self._arm(self.runtime.config.timeout)
         else:
             self._after_proxy_header()
@@ -155,11 +159,11 @@ class ClientSession(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         phase = self.phase
         if self._tls_closing:
-            return self._tls_in
+            return _TLS_IN
         if self._closed:
             return _DISCARD
         if self.tls is not None:
-            return self._tls_in
+            return _TLS_IN
         if phase == PRE_AUTH:
             view = self.machine.get_buffer(sizehint)
             return view if len(view) else _DISCARD
@@ -183,7 +187,7 @@ class ClientSession(asyncio.BufferedProtocol):
             return
         if self.tls is not None:
             try:
-                self.tls.feed(self._tls_in[:nbytes])
+                self.tls.feed(_TLS_IN[:nbytes])
             except MemoryError:
                 self._abort()
                 return
@@ -243,6 +247,7 @@ class ClientSession(asyncio.BufferedProtocol):
             self.client_address, self.client_port = real
             self.ctx.client = self.client_address
         self._disarm()
+        self._header = None
         self._after_proxy_header(data[header.length:])
 
     def _after_proxy_header(self, rest: bytes = b"") -> None:
@@ -257,7 +262,6 @@ class ClientSession(asyncio.BufferedProtocol):
     def _start_tls(self, rest: bytes = b"") -> None:
         self.phase = HANDSHAKE
         self.tls = TLSConnection(self.runtime.tls, log=self._log)
-        self._tls_in = memoryview(bytearray(TLS_READ_SIZE))
         if self.tls_implicit:
             self._arm(self.runtime.config.timeout)
         if rest:
@@ -669,7 +673,7 @@ class ClientSession(asyncio.BufferedProtocol):
         return not done
 
     def _tls_closing_input(self, nbytes: int) -> None:
-        self.tls.feed(self._tls_in[:nbytes])
+        self.tls.feed(_TLS_IN[:nbytes])
         if not self._tls_shutdown():
             self._disarm()
             self.transport.close()
