@@ -39,7 +39,7 @@ from mailgate.protocol.events import (
 )
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.realip import realip_for
-from mailgate.proxy.resolver import TEMPUNAVAIL
+from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 if TYPE_CHECKING:
@@ -347,9 +347,12 @@ class ClientSession(asyncio.BufferedProtocol):
     def _make_machine(self):
         config = self.runtime.config
         if config.protocol == "smtp":
+            # without a resolver (or until it answers) the SMTP client is [UNAVAILABLE];
+            # a UNIX-socket client is [TEMPUNAVAIL] (SPEC §6.1)
+            self.client_host = (TEMPUNAVAIL if self.unix else UNAVAILABLE).encode()
             self.machine = server_for(config, tls=self.tls is not None,
                                       client_addr=self.client_address,
-                                      client_host=self.client_host or b"[UNAVAILABLE]")
+                                      client_host=self.client_host)
         else:
             self.machine = server_for(config, tls=self.tls is not None)
         return self.machine
@@ -366,8 +369,6 @@ class ClientSession(asyncio.BufferedProtocol):
             self._update_reading()
             self.loop.create_task(self._resolve_then_greet())
             return
-        if config.protocol == "smtp" and self.unix:
-            self.client_host = machine.client_host = TEMPUNAVAIL.encode()
         self._greet()
 
     async def _resolve_then_greet(self) -> None:
