@@ -1,0 +1,275 @@
+"""In-memory TLS peers and sessions for the microbenchmarks: no sockets anywhere.
+
+* ``server_context()`` builds mailgate's ``TLSContext`` from a ``mail {}`` text, as the
+  proxy does; ``TLSPair`` joins a ``TLSConnection`` to a client made with Python's
+  ``ssl`` module over memory BIOs and runs the handshake between them.
+* ``RelaySession`` runs a real ``ClientSession`` (and its ``BackendSession``) on
+  memory transports: the client logs in through an auth callable, the backend
+  login is answered by a scripted IMAP backend, and the session ends up in the
+  relay phase, where a benchmark pushes chunks in from either side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import tempfile
+
+from mailgate import Config
+from mailgate.log import ErrorLog, LogFiles
+from mailgate.protocol.events import AuthOK
+from mailgate.proxy.server import Listener, MailProxy, ServerRuntime
+from mailgate.proxy.session import ClientSession
+from mailgate.tls import SessionZones, TLSConnection, build_contexts
+
+VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
+
+
+def mail_config(pki, *, key: str = "ecdsa", version: str = "1.3", extra: str = "") -> Config:
+    """One implicit-TLS IMAP server and one plaintext IMAP server (never bound)."""
+    files = pki.server_ecdsa if key == "ecdsa" else pki.server_rsa
+    directory = tempfile.mkdtemp(prefix="mailgate-bench-")
+    text = f"""
+    error_log {directory}/error.log crit;
+    mail {{
+        auth_http 127.0.0.1:9/auth;
+        ssl_certificate {files.cert};
+        ssl_certificate_key {files.key_file};
+        ssl_protocols TLSv{version};
+        ssl_ciphers {CIPHERS};
+        {extra}
+        server {{ listen 127.0.0.1:1993 ssl; protocol imap; }}
+        server {{ listen 127.0.0.1:1143; protocol imap; }}
+    }}
+    """
+    return Config.from_string(text, prefix=os.path.join(directory, ""))
+
+
+def server_context(pki, **kw):
+    """mailgate's TLS context of the implicit-TLS server of ``mail_config(**kw)``."""
+    config = mail_config(pki, **kw)
+    zones = SessionZones()
+    zones.configure(config)
+    return build_contexts(config, zones)[0]
+
+
+def client_context(pki, version: str) -> ssl.SSLContext:
+    """A Python ``ssl`` client pinned to one TLS version."""
+    ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
+    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
+    return ctx
+
+
+class MemoryClient:
+    """A TLS client over memory BIOs (Python's ``ssl``)."""
+
+    def __init__(self, context: ssl.SSLContext):
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname="mx.test")
+
+    def handshake_step(self) -> bool:
+        try:
+            self.obj.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+
+    def records(self, payload: bytes, count: int) -> list[bytes]:
+        """``count`` records of ``payload`` as separate ciphertext chunks."""
+        out = []
+        for _ in range(count):
+            self.obj.write(payload)
+            out.append(self.outgoing.read())
+        return out
+
+    def read_all(self) -> bytes:
+        """All plaintext that the received ciphertext holds (tickets are consumed)."""
+        data = []
+        while True:
+            try:
+                chunk = self.obj.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            if not chunk:
+                break
+            data.append(chunk)
+        return b"".join(data)
+
+
+class TLSPair:
+    """A mailgate ``TLSConnection`` and a Python client, handshaken in memory."""
+
+    def __init__(self, server_ctx, client_ctx: ssl.SSLContext):
+        self.server = TLSConnection(server_ctx)
+        self.client = MemoryClient(client_ctx)
+        done_client = done_server = False
+        for _ in range(20):
+            done_client = self.client.handshake_step()
+            data = self.client.outgoing.read()
+            if data:
+                self.server.feed(data)
+            if not done_server:
+                done_server = self.server.do_handshake()
+            out = self.server.data_to_send()
+            if out:
+                self.client.incoming.write(bytes(out))
+            if done_client and done_server and not out and not data:
+                break
+        assert done_client and done_server, "in-memory handshake did not finish"
+        self.client.read_all()  # TLS 1.3 tickets
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class MemoryTransport(asyncio.Transport):
+    """A transport that keeps what is written (or only counts it) and never blocks."""
+
+    def __init__(self):
+        super().__init__()
+        self.written = bytearray()
+        self.keep = True
+        self.bytes = 0
+        self.writes = 0
+        self.closed = False
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def write(self, data) -> None:
+        self.bytes += len(data)
+        self.writes += 1
+        if self.keep:
+            self.written += data
+
+    def take(self) -> bytes:
+        data = bytes(self.written)
+        self.written.clear()
+        return data
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+
+def deliver(protocol: asyncio.BufferedProtocol, data) -> None:
+    """What a loop does on a readable socket: get_buffer, copy, buffer_updated."""
+    view = memoryview(data)
+    while len(view):
+        buf = protocol.get_buffer(len(view))
+        n = min(len(buf), len(view))
+        buf[:n] = view[:n]
+        protocol.buffer_updated(n)
+        view = view[n:]
+
+
+class RelaySession:
+    """A real ``ClientSession`` logged in and relaying, on memory transports.
+
+    ``tls`` picks the implicit-TLS server (the client is a ``MemoryClient``) or the
+    plaintext one.  ``loop`` must be a pure-asyncio loop: its ``create_connection``
+    is replaced by one that hands the backend protocol a memory transport.
+    """
+
+    TAG = b"a1"
+
+    def __init__(self, pki, loop: asyncio.AbstractEventLoop, *, tls: bool, version: str = "1.3",
+                 extra: str = ""):
+        self.loop = loop
+        self.config = config = mail_config(pki, version=version, extra=extra)
+
+        async def auth(facts):
+            return AuthOK("127.0.0.1", 143)
+
+        self.proxy = MailProxy(config, auth=auth, log_files=LogFiles())
+        zones = SessionZones()
+        zones.configure(config)
+        contexts = build_contexts(config, zones)
+        runtimes = {
+            server: ServerRuntime(self.proxy, server, ctx, ErrorLog(server.error_log, self.proxy.log_files))
+            for server, ctx in zip(config.servers, contexts)
+        }
+        entry = config.listen_sockets()[0 if tls else 1]
+        self.listener = Listener(self.proxy, entry, runtimes)
+        self.client_transport = MemoryTransport()
+        self.backend_transport = MemoryTransport()
+        self.backend_protocol = None
+        loop.create_connection = self._create_connection
+        self.client = MemoryClient(client_context(pki, version)) if tls else None
+        self.session = loop.run_until_complete(self._open())
+
+    async def _create_connection(self, factory, host, port, **kw):
+        self.backend_protocol = factory()
+        self.backend_protocol.connection_made(self.backend_transport)
+        return self.backend_transport, self.backend_protocol
+
+    def to_proxy(self, session: ClientSession, plaintext: bytes) -> None:
+        """Client bytes into the session (encrypted first with TLS)."""
+        if self.client is not None:
+            self.client.obj.write(plaintext)
+            plaintext = self.client.outgoing.read()
+        deliver(session, plaintext)
+
+    def from_proxy(self) -> bytes:
+        """What the session wrote to the client (decrypted with TLS)."""
+        data = self.client_transport.take()
+        if self.client is None:
+            return data
+        self.client.incoming.write(data)
+        return self.client.read_all()
+
+    async def _open(self) -> ClientSession:
+        session = ClientSession(self.listener, 1)
+        session.connection_made(self.client_transport)
+        if self.client is not None:
+            for _ in range(20):
+                done = self.client.handshake_step()
+                data = self.client.outgoing.read()
+                if data:
+                    deliver(session, data)
+                self.client.incoming.write(self.client_transport.take())
+                if done and not data:
+                    break
+        greeting = self.from_proxy()
+        assert greeting.startswith(b"* OK"), greeting
+        self.to_proxy(session, self.TAG + b" LOGIN alice secret\r\n")
+        for _ in range(100):  # the auth task, then the backend "connection"
+            await asyncio.sleep(0)
+            if self.backend_protocol is not None:
+                break
+        assert self.backend_protocol is not None, "no backend connection was made"
+        backend = self.backend_transport
+        deliver(self.backend_protocol, b"* OK backend ready\r\n")
+        for _ in range(3):  # LOGIN {n}, user {n}, password
+            line = backend.take()
+            if line.endswith(b"}\r\n"):
+                deliver(self.backend_protocol, b"+ go ahead\r\n")
+            else:
+                deliver(self.backend_protocol, self.TAG + b" OK LOGIN completed\r\n")
+        assert session.phase == "relay", session.phase
+        assert self.from_proxy().startswith(self.TAG + b" OK")
+        self.client_transport.keep = self.backend_transport.keep = False
+        return session
+
+    def close(self) -> None:
+        self.session.connection_lost(None)
