@@ -3,10 +3,10 @@
 * ``server_context()`` builds mailgate's ``TLSContext`` from a ``mail {}`` text, as the
   proxy does; ``TLSPair`` joins a ``TLSConnection`` to a client made with Python's
   ``ssl`` module over memory BIOs and runs the handshake between them.
-* ``RelaySession`` runs a real ``ClientSession`` (and its ``BackendSession``) on
-  memory transports: the client logs in through an auth callable, the backend
+* ``MemoryProxy.session()`` runs a real ``ClientSession`` (and its ``BackendSession``)
+  on memory transports: the client logs in through an auth callable, the backend
   login is answered by a scripted IMAP backend, and the session ends up in the
-  relay phase, where a benchmark pushes chunks in from either side.
+  relay phase (a ``RelaySession``), where a benchmark pushes chunks in from either side.
 """
 
 from __future__ import annotations
@@ -183,19 +183,20 @@ def deliver(protocol: asyncio.BufferedProtocol, data) -> None:
         view = view[n:]
 
 
-class RelaySession:
-    """A real ``ClientSession`` logged in and relaying, on memory transports.
+class MemoryProxy:
+    """A proxy's listener and runtimes on memory transports; sessions come from ``session()``.
 
-    ``tls`` picks the implicit-TLS server (the client is a ``MemoryClient``) or the
+    ``tls`` picks the implicit-TLS server (clients are ``MemoryClient``s) or the
     plaintext one.  ``loop`` must be a pure-asyncio loop: its ``create_connection``
     is replaced by one that hands the backend protocol a memory transport.
     """
 
-    TAG = b"a1"
-
     def __init__(self, pki, loop: asyncio.AbstractEventLoop, *, tls: bool, version: str = "1.3",
                  extra: str = ""):
+        self.pki = pki
         self.loop = loop
+        self.tls = tls
+        self.version = version
         self.config = config = mail_config(pki, version=version, extra=extra)
 
         async def auth(facts):
@@ -211,17 +212,39 @@ class RelaySession:
         }
         entry = config.listen_sockets()[0 if tls else 1]
         self.listener = Listener(self.proxy, entry, runtimes)
+        self.client_context = client_context(pki, version) if tls else None
+        self._connecting: RelaySession | None = None
+        loop.create_connection = self._create_connection
+
+    async def _create_connection(self, factory, host, port, **kw):
+        relay = self._connecting
+        relay.backend_protocol = factory()
+        relay.backend_protocol.connection_made(relay.backend_transport)
+        return relay.backend_transport, relay.backend_protocol
+
+    def session(self) -> "RelaySession":
+        """A new client session, logged in and relaying."""
+        relay = RelaySession(self)
+        self._connecting = relay
+        try:
+            relay.session = self.loop.run_until_complete(relay.open())
+        finally:
+            self._connecting = None
+        return relay
+
+
+class RelaySession:
+    """A real ``ClientSession`` logged in and relaying, on memory transports."""
+
+    TAG = b"a1"
+
+    def __init__(self, proxy: MemoryProxy):
+        self.proxy = proxy
         self.client_transport = MemoryTransport()
         self.backend_transport = MemoryTransport()
         self.backend_protocol = None
-        loop.create_connection = self._create_connection
-        self.client = MemoryClient(client_context(pki, version)) if tls else None
-        self.session = loop.run_until_complete(self._open())
-
-    async def _create_connection(self, factory, host, port, **kw):
-        self.backend_protocol = factory()
-        self.backend_protocol.connection_made(self.backend_transport)
-        return self.backend_transport, self.backend_protocol
+        self.client = MemoryClient(proxy.client_context) if proxy.tls else None
+        self.session: ClientSession | None = None
 
     def to_proxy(self, session: ClientSession, plaintext: bytes) -> None:
         """Client bytes into the session (encrypted first with TLS)."""
@@ -238,8 +261,8 @@ class RelaySession:
         self.client.incoming.write(data)
         return self.client.read_all()
 
-    async def _open(self) -> ClientSession:
-        session = ClientSession(self.listener, 1)
+    async def open(self) -> ClientSession:
+        session = ClientSession(self.proxy.listener, 1)
         session.connection_made(self.client_transport)
         if self.client is not None:
             for _ in range(20):
@@ -272,4 +295,5 @@ class RelaySession:
         return session
 
     def close(self) -> None:
+        """The client goes away: the session ends (and the backend is closed)."""
         self.session.connection_lost(None)

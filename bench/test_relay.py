@@ -21,7 +21,7 @@ import asyncio
 
 import pytest
 
-from bench.memory import RelaySession, deliver
+from bench.memory import MemoryProxy, deliver
 
 CHUNKS = 64
 
@@ -34,7 +34,7 @@ def loop():
 
 
 def _session(pki, loop, tls, proxy_buffer="4k"):
-    return RelaySession(pki, loop, tls=tls, extra=f"proxy_buffer {proxy_buffer};")
+    return MemoryProxy(pki, loop, tls=tls, extra=f"proxy_buffer {proxy_buffer};").session()
 
 
 @pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
@@ -78,3 +78,13 @@ def test_backend_to_client(benchmark, pki, loop, tls, size):
     benchmark(pump)
     assert client.bytes - before >= CHUNKS * len(chunk)
     relay.close()
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+def test_session(benchmark, pki, loop, tls):
+    """A whole session in memory: accept, TLS 1.3 handshake, greeting, LOGIN through an
+    auth callable, backend login, relay set-up, end.  Crypto included; no auth_http,
+    no sockets, no event-loop I/O: the Python cost of the session layer and machines."""
+    proxy = MemoryProxy(pki, loop, tls=tls)
+    benchmark.group = "session"
+    benchmark.pedantic(lambda: proxy.session().close(), rounds=100, warmup_rounds=5)
