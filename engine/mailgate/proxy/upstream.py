@@ -23,6 +23,12 @@ if TYPE_CHECKING:
 __all__ = ["BackendSession"]
 
 _DISCARD = memoryview(bytearray(4096))
+RELAY_READ_SIZE = 64 * 1024
+# In the relay, backend bytes are read into one buffer shared by every session of the
+# process and handed on at once (encrypted into the TLS connection's BIO, or copied
+# by the transport): a read takes what the socket holds, several TLS records' worth,
+# in one pass through Python, and no relaying session holds a read buffer.
+_RELAY_IN = memoryview(bytearray(RELAY_READ_SIZE))
 
 
 def _system_error(exc: BaseException) -> str:
@@ -118,11 +124,9 @@ class BackendSession:
     # -- reading -----------------------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        buffer = self.relay_buffer
-        if buffer is not None:
-            view = buffer.get_buffer(sizehint)
-        else:
-            view = self.machine.get_buffer(sizehint)
+        if self.relay_buffer is not None:
+            return _RELAY_IN
+        view = self.machine.get_buffer(sizehint)
         return view if len(view) else _DISCARD
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -131,10 +135,7 @@ class BackendSession:
         if self.relay_buffer is None:
             self.client.backend_actions(self.machine.buffer_updated(nbytes))
             return
-        buffer = self.relay_buffer
-        buffer.buffer_updated(nbytes)
-        self.client.write_from_backend(buffer.readable())
-        buffer.consume(len(buffer))
+        self.client.write_from_backend(_RELAY_IN[:nbytes])
 
     def eof(self) -> None:
         if self.relay_buffer is None:
