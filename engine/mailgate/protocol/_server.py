@@ -271,6 +271,18 @@ class ServerMachine:
     def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
         raise NotImplementedError
 
+    def _conclude(self, rc: int, invalid_reply: bytes) -> bool:
+        """The end of a command: start authenticating (True), or set the reply of an
+        invalid command and return to the start state (nginx's shared handler tail)."""
+        if rc == DONE:
+            self._start_auth()
+            return True
+        if rc == INVALID:
+            self.mail_state = START
+            self.reader.reset_state()
+            self._reply = invalid_reply
+        return False
+
     # -- helpers for the protocol handlers ----------------------------------
 
     def _send(self, data: bytes) -> None:
