@@ -9,6 +9,7 @@ parsers' handlers and wire strings.
 
 from __future__ import annotations
 
+from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
 from mailgate.protocol._codes import AGAIN, INVALID, OK
 from mailgate.protocol.events import (
@@ -417,7 +418,7 @@ class ServerMachine:
             offset += len(line)
         if mark_line_ends:
             data = data.replace(b"\r", b"_").replace(b"\n", b"_")
-        return data.decode("latin-1")
+        return printable(data)
 
     def _secret_word_end(self, line: bytes) -> int | None:
         """Where the command word ends if ``line`` carries credentials."""
@@ -477,7 +478,7 @@ class ServerMachine:
         self._out.append(self.upstream)
 
     def _auth_failed(self, result: AuthFailed) -> None:
-        self._log("info", 'client login failed: "%s"' % result.message.decode("latin-1"))
+        self._log("info", 'client login failed: "%s"' % printable(result.message))
         line = self._failure_line(result)
         if result.wait > 0:
             self._error_line = line

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from mailgate.auth.facts import ProxyAddresses
+from mailgate.log import printable
 from mailgate.proxy.realip import format_ip, peer_ip
 
 __all__ = [
@@ -142,7 +143,7 @@ def _broken(data: bytes) -> ProxyHeaderError:
     for stop in (data.find(b"\r"), data.find(b"\n")):
         if 0 <= stop < end:
             end = stop
-    return ProxyHeaderError('broken header: "%s"' % data[:end].decode("latin-1"))
+    return ProxyHeaderError('broken header: "%s"' % printable(data[:end]))
 
 
 class _NeedMore(Exception):
