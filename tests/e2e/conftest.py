@@ -19,12 +19,25 @@ from tests.e2e.gates import EmbeddedGate
 SYSTEMS_UNDER_TEST = ("mailgate", "embedded")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mailgate_bug(reason): mailgate differs from nginx here; strict xfail for mailgate's "
+        "implementations until the lead fixes it, nginx must pass")
+
+
+def _implementations(metafunc: pytest.Metafunc, names) -> list:
+    bug = metafunc.definition.get_closest_marker("mailgate_bug")
+    marks = [pytest.mark.xfail(strict=True, reason="mailgate bug: " + bug.args[0])] if bug else []
+    return [pytest.param(name, id=name, marks=marks if name != "nginx" else []) for name in names]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "gate_impl" in metafunc.fixturenames:
         chosen = [n.strip() for n in metafunc.config.getoption("--mail-proxy").split(",")]
-        metafunc.parametrize("gate_impl", [n for n in chosen if n] + ["embedded"])
+        metafunc.parametrize("gate_impl", _implementations(metafunc, [n for n in chosen if n] + ["embedded"]))
     if "sut_impl" in metafunc.fixturenames:
-        metafunc.parametrize("sut_impl", SYSTEMS_UNDER_TEST)
+        metafunc.parametrize("sut_impl", _implementations(metafunc, SYSTEMS_UNDER_TEST))
 
 
 @pytest.fixture

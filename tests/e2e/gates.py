@@ -111,7 +111,7 @@ def log_messages(gate, level: str | None = None) -> list[str]:
     return [m.group(2) for line in gate.log_lines(level) if (m := _LOG_LINE.match(line))]
 
 
-def wait_for_log(gate, text: str, level: str | None = None, timeout: float = 5.0) -> list[str]:
+def wait_for_log(gate, text: str, level: str | None = None, timeout: float = 3.0) -> list[str]:
     """Wait until a log message (see ``log_messages``) contains ``text``; return the
     messages; fail with the whole log when it does not come."""
     if not wait_until(lambda: any(text in m for m in log_messages(gate, level)), timeout):
