@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
+import struct
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.e2e.backends import V2_SIGNATURE
 from tests.support.transcript import ReadEOF, ReadLine, ReadUntil
 
 __all__ = [
@@ -17,6 +20,7 @@ __all__ = [
     "each_protocol",
     "login_script",
     "per_protocol",
+    "proxy_v2",
     "rejection",
 ]
 
@@ -89,3 +93,15 @@ def per_protocol(*answers, then):
         return answers[n - 1] if n <= len(answers) else then(request)
 
     return policy
+
+
+def proxy_v2(source: str, destination: str, source_port: int, destination_port: int,
+             *, command: int = 0x21, tlvs: bytes = b"") -> bytes:
+    """A binary PROXY protocol v2 header (command 0x21 PROXY, 0x20 LOCAL) for TCP over
+    IPv4 or IPv6, optionally with TLVs."""
+    family = socket.AF_INET6 if ":" in source else socket.AF_INET
+    addresses = (socket.inet_pton(family, source) + socket.inet_pton(family, destination)
+                 + struct.pack("!HH", source_port, destination_port))
+    kind = 0x21 if family == socket.AF_INET6 else 0x11
+    body = addresses + tlvs
+    return V2_SIGNATURE + bytes([command, kind]) + struct.pack("!H", len(body)) + body

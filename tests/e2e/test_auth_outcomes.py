@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.e2e import bugs
 from tests.e2e.gates import log_messages, wait_for_log
 from tests.e2e.scripts import (
     INTERNAL_ERROR,
@@ -82,10 +83,7 @@ def test_success(running, auth_server, auth_policy, smtp_backend, answer):
 # -- failures -----------------------------------------------------------------------------
 
 
-@pytest.mark.mailgate_bug(
-    'the "client logged in" line carries a stale " while sending client greeting line" '
-    "(SPEC §2.5: no action on that line); the Log event's action None falls back to "
-    "SessionContext.action")
+@pytest.mark.mailgate_bug(bugs.LOGGED_IN_ACTION)
 def test_logged_in_log_line(running, auth_policy):
     for protocol in PROTOCOLS:
         run_script(running.address(protocol), login_script(protocol, then=[ReadLine()]))
@@ -103,9 +101,7 @@ def test_failure_message_and_close(running, auth_server, protocol):
                  + context(running, protocol), "info")
 
 
-@pytest.mark.mailgate_bug(
-    "a UTF-8 Auth-Status text is logged as mojibake (decoded as latin-1 in "
-    "protocol/_server.py, then written as UTF-8): nginx logs the bytes it got")
+@pytest.mark.mailgate_bug(bugs.LOGIN_FAILED_BYTES)
 def test_failure_message_bytes_in_the_log(running, auth_server):
     auth_server.policy = lambda request: Reply([("Auth-Status", "No way, José")])
     transcript = run_script(running.address("imap"), login_script("imap", password=b"bad"))
