@@ -10,6 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from tests.e2e.backends import V2_SIGNATURE
+from tests.support.auth_http import Reply
 from tests.support.transcript import ReadEOF, ReadLine, ReadUntil
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "context",
     "each_protocol",
     "login_script",
+    "ok",
     "per_protocol",
     "proxy_v2",
     "rejection",
@@ -105,3 +107,10 @@ def proxy_v2(source: str, destination: str, source_port: int, destination_port: 
     kind = 0x21 if family == socket.AF_INET6 else 0x11
     body = addresses + tlvs
     return V2_SIGNATURE + bytes([command, kind]) + struct.pack("!H", len(body)) + body
+
+
+def ok(backend: tuple[str, int], **headers: str) -> Reply:
+    """An auth_http answer sending the session to ``backend``; ``headers`` are added
+    (``Auth_Pass="x"`` → ``Auth-Pass: x``)."""
+    return Reply([("Auth-Status", "OK"), ("Auth-Server", backend[0]), ("Auth-Port", backend[1]),
+                  *((name.replace("_", "-"), value) for name, value in headers.items())])
