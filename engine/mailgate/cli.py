@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_config
 from mailgate.log import format_line
+from mailgate.server.cycle import check_worker_connections
 from mailgate.tls import build_contexts
 
 __all__ = ["main", "DEFAULT_CONF", "Options"]
@@ -23,6 +24,7 @@ SIGNALS = ("stop", "quit", "reopen", "reload")
 USAGE = """\
 Usage: mailgate [-?hvVtTq] [-s signal] [-p prefix]
                 [-e filename] [-c filename] [-g directives]
+       mailgate demo [--host address] [--dir directory] [--any-ports]
 
 Options:
   -?,-h         : this help
@@ -177,6 +179,7 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
         # TLS contexts are built while nginx merges the configuration: their errors
         # come before "syntax is ok"
         build_contexts(config, on_message=on_message)
+        check_worker_connections(config)
     except ConfigError as exc:
         log.log("emerg", str(exc))
         _stderr("configuration file %s test failed" % conf_path)
@@ -204,6 +207,10 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mailgate`` command."""
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:
+        from mailgate.demo.command import main as demo
+
+        return demo(argv[1:])
     try:
         opts = parse_args(argv)
     except UsageError as exc:

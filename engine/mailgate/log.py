@@ -60,12 +60,17 @@ def format_line(level: str, message: str, *, conn: int | None = None, when: floa
 
 
 def write_stderr(text: str) -> None:
-    """Write one whole line to stderr (one write call)."""
+    """Write one whole line to stderr (one write call); never raises."""
     try:
         os.write(sys.stderr.fileno(), text.encode("utf-8", "surrogateescape"))
-    except (OSError, ValueError, AttributeError):  # no usable stderr (daemonized, captured)
+        return
+    except (OSError, ValueError, AttributeError):  # no descriptor: a captured or replaced stderr
+        pass
+    try:
         sys.stderr.write(text)
         sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # stderr closed: nowhere left to write
+        pass
 
 
 class _File:
@@ -239,7 +244,7 @@ def printable(data: bytes) -> str:
 class SessionContext:
     """nginx's ``ngx_mail_log_error``: the context appended to a session's log lines."""
 
-    __slots__ = ("number", "client", "server", "starttls", "login", "upstream", "action")
+    __slots__ = ("number", "client", "server", "starttls", "login", "upstream")
 
     def __init__(self, number: int, client: str, server: str):
         self.number = number
@@ -248,11 +253,9 @@ class SessionContext:
         self.starttls = False
         self.login: bytes = b""
         self.upstream: str | None = None
-        self.action: str | None = "sending client greeting line"
 
-    def describe(self, message: str, action: str | None = None) -> str:
+    def describe(self, message: str, action: str = "") -> str:
         """``message`` with `` while ACTION, client: C, server: S, login: "L", upstream: U``."""
-        action = self.action if action is None else action
         parts = [message]
         if action:
             parts.append(" while %s" % action)

@@ -60,13 +60,16 @@ def load_config(
     directives: str | None = None,
     hostname: str | None = None,
     on_message: Callable[[ConfigMessage], None] | None = None,
+    require_auth_http: bool = True,
 ) -> Config:
     """Read, check and merge a configuration file; raise ConfigError as nginx would.
 
     A relative ``path`` is taken from the prefix (as ``nginx -c``); ``directives`` are
     extra main-context directives read first (``-g``); ``hostname`` replaces the
     machine's name as the default ``server_name``; ``on_message`` receives each notice
-    and warning as it is met (they are also in ``Config.messages``).
+    and warning as it is met (they are also in ``Config.messages``).  With
+    ``require_auth_http=False`` a server may lack ``auth_http`` (for an embedding
+    service that authenticates with its own callable).
     """
     prefix = _prefix(prefix)
     conf_file = os.path.normpath(os.path.join(prefix, path))
@@ -76,6 +79,7 @@ def load_config(
         os.path.join(os.path.dirname(conf_file), ""),
         hostname=hostname,
         on_message=on_message,
+        require_auth_http=require_auth_http,
     )
     if directives:
         loader.parse_text(directives, COMMAND_LINE, loader.main, loader.main.ctx, parameter=True)
@@ -84,11 +88,21 @@ def load_config(
 
 
 def _from_string(
-    cls, text: str, prefix: str | None = None, *, name: str = "<string>", hostname: str | None = None
+    cls,
+    text: str,
+    prefix: str | None = None,
+    *,
+    name: str = "<string>",
+    hostname: str | None = None,
+    require_auth_http: bool = True,
 ) -> Config:
-    """A configuration from text; relative paths resolve against ``prefix``."""
+    """A configuration from text; relative paths resolve against ``prefix``.
+
+    ``require_auth_http=False`` lets servers omit ``auth_http`` when an embedding
+    service passes its own auth callable to ``MailProxy``.
+    """
     prefix = _prefix(prefix)
-    loader = Loader(prefix, name, prefix, hostname=hostname)
+    loader = Loader(prefix, name, prefix, hostname=hostname, require_auth_http=require_auth_http)
     loader.files.append((name, text))
     loader.parse_text(text, name, loader.main, loader.main.ctx)
     return loader.build()

@@ -63,6 +63,7 @@ class Loader:
         *,
         hostname: str | None = None,
         on_message: Callable[[ConfigMessage], None] | None = None,
+        require_auth_http: bool = True,
     ):
         from mailgate.config.modules import DIRECTIVES, MAIL_MODULES, MAIN_MODULE
 
@@ -74,6 +75,7 @@ class Loader:
         self.conf_prefix = conf_prefix
         self.hostname = hostname
         self.on_message = on_message
+        self.require_auth_http = require_auth_http
         self.messages: list[ConfigMessage] = []
         self.files: list[tuple[str, str]] = []
         self.main = Level(Ctx.MAIN, conf_file, 0)

@@ -167,8 +167,9 @@ class MainConfig:
     error_log: tuple[LogTarget, ...]
     daemon: bool
     master_process: bool
-    user: tuple[str, str] | None
+    user: tuple[str, str]  # workers switch to it when the master runs as root
     worker_rlimit_nofile: int | None
+    worker_priority: int
     worker_shutdown_timeout: float | None
     working_directory: str | None
     env: tuple[str, ...]
@@ -200,7 +201,7 @@ class ServerConfig:
     error_log: tuple[LogTarget, ...]
     max_errors: int
     # ngx_mail_auth_http_module
-    auth_http: AuthHttpTarget
+    auth_http: AuthHttpTarget | None  # None only when loaded for an embedding auth callable
     auth_http_header: tuple[tuple[str, str], ...]
     auth_http_pass_client_cert: bool
     auth_http_timeout: float

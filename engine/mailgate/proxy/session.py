@@ -39,7 +39,7 @@ from mailgate.protocol.events import (
 )
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.realip import realip_for
-from mailgate.proxy.resolver import TEMPUNAVAIL
+from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 if TYPE_CHECKING:
@@ -48,10 +48,15 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientSession"]
 
+TLS_SHUTDOWN_WAIT = 3.0  # nginx waits this long for the peer's close_notify
 TLS_READ_SIZE = 32 * 1024  # ciphertext read per event: several records at once
 PROXY_HEADER_MAX = proxy_protocol.PEEK_MAX
 TIMED_OUT = "(110: Connection timed out)"
 _DISCARD = memoryview(bytearray(4096))
+# Ciphertext is read into one buffer shared by every session of the process: asyncio
+# calls get_buffer() and buffer_updated() back to back, and feed() copies the bytes
+# into the connection's BIO, so no session holds a read buffer while idle.
+_TLS_IN = memoryview(bytearray(TLS_READ_SIZE))
 
 # phases of a client connection
 PROXY_HEADER = "proxy-header"
@@ -96,18 +101,16 @@ class ClientSession(asyncio.BufferedProtocol):
         self.backend: "BackendSession | None" = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = 0.0
-        self._header = memoryview(bytearray(PROXY_HEADER_MAX))
+        self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
         self._early = b""  # plaintext that came with the PROXY header
-        self._tls_in: memoryview | None = None
         self._reading = True
         self._peer_paused = False  # the backend cannot take more: stop reading the client
-        self._writing_paused = False  # the client cannot take more
         self._client_eof = False
-        self._quiet_close = False
         self._closed = False
         self._auth_task: asyncio.Task | None = None
         self._pumping = False
+        self._tls_closing = False  # close_notify sent, waiting for the client's
 
     # -- asyncio: connection ------------------------------------------------
 
@@ -130,7 +133,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
         transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         if self.listen.proxy_protocol:
-            self.ctx.action = "reading PROXY protocol"
+            self._header = memoryview(bytearray(PROXY_HEADER_MAX))
             self._arm(self.runtime.config.timeout)
         else:
             self._after_proxy_header()
@@ -143,17 +146,24 @@ class ClientSession(asyncio.BufferedProtocol):
         return "%s:%d" % (self.client_address, self.client_port)
 
     def connection_lost(self, exc) -> None:
-        if exc is not None and not self._closed:
-            # client-side network errors are logged at info for mail (SPEC §2.5)
-            self._log("info", "recv() failed %s" % _errno_text(exc))
+        if not self._closed and self.ctx is not None:
+            if exc is not None:
+                # client-side network errors are logged at info for mail (SPEC §2.5)
+                self._log("info", "recv() failed %s" % _errno_text(exc))
+            if self.phase == RELAY:  # a read error ends the relay as an EOF does
+                self._log("info", "proxied session done", "")
         self._finish()
 
     # -- asyncio: reading ---------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
         phase = self.phase
+        if self._tls_closing:
+            return _TLS_IN
+        if self._closed:
+            return _DISCARD
         if self.tls is not None:
-            return self._tls_in
+            return _TLS_IN
         if phase == PRE_AUTH:
             view = self.machine.get_buffer(sizehint)
             return view if len(view) else _DISCARD
@@ -165,6 +175,9 @@ class ClientSession(asyncio.BufferedProtocol):
         return _DISCARD
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._tls_closing:
+            self._tls_closing_input(nbytes)
+            return
         if self._closed or not nbytes:
             return
         phase = self.phase
@@ -174,7 +187,7 @@ class ClientSession(asyncio.BufferedProtocol):
             return
         if self.tls is not None:
             try:
-                self.tls.feed(self._tls_in[:nbytes])
+                self.tls.feed(_TLS_IN[:nbytes])
             except MemoryError:
                 self._abort()
                 return
@@ -189,6 +202,8 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def eof_received(self) -> bool:
         self._client_eof = True
+        if self._closed:
+            return False
         if self.tls is not None:
             self.tls.feed_eof()
             self._tls_input()
@@ -204,12 +219,10 @@ class ClientSession(asyncio.BufferedProtocol):
     # -- asyncio: writing -------------------------------------------------------
 
     def pause_writing(self) -> None:
-        self._writing_paused = True
         if self.backend is not None:
             self.backend.pause_reading()
 
     def resume_writing(self) -> None:
-        self._writing_paused = False
         if self.phase == RELAY:
             self._touch()  # a client-side event re-arms proxy_timeout (SPEC §9.6)
         if self.backend is not None:
@@ -234,6 +247,7 @@ class ClientSession(asyncio.BufferedProtocol):
             self.client_address, self.client_port = real
             self.ctx.client = self.client_address
         self._disarm()
+        self._header = None
         self._after_proxy_header(data[header.length:])
 
     def _after_proxy_header(self, rest: bytes = b"") -> None:
@@ -247,9 +261,7 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _start_tls(self, rest: bytes = b"") -> None:
         self.phase = HANDSHAKE
-        self.ctx.action = "SSL handshaking" if self.tls_implicit else "in starttls state"
         self.tls = TLSConnection(self.runtime.tls, log=self._log)
-        self._tls_in = memoryview(bytearray(TLS_READ_SIZE))
         if self.tls_implicit:
             self._arm(self.runtime.config.timeout)
         if rest:
@@ -335,9 +347,12 @@ class ClientSession(asyncio.BufferedProtocol):
     def _make_machine(self):
         config = self.runtime.config
         if config.protocol == "smtp":
+            # without a resolver (or until it answers) the SMTP client is [UNAVAILABLE];
+            # a UNIX-socket client is [TEMPUNAVAIL] (SPEC §6.1)
+            self.client_host = (TEMPUNAVAIL if self.unix else UNAVAILABLE).encode()
             self.machine = server_for(config, tls=self.tls is not None,
                                       client_addr=self.client_address,
-                                      client_host=self.client_host or b"[UNAVAILABLE]")
+                                      client_host=self.client_host)
         else:
             self.machine = server_for(config, tls=self.tls is not None)
         return self.machine
@@ -351,12 +366,9 @@ class ClientSession(asyncio.BufferedProtocol):
         config = self.runtime.config
         if config.protocol == "smtp" and self.runtime.resolver is not None and not self.unix:
             self.phase = RESOLVING
-            self.ctx.action = "in resolving client address"
             self._update_reading()
             self.loop.create_task(self._resolve_then_greet())
             return
-        if config.protocol == "smtp" and self.unix:
-            self.client_host = machine.client_host = TEMPUNAVAIL.encode()
         self._greet()
 
     async def _resolve_then_greet(self) -> None:
@@ -364,7 +376,7 @@ class ClientSession(asyncio.BufferedProtocol):
         if self._closed:
             return
         for line in name.logs:
-            self._log(line.level, line.message, line.action)
+            self._log(line.level, line.message, line.action or "")
         self.client_host = name.host.encode()
         self.machine.client_host = self.client_host
         self._greet()
@@ -387,7 +399,7 @@ class ClientSession(asyncio.BufferedProtocol):
             elif kind is DisarmTimer:
                 self._disarm()
             elif kind is Log:
-                self._log(action.level, action.message, action.action)
+                self._log(action.level, action.message, action.action or "")
             elif kind is Close:
                 self._close(quiet=action.timed_out)
                 return
@@ -511,7 +523,7 @@ class ClientSession(asyncio.BufferedProtocol):
             elif kind is DisarmTimer:
                 backend.disarm()
             elif kind is Log:
-                self._log(action.level, action.message, action.action)
+                self._log(action.level, action.message, action.action or "")
             elif kind is LoginDone:
                 self._start_relay(action)
             elif kind is LoginFailed:
@@ -543,7 +555,6 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _start_relay(self, done: LoginDone) -> None:
         self.phase = RELAY
-        self.ctx.action = "proxying"
         self._touch()
         self._arm(self.runtime.config.proxy_timeout)
         self.backend.start_relay(done.buffer)
@@ -625,7 +636,12 @@ class ClientSession(asyncio.BufferedProtocol):
                 self.transport.pause_reading()
 
     def _close(self, quiet: bool = False) -> None:
-        """Close after what was written is sent; TLS gets close_notify unless ``quiet``."""
+        """Close after what was written is sent; TLS gets close_notify unless ``quiet``.
+
+        As nginx, after a close_notify the peer's answer is awaited for up to
+        ``TLS_SHUTDOWN_WAIT`` seconds, so that the client reads everything sent
+        before it (closing with its close_notify unread would reset the connection).
+        """
         if self._closed:
             return
         self._closed = True
@@ -635,16 +651,32 @@ class ClientSession(asyncio.BufferedProtocol):
             self._auth_task.cancel()
         if self.backend is not None:
             self.backend.close()
+        if self.transport is None:
+            return
         if self.tls is not None:
-            try:
-                if quiet:
-                    self.tls.abort()
-                else:
-                    self.tls.shutdown()
-                    self._flush_tls()
-            except TLSError:
+            if quiet or self._client_eof:
                 self.tls.abort()
-        if self.transport is not None:
+            elif self._tls_shutdown():
+                self._tls_closing = True
+                self._timer = self.loop.call_later(TLS_SHUTDOWN_WAIT, self.transport.close)
+                self.transport.resume_reading()
+                return
+        self.transport.close()
+
+    def _tls_shutdown(self) -> bool:
+        """Send (or go on with) the close_notify exchange; True while waiting for the peer."""
+        try:
+            done = self.tls.shutdown()
+        except TLSError:
+            self.tls.abort()
+            return False
+        self._flush_tls()
+        return not done
+
+    def _tls_closing_input(self, nbytes: int) -> None:
+        self.tls.feed(_TLS_IN[:nbytes])
+        if not self._tls_shutdown():
+            self._disarm()
             self.transport.close()
 
     def shutdown(self, reason: str | None = None) -> None:
@@ -675,10 +707,30 @@ class ClientSession(asyncio.BufferedProtocol):
         if log.enabled(level):
             log.log(level, message)
 
+    def _action(self) -> str:
+        """nginx's log action for what the session is doing now."""
+        phase = self.phase
+        if phase == PROXY_HEADER:
+            return "reading PROXY protocol"
+        if phase == HANDSHAKE:
+            return "SSL handshaking" if self.tls_implicit else "in starttls state"
+        if phase == RESOLVING:
+            return "in resolving client address"
+        if phase == PRE_AUTH:
+            return self.machine.log_action or ""
+        if phase == BACKEND:
+            return self.backend.machine.log_action or "" if self.backend else "connecting to upstream"
+        if phase == RELAY:
+            return "proxying"
+        return ""
+
     def _log(self, level: str, message: str, action: str | None = None) -> None:
+        """A session line with nginx's context; ``action`` None means the current one,
+        "" none at all."""
         log = self.runtime.log
         if not log.enabled(level):
             return
         if self.machine is not None:
             self.ctx.login = self.machine.login
-        log.log(level, self.ctx.describe(message, action), conn=self.number)
+        log.log(level, self.ctx.describe(message, self._action() if action is None else action),
+                conn=self.number)

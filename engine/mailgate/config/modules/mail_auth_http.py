@@ -54,8 +54,9 @@ DIRECTIVES = (
 
 
 def merge(step, main: MainConfig) -> None:
-    """``auth_http`` is required: from the server or mail{}."""
+    """``auth_http`` is required (from the server or mail{}), unless an embedding
+    service authenticates with its own callable."""
     target = step.inherited("auth_http", None)
-    if target is None:
+    if target is None and step.loader.require_auth_http:
         raise step.error('no "auth_http" is defined for server')
     step.values["auth_http"] = target

@@ -1,0 +1,315 @@
+"""The master process of the ``mailgate`` binary, with nginx's process model.
+
+The master reads and checks the configuration, opens the log files, binds
+every listening socket and creates the shared zones, then (``daemon on``)
+goes to the background, writes the ``pid`` file and forks
+``worker_processes`` workers.  Afterwards it only waits for signals:
+
+* HUP: reload.  The configuration is read again; on any error the master logs
+  it at emerg and goes on with the old one.  Otherwise sockets of unchanged
+  addresses are kept, new ones bound, removed ones closed; shared zones of the
+  same name and size are kept; new workers start on the new configuration and
+  the old ones get QUIT, so their sessions end on the configuration they began
+  with.
+* QUIT: graceful stop (workers drain, then the master exits).
+* TERM, INT: fast stop (TERM to the workers, SIGKILL after about 1.5 s).
+* USR1: reopen the log files, then the workers'.
+* WINCH (daemon only): workers stop gracefully, the master stays (HUP brings
+  them back).
+* CHLD: a worker ended; one that was not told to end is logged and replaced.
+
+Log lines are nginx's, at nginx's levels.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from mailgate._version import __version__
+from mailgate.config import ConfigError, ConfigMessage, load_config
+from mailgate.server import process, signals
+from mailgate.server.cycle import Cycle
+from mailgate.server.pidfile import create_pidfile, delete_pidfile
+from mailgate.server.worker import run_worker
+
+__all__ = ["Master", "run"]
+
+RELOAD_PAUSE = 0.1  # nginx lets new workers start before it stops the old ones
+KILL_AFTER = 1.0  # the doubling TERM interval beyond which workers get SIGKILL
+FIRST_DELAY = 0.05
+
+
+@dataclass
+class _WorkerRecord:
+    pid: int
+    generation: int
+    exiting: bool = False
+    respawn: bool = True
+
+
+def run(opts, log, prefix: str) -> int:
+    """``mailgate`` without ``-t``: send ``-s`` or run the master; the exit status."""
+    if opts.signal:
+        return signals.send_command(opts.signal, opts, log, prefix)
+    from mailgate.tls import SessionZones
+
+    zones = SessionZones()
+    try:
+        config = load_config(opts.conf_file, prefix, directives=opts.directives,
+                             on_message=log.message)
+        cycle = Cycle.open(config, zones, on_message=log.message)
+    except ConfigError as exc:
+        log.log("emerg", str(exc))
+        zones.close()
+        return 1
+    if not config.main.master_process:
+        log.log("notice", '"master_process off" is ignored: a master process runs the workers')
+    return Master(opts, prefix, cycle, log).run()
+
+
+class Master:
+    """The master's state and its signal loop."""
+
+    def __init__(self, opts, prefix: str, cycle: Cycle, startup_log):
+        self.opts = opts
+        self.prefix = prefix
+        self.cycle = cycle
+        self.zones = cycle.zones
+        self.startup_log = startup_log
+        self.pid = os.getpid()
+        self.daemonized = False
+        self.generation = 0
+        self.workers: dict[int, _WorkerRecord] = {}
+        # what the signals asked for, acted on by the loop
+        self.reap = self.quit = self.terminate = False
+        self.reconfigure = self.reopen = self.noaccept = False
+        self.closed_listening = False
+
+    @property
+    def log(self):
+        return self.cycle.log
+
+    # -- start ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start the workers and serve signals until the end; the exit status."""
+        config = self.cycle.config
+        self.log.log("notice", 'using the "%s" event method' % process.event_method())
+        self.log.log("notice", "mailgate/%s" % __version__)
+        for line in process.os_status():
+            self.log.log("notice", line)
+        signals.block(signals.MASTER_SIGNALS)
+        detach = None
+        if config.main.daemon:
+            detach = process.daemonize()
+            self.daemonized = True
+            self.pid = os.getpid()
+        try:
+            create_pidfile(config.main.pid, self.pid)
+        except ConfigError as exc:
+            self._startup_failure(str(exc))
+            if detach is not None:
+                detach(False)
+            self.cycle.release()
+            self.zones.close()
+            return 1
+        if detach is not None:
+            detach(True)
+        process.redirect_stderr(self.cycle.first_log_file())
+        process.set_title("master process mailgate %s" % " ".join(sys.argv[1:]))
+        self.start_workers()
+        return self.serve()
+
+    def _startup_failure(self, message: str) -> None:
+        self.log.log("emerg", message)
+        if not self.cycle.logs_to_stderr():
+            self.startup_log.log("emerg", message)
+
+    # -- workers -------------------------------------------------------------------------
+
+    def start_workers(self) -> None:
+        self.log.log("notice", "start worker processes")
+        for _ in range(self.cycle.config.main.worker_processes):
+            self.spawn()
+
+    def spawn(self) -> None:
+        """Fork one worker on the current cycle."""
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            self.log.log("alert", 'fork() failed while spawning "worker process" (%d: %s)'
+                         % (exc.errno, os.strerror(exc.errno)))
+            return
+        if pid == 0:
+            run_worker(self.cycle, self.pid, self.daemonized)
+        self.log.log("notice", "start worker process %d" % pid)
+        self.workers[pid] = _WorkerRecord(pid, self.generation)
+
+    def signal_workers(self, signo: int, *, old_only: bool = False) -> None:
+        """Send ``signo`` to the workers (QUIT skips those already ending)."""
+        for record in list(self.workers.values()):
+            if old_only and record.generation == self.generation:
+                continue
+            if signo == signal.SIGQUIT and record.exiting:
+                continue
+            try:
+                os.kill(record.pid, signo)
+            except OSError as exc:
+                self.log.log("alert", "kill(%d, %d) failed (%d: %s)"
+                             % (record.pid, signo, exc.errno, os.strerror(exc.errno)))
+                self.reap = True
+                continue
+            if signo != signal.SIGUSR1:
+                record.exiting = True
+
+    def reap_children(self) -> None:
+        """Collect ended children; log them as nginx does; replace the unexpected ones."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            record = self.workers.pop(pid, None)
+            name = "worker process" if record is not None else "unknown process"
+            if os.WIFSIGNALED(status):
+                core = " (core dumped)" if os.WCOREDUMP(status) else ""
+                self.log.log("alert", "%s %d exited on signal %d%s"
+                             % (name, pid, os.WTERMSIG(status), core))
+                code = None
+            else:
+                code = os.WEXITSTATUS(status)
+                self.log.log("notice", "%s %d exited with code %d" % (name, pid, code))
+            if record is None:
+                continue
+            if code == process.FATAL and record.respawn:
+                self.log.log("alert", "%s %d exited with fatal code %d and cannot be respawned"
+                             % (name, pid, code))
+                record.respawn = False
+            if record.respawn and not record.exiting and not (self.terminate or self.quit):
+                self.spawn()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        delay = 0.0
+        deadline = 0.0
+        while True:
+            timeout = max(deadline - time.monotonic(), 0.0) if delay else None
+            info = signals.wait(signals.MASTER_SIGNALS, timeout)
+            while info is not None:  # act once on everything that is pending
+                self.on_signal(info)
+                info = signals.wait(signals.MASTER_SIGNALS, 0)
+
+            if self.reap:
+                self.reap = False
+                self.reap_children()
+            if not self.workers and (self.terminate or self.quit):
+                return self.exit()
+
+            if self.terminate:
+                now = time.monotonic()
+                if not delay:
+                    delay, deadline = FIRST_DELAY, now + FIRST_DELAY
+                    self.signal_workers(signal.SIGTERM)
+                elif now >= deadline:
+                    delay *= 2
+                    deadline = now + delay
+                    self.signal_workers(signal.SIGKILL if delay > KILL_AFTER else signal.SIGTERM)
+                continue
+            if self.quit:
+                self.signal_workers(signal.SIGQUIT)
+                if not self.closed_listening:
+                    self.closed_listening = True
+                    self.cycle.close_listening()
+                continue
+            if self.reconfigure:
+                self.reconfigure = False
+                self.reload()
+            if self.reopen:
+                self.reopen = False
+                self.log.log("notice", "reopening logs")
+                self.cycle.reopen_logs()
+                process.redirect_stderr(self.cycle.first_log_file())
+                self.signal_workers(signal.SIGUSR1)
+            if self.noaccept:
+                self.noaccept = False
+                self.signal_workers(signal.SIGQUIT)
+
+    def on_signal(self, info: signal.struct_siginfo) -> None:
+        """Note what a signal asks for and log it."""
+        signo = info.si_signo
+        action = ""
+        if signo == signal.SIGQUIT:
+            self.quit = True
+            action = ", shutting down"
+        elif signo in (signal.SIGTERM, signal.SIGINT):
+            self.terminate = True
+            action = ", exiting"
+        elif signo == signal.SIGWINCH:
+            # a terminal sends WINCH on resize: only a daemon takes it as a command
+            if self.daemonized:
+                self.noaccept = True
+                action = ", stop accepting connections"
+        elif signo == signal.SIGHUP:
+            self.reconfigure = True
+            action = ", reconfiguring"
+        elif signo == signal.SIGUSR1:
+            self.reopen = True
+            action = ", reopening logs"
+        elif signo == signal.SIGUSR2:
+            action = ", ignoring"  # nginx's binary upgrade is not supported
+        elif signo == signal.SIGCHLD:
+            self.reap = True
+        self.log.log("notice", signals.received(info, action))
+
+    # -- reload and exit -----------------------------------------------------------------
+
+    def _message(self, item: ConfigMessage) -> None:
+        self.log.log(item.level, str(item))
+
+    def reload(self) -> None:
+        """HUP: a new cycle and new workers, or the old ones go on (error logged at emerg)."""
+        self.log.log("notice", "reconfiguring")
+        old = self.cycle
+        new_pid = None
+        try:
+            config = load_config(self.opts.conf_file, self.prefix,
+                                 directives=self.opts.directives, on_message=self._message)
+            if config.main.pid != old.config.main.pid:
+                create_pidfile(config.main.pid, self.pid)
+                new_pid = config.main.pid
+            cycle = Cycle.open(config, self.zones, previous=old, on_message=self._message)
+        except Exception as exc:  # noqa: BLE001 - whatever it is, the old configuration goes on
+            if isinstance(exc, ConfigError):
+                self.log.log("emerg", str(exc))
+            else:
+                self.log.log("alert", "reconfiguration failed: %r" % exc)
+                traceback.print_exc()  # stderr is the error_log file when there is one
+            if new_pid is not None:
+                delete_pidfile(new_pid, self.log)
+            return
+        if new_pid is not None:
+            delete_pidfile(old.config.main.pid, self.log)
+        self.cycle = cycle
+        self.generation += 1
+        old.release(successor=cycle)
+        process.redirect_stderr(cycle.first_log_file())
+        self.log.log("notice", 'using the "%s" event method' % process.event_method())
+        self.start_workers()
+        time.sleep(RELOAD_PAUSE)
+        self.signal_workers(signal.SIGQUIT, old_only=True)
+
+    def exit(self) -> int:
+        """Every worker has ended: remove the pid file, close everything, exit 0."""
+        delete_pidfile(self.cycle.config.main.pid, self.log)
+        self.log.log("notice", "exit")
+        self.cycle.release()
+        self.zones.close()
+        return 0
