@@ -83,7 +83,6 @@ def test_success(running, auth_server, auth_policy, smtp_backend, answer):
 # -- failures -----------------------------------------------------------------------------
 
 
-@pytest.mark.mailgate_bug(bugs.LOGGED_IN_ACTION)
 def test_logged_in_log_line(running, auth_policy):
     for protocol in PROTOCOLS:
         run_script(running.address(protocol), login_script(protocol, then=[ReadLine()]))

@@ -12,7 +12,6 @@ import smtplib
 
 import pytest
 
-from tests.e2e import bugs
 from tests.e2e.configs import TLS
 from tests.e2e.scripts import EHLO_DONE, proxy_v2
 from tests.support.clients import client_context, imap_login, open_imap, open_pop3, open_smtp
@@ -162,10 +161,9 @@ def proxy_protocol_v2(proxy, pki):
 SCENARIOS = [
     imap_escapes, imap_authenticate, imap_starttls, imaps_client_certificate,
     imaps_self_signed_without_ca_check, imap_external, pop3_logins,
-    pytest.param(smtp_logins, marks=bugs.xfail(bugs.CLIENT_HOST)),
-    pytest.param(smtp_none, marks=bugs.xfail(bugs.CLIENT_HOST)),
+    smtp_logins, smtp_none,
     proxy_protocol_v1,
-    pytest.param(proxy_protocol_v2, marks=bugs.xfail(bugs.CLIENT_HOST)),
+    proxy_protocol_v2,
 ]
 
 
@@ -200,7 +198,6 @@ def assert_same_request(reference: bytes, ours: bytes) -> None:
 # -- single facts, on every implementation ------------------------------------------------
 
 
-@pytest.mark.mailgate_bug(bugs.CLIENT_HOST)
 def test_smtp_sends_client_host_without_a_resolver(gate, auth_server, smtp_backend):
     with open_smtp(*gate.start(MAIL).address("smtp")) as client:
         client.login(ALICE.login, ALICE.password)

@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from tests.e2e import bugs
 from tests.e2e.configs import TLS
 from tests.e2e.gates import rss_bytes, worker_pids
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
@@ -138,12 +139,6 @@ def test_500_concurrent_sessions(gate, dovecot):
     print("%s: %d sessions in %.1f s" % (gate.name, SESSIONS, time.monotonic() - started))
 
 
-def _rst(address) -> None:
-    sock = socket.create_connection(address)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    sock.close()
-
-
 ABUSE_MAIL = """
     server_name mx.test;
     auth_http $auth_http;
@@ -173,7 +168,6 @@ def test_garbage_and_half_open_connections_do_not_disturb_others(gate, dovecot, 
         half = socket.create_connection(gate.address(name))
         half.sendall(b"a1 LOGIN ali")  # half a line
         idle.append(half)
-        _rst(gate.address(name))
         garbage = socket.create_connection(gate.address(name))
         try:
             garbage.sendall(os.urandom(65536) + b"\r\n\0\xff" * 1000)
@@ -201,3 +195,30 @@ def test_garbage_and_half_open_connections_do_not_disturb_others(gate, dovecot, 
     waiting.close()
     for sock in idle:
         sock.close()
+
+
+def _rst(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+@pytest.mark.mailgate_bug(bugs.PEERNAME_NONE, only=["mailgate"])
+def test_connections_reset_at_once(gate, dovecot):
+    gate.tolerate_problems = True  # checked below, once
+    gate.start(ABUSE_MAIL)
+    for name in ("imap", "imaps", "pop3", "smtp", "pp"):
+        for _ in range(5):
+            _rst(socket.create_connection(gate.address(name)))
+    # and a reset in the middle of a session, before and after the login
+    for login in (False, True):
+        sock = socket.create_connection(gate.address("imap"), timeout=10)
+        assert _recv_line(sock).startswith(b"* OK")
+        if login:
+            sock.sendall(b"a1 LOGIN alice alice-secret\r\n")
+            assert _recv_line(sock).startswith(b"a1 OK")
+        _rst(sock)
+    transcript = run_script(gate.address("imap"), [
+        ReadLine(), b"a1 LOGIN alice alice-secret\r\n", ReadTagged(b"a1"), b"a2 LOGOUT\r\n", ReadEOF()])
+    assert b"a1 OK" in transcript.received
+    time.sleep(0.3)  # what the resets cause is logged by now
+    assert gate.problems() == []
