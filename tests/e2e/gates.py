@@ -18,9 +18,10 @@ from tests.proxy.conftest import EmbeddedProxy
 from tests.support.procs import wait_until
 from tests.support.proxy import MailProxy
 
-__all__ = ["EmbeddedGate", "log_messages", "rss_bytes", "wait_for_log", "worker_pids"]
+__all__ = ["LOG_LINE", "EmbeddedGate", "log_messages", "rss_bytes", "wait_for_log", "worker_pids"]
 
-_LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$")
+LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (\*\d+ )?(.*)$")
+"""An error_log line: level, ``*N `` of a session line (else None), message."""
 
 
 class EmbeddedGate(EmbeddedProxy):
@@ -62,13 +63,13 @@ class EmbeddedGate(EmbeddedProxy):
         lines = self.error_log().splitlines()
         if level is None:
             return lines
-        return [l for l in lines if (m := _LOG_LINE.match(l)) and m.group(1) == level]
+        return [l for l in lines if (m := LOG_LINE.match(l)) and m.group(1) == level]
 
     def problems(self) -> list[str]:
         return [
             line for line in self.error_log().splitlines()
             if "Traceback (most recent call last)" in line
-            or ((m := _LOG_LINE.match(line)) and m.group(1) in ("alert", "emerg"))
+            or ((m := LOG_LINE.match(line)) and m.group(1) in ("alert", "emerg"))
         ] + ["event loop: " + e for e in self.loop_errors]
 
     def worker_pids(self) -> list[int]:
@@ -108,7 +109,7 @@ def rss_bytes(pid: int) -> int:
 def log_messages(gate, level: str | None = None) -> list[str]:
     """Session log lines without time, level, pid and connection number:
     ``client login failed: "x" while in http auth state, client: ..., server: ...``."""
-    return [m.group(2) for line in gate.log_lines(level) if (m := _LOG_LINE.match(line))]
+    return [m.group(3) for line in gate.log_lines(level) if (m := LOG_LINE.match(line))]
 
 
 def wait_for_log(gate, text: str, level: str | None = None, timeout: float = 3.0) -> list[str]:
