@@ -14,6 +14,13 @@ PEERNAME_NONE = (
     "subscriptable): a traceback in the log per such connection")
 
 
+PROXY_HEADER_SPLIT = (
+    "an inbound PROXY header not complete in the first read is awaited (until `timeout`); "
+    "nginx peeks once and rejects it at once: 'header is too large' for v2, 'broken "
+    "header' for v1 (SPEC §11: a length beyond the received bytes gives 'header is too "
+    "large'); proxy/proxy_protocol.py parse() returns None for more bytes by design")
+
+
 def xfail(reason: str) -> pytest.MarkDecorator:
     """The strict xfail mark for a mailgate bug (for parameters of pair tests, where
     every implementation is mailgate's)."""

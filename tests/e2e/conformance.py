@@ -6,11 +6,18 @@ from __future__ import annotations
 import difflib
 import re
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tests.e2e.gates import LOG_LINE
 from tests.support.procs import wait_until
-from tests.support.transcript import MASK_SALTS, Transcript, assert_same_transcript, run_script
+from tests.support.transcript import (
+    MASK_SALTS,
+    Event,
+    Transcript,
+    assert_same_transcript,
+    run_script,
+)
 
 __all__ = ["Script", "compare", "normalized_log"]
 
@@ -20,12 +27,14 @@ _CLIENT_PORT = re.compile(r"client (127\.0\.0\.1|\[[0-9a-f:]+\]):\d+ connected")
 
 @dataclass(frozen=True)
 class Script:
-    """A named client script against the listener ``port`` of the configuration."""
+    """A named client script against the listener ``port`` of the configuration;
+    ``setup`` runs before each run (e.g. to choose the auth server's answer)."""
 
     name: str
     port: str
     steps: list = field(default_factory=list)
     implicit_tls: bool = False
+    setup: Callable[[], object] | None = None
 
 
 def normalized_log(gate, body: str) -> list[str]:
@@ -50,20 +59,31 @@ def normalized_log(gate, body: str) -> list[str]:
         for text in out if text is not None]
 
 
+def _reset_as_close(transcript: Transcript) -> Transcript:
+    reset = Event("error", b"ConnectionResetError")
+    return Transcript([Event("eof") if e == reset else e for e in transcript.events])
+
+
 def compare(reference, ours, body: str, scripts: list[Script], *,
             tls_context: ssl.SSLContext | None = None, log_lines: bool = True,
-            hooks=MASK_SALTS, log_differences=()) -> None:
+            hooks=MASK_SALTS, log_differences=(), reset_is_close: bool = False) -> None:
     """Run every script through both started proxies; fail with every difference (the
     client's transcripts, then the session log lines).
 
     ``log_differences`` are justified ones: ``(regex, replacement)`` turning nginx's
-    normalized log line into what mailgate writes instead."""
+    normalized log line into what mailgate writes instead.  ``reset_is_close`` counts
+    a connection reset as the server's close (nginx closes with unread bytes left)."""
     problems = []
     for script in scripts:
-        transcripts: list[Transcript] = [
-            run_script(gate.address(script.port), script.steps, tls_context=tls_context,
-                       implicit_tls=script.implicit_tls, server_hostname="localhost")
-            for gate in (reference, ours)]
+        transcripts: list[Transcript] = []
+        for gate in (reference, ours):
+            if script.setup is not None:
+                script.setup()
+            transcripts.append(run_script(
+                gate.address(script.port), script.steps, tls_context=tls_context,
+                implicit_tls=script.implicit_tls, server_hostname="localhost"))
+        if reset_is_close:
+            transcripts = [_reset_as_close(t) for t in transcripts]
         try:
             assert_same_transcript(*transcripts, *hooks)
         except AssertionError as exc:

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.e2e import bugs
+from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import log_messages, wait_for_log
 from tests.e2e.scripts import (
     INTERNAL_ERROR,
@@ -290,3 +291,30 @@ def test_plain_login_without_auth_pass_uses_the_clients_password(running, auth_s
     auth_server.policy = lambda request: Reply(_ok(auth_policy, request))
     transcript = run_script(running.address("imap"), login_script("imap", then=[ReadTagged(b"a1")]))
     assert transcript.replies()[-1].startswith(b"a1 OK ")
+
+
+# -- the same outcomes through nginx and mailgate: transcripts and log lines -----------------
+
+LOGOUT = {"imap": b"z LOGOUT\r\n", "pop3": b"QUIT\r\n", "smtp": b"QUIT\r\n"}
+
+PAIRED = {
+    **{name: answer for name, answer in SUCCESSES.items()},
+    "failure": lambda p, r: Reply([("Auth-Status", "Go away"), ("Auth-Error-Code", "550 5.7.1")]),
+    **{name: answer for name, (answer, _, _) in INTERNAL.items()
+       if name not in ("slow", "half-answer", "wait-then-slow")},
+}
+
+
+def test_outcomes_match_nginx(pair, auth_server, auth_policy, dovecot, smtp_backend):
+    scripts = []
+    for case, answer in PAIRED.items():
+        def setup(answer=answer):
+            auth_server.policy = lambda request: answer(auth_policy, request)
+        for protocol in PROTOCOLS:
+            then = [ReadLine(), LOGOUT[protocol], ReadEOF()] if case in SUCCESSES else None
+            scripts.append(Script("%s-%s" % (case, protocol), protocol,
+                                  login_script(protocol, then=then), setup=setup))
+    for protocol in PROTOCOLS:
+        scripts.append(Script("down-" + protocol, protocol + "_dead", login_script(protocol)))
+    nginx, mailgate = pair
+    compare(nginx.start(MAIL), mailgate.start(MAIL), MAIL, scripts)

@@ -13,6 +13,7 @@ import smtplib
 import pytest
 
 from tests.e2e.configs import TLS
+from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import EHLO_DONE, proxy_v2
 from tests.support.clients import client_context, imap_login, open_imap, open_pop3, open_smtp
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, ReadUntil, StartTLS, run_script
@@ -134,6 +135,7 @@ def smtp_none(proxy, pki):
 def proxy_protocol_v1(proxy, pki):
     for header in (b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 143\r\n",
                    b"PROXY TCP6 2001:db8::7 2001:db8::1 40001 143\r\n",
+                   b"PROXY TCP4 a.b.c.d 198.51.100.1 40000 143\r\n",  # nginx checks characters only
                    b"PROXY UNKNOWN\r\n"):
         run_script(proxy.address("pp"), [
             header, ReadLine(), b"a1 LOGIN alice alice-secret\r\n", ReadTagged(b"a1"),
@@ -216,3 +218,16 @@ def test_auth_salt_for_external_on_a_salted_pop3_server(gate, auth_server):
     [request] = auth_server.requests
     assert request.auth_method == "external" and request.login == "alice"
     assert request.salt == (salt if gate.name == "nginx" else None)
+
+
+def test_inbound_proxy_v2_window(gate, auth_server):
+    """nginx 1.22 peeks at 107 bytes for the PROXY header, 1.23.3+ at 4096, as mailgate
+    does (SPEC §11, §14): a v2 header with 200 bytes of TLVs is too large for 1.22."""
+    header = proxy_v2("192.0.2.9", "198.51.100.1", 40003, 143,
+                      tlvs=bytes([0x04, 0x00, 200]) + b"x" * 200)
+    transcript = run_script(gate.start(MAIL).address("pp"), [header, ReadLine(), b"a1 LOGOUT\r\n", ReadEOF()])
+    if gate.name == "nginx":
+        assert transcript.replies() == [] and transcript.closed_by_server
+        wait_for_log(gate, "header is too large while reading PROXY protocol", "error")
+    else:
+        assert transcript.replies()[0] == b"* OK IMAP4 ready\r\n"
