@@ -52,7 +52,7 @@ def normalized_log(gate, body: str) -> list[str]:
         if not match.group(2) or match.group(1) == "debug":
             out.append(None)
             continue
-        out.append("[%s] %s" % (match.group(1), match.group(3)))
+        out.append(f"[{match.group(1)}] {match.group(3)}")
     return [
         re.sub(r"127\.0\.0\.1:(\d+)", lambda m: "127.0.0.1:" + names.get(m.group(1), "UPSTREAM"),
                _CLIENT_PORT.sub(r"client \1:PORT connected", text))
@@ -87,16 +87,15 @@ def compare(reference, ours, body: str, scripts: list[Script], *,
         try:
             assert_same_transcript(*transcripts, *hooks)
         except AssertionError as exc:
-            problems.append("%s: %s" % (script.name, exc))
+            problems.append(f"{script.name}: {exc}")
         if transcripts[0].timed_out:
-            problems.append("%s: the script waited for nginx in vain:\n%s" % (
-                script.name, transcripts[0]))
+            problems.append(f"{script.name}: the script waited for nginx in vain:\n{transcripts[0]}")
     if log_lines:
         # the last session's lines come when its connection is closed
         wait_until(lambda: len(normalized_log(ours, body)) >= len(normalized_log(reference, body)), 2)
         left, right = normalized_log(reference, body), normalized_log(ours, body)
         for pattern, replacement in log_differences:
-            left = [re.sub(pattern, replacement, line, flags=re.S) for line in left]
+            left = [re.sub(pattern, replacement, line, flags=re.DOTALL) for line in left]
         if left != right:
             problems.append("error log lines differ:\n" + "\n".join(
                 difflib.unified_diff(left, right, "nginx", ours.name, lineterm="")))

@@ -42,9 +42,9 @@ class EmbeddedGate(EmbeddedProxy):
     def _new_loop(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.new_event_loop()
 
-        def record(loop, context):  # noqa: ARG001 - asyncio's handler signature
+        def record(loop, context):
             exc = context.get("exception")
-            self.loop_errors.append("%s: %r" % (context.get("message"), exc))
+            self.loop_errors.append("{}: {!r}".format(context.get("message"), exc))
 
         loop.set_exception_handler(record)
         return loop
@@ -52,7 +52,7 @@ class EmbeddedGate(EmbeddedProxy):
     def port(self, name: str) -> int:
         return self._port(name)
 
-    def start(self, body: str, *, main: str = "", auth=None) -> "EmbeddedGate":
+    def start(self, body: str, *, main: str = "", auth=None) -> EmbeddedGate:
         super().start(body, main=main, auth=auth)
         return self
 

@@ -69,9 +69,9 @@ def context(gate, port_name: str, login: str | None = "alice", upstream: str | N
     text = ", client: 127.0.0.1%s, server: 127.0.0.1:%d" % (
         " using starttls" if starttls else "", gate.port(port_name))
     if login is not None:
-        text += ', login: "%s"' % login
+        text += f', login: "{login}"'
     if upstream is not None:
-        text += ", upstream: %s" % upstream
+        text += f", upstream: {upstream}"
     return text
 
 

@@ -312,7 +312,7 @@ def test_outcomes_match_nginx(pair, auth_server, auth_policy, dovecot, smtp_back
             auth_server.policy = lambda request: answer(auth_policy, request)
         for protocol in PROTOCOLS:
             then = [ReadLine(), LOGOUT[protocol], ReadEOF()] if case in SUCCESSES else None
-            scripts.append(Script("%s-%s" % (case, protocol), protocol,
+            scripts.append(Script(f"{case}-{protocol}", protocol,
                                   login_script(protocol, then=then), setup=setup))
     for protocol in PROTOCOLS:
         scripts.append(Script("down-" + protocol, protocol + "_dead", login_script(protocol)))

@@ -82,7 +82,7 @@ RECORDED = (
 
 @pytest.mark.parametrize("security", ["plain", "starttls", "ssl"])
 def test_smtp_data_arrives_byte_for_byte(running, smtp_backend, tls_client_context, security):
-    login = [b"EHLO client.test\r\n", ReadUntil(re.compile(rb"^250 ", re.M))]
+    login = [b"EHLO client.test\r\n", ReadUntil(re.compile(rb"^250 ", re.MULTILINE))]
     start = [ReadLine()]
     if security == "starttls":
         start += [*login, b"STARTTLS\r\n", ReadLine(), StartTLS()]
@@ -103,8 +103,8 @@ def test_smtp_data_arrives_byte_for_byte(running, smtp_backend, tls_client_conte
 def test_imap_commands_pipelined_behind_login_reach_dovecot(running, dovecot):
     transcript = run_script(running.address("imap"), [
         ReadLine(),
-        b"a1 LOGIN alice alice-secret\r\na2 EXAMINE INBOX\r\na3 FETCH 1 BODY.PEEK[]\r\n"
-        b"a4 LOGOUT\r\n",
+        (b"a1 LOGIN alice alice-secret\r\na2 EXAMINE INBOX\r\na3 FETCH 1 BODY.PEEK[]\r\n"
+        b"a4 LOGOUT\r\n"),
         ReadEOF()])
     received = transcript.received
     positions = [received.index(b"%s OK" % tag) for tag in (b"a1", b"a2", b"a3", b"a4")]

@@ -9,8 +9,8 @@ import pytest
 
 from tests.e2e import bugs
 from tests.e2e.configs import TLS
-from tests.e2e.gates import wait_for_log
 from tests.e2e.conformance import Script, compare
+from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import EHLO_DONE, proxy_v2
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, ReadUntil, StartTLS, run_script
 
@@ -273,8 +273,8 @@ WITHHELD_SASL = (r'client sent too long command "a1 AUTHENTICATE .*?" while',
 """mailgate withholds a too long buffer inside a SASL exchange from the log, where
 nginx logs the client's base64 credentials (house rule: no secret in a log line)."""
 
-NO_HALF_LOGIN = (r'(client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command while in auth '
-                 r'state, client: \S+, server: [^,]+), login: "[^"]*"', r"\1")
+NO_HALF_LOGIN = ((r'(client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command while in auth '
+                 r'state, client: \S+, server: [^,]+), login: "[^"]*"'), r"\1")
 """1.22 keeps the login of a rejected CRAM-MD5 answer (and logs it); 1.29.1+ leaves
 login and password as they were, as mailgate does (SPEC §7, §14)."""
 

@@ -8,7 +8,6 @@ import asyncio
 import os
 import re
 import socket
-import ssl
 import struct
 import time
 
@@ -39,7 +38,7 @@ def _recv_line(sock) -> bytes:
     while not line.endswith(b"\n"):
         chunk = sock.recv(1)
         if not chunk:
-            raise AssertionError("closed after %r" % line)
+            raise AssertionError(f"closed after {line!r}")
         line += chunk
     return line
 
