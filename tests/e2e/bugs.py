@@ -3,23 +3,6 @@ lead fixes the code, the xfail then fails as XPASS and is removed)."""
 
 import pytest
 
-LOGIN_FAILED_BYTES = (
-    "a UTF-8 Auth-Status text is logged as mojibake (protocol/_server.py decodes it as "
-    "latin-1, the log writes UTF-8): nginx logs the bytes it got")
-
-PEERNAME_NONE = (
-    "under uvloop (the binary's loop) a client that resets its connection before the "
-    "proxy's connection_made gets get_extra_info('peername') = None, and "
-    "ClientSession.connection_made raises TypeError ('NoneType' object is not "
-    "subscriptable): a traceback in the log per such connection")
-
-
-PROXY_HEADER_SPLIT = (
-    "an inbound PROXY header not complete in the first read is awaited (until `timeout`); "
-    "nginx peeks once and rejects it at once: 'header is too large' for v2, 'broken "
-    "header' for v1 (SPEC §11: a length beyond the received bytes gives 'header is too "
-    "large'); proxy/proxy_protocol.py parse() returns None for more bytes by design")
-
 
 def xfail(reason: str) -> pytest.MarkDecorator:
     """The strict xfail mark for a mailgate bug (for parameters of pair tests, where

@@ -227,7 +227,9 @@ def test_inbound_proxy_v2_window(gate, auth_server):
                       tlvs=bytes([0x04, 0x00, 200]) + b"x" * 200)
     transcript = run_script(gate.start(MAIL).address("pp"), [header, ReadLine(), b"a1 LOGOUT\r\n", ReadEOF()])
     if gate.name == "nginx":
-        assert transcript.replies() == [] and transcript.closed_by_server
+        # nginx closes with the header unread: a reset or an end of file
+        reset = any(e.kind == "error" and e.data == b"ConnectionResetError" for e in transcript.events)
+        assert transcript.replies() == [] and (transcript.closed_by_server or reset)
         wait_for_log(gate, "header is too large while reading PROXY protocol", "error")
     else:
         assert transcript.replies()[0] == b"* OK IMAP4 ready\r\n"
