@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_config
 from mailgate.log import format_line
+from mailgate.server.cycle import check_worker_connections
 from mailgate.tls import build_contexts
 
 __all__ = ["main", "DEFAULT_CONF", "Options"]
@@ -178,6 +179,7 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
         # TLS contexts are built while nginx merges the configuration: their errors
         # come before "syntax is ok"
         build_contexts(config, on_message=on_message)
+        check_worker_connections(config)
     except ConfigError as exc:
         log.log("emerg", str(exc))
         _stderr("configuration file %s test failed" % conf_path)

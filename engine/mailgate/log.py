@@ -60,12 +60,17 @@ def format_line(level: str, message: str, *, conn: int | None = None, when: floa
 
 
 def write_stderr(text: str) -> None:
-    """Write one whole line to stderr (one write call)."""
+    """Write one whole line to stderr (one write call); never raises."""
     try:
         os.write(sys.stderr.fileno(), text.encode("utf-8", "surrogateescape"))
-    except (OSError, ValueError, AttributeError):  # no usable stderr (daemonized, captured)
+        return
+    except (OSError, ValueError, AttributeError):  # no descriptor: a captured or replaced stderr
+        pass
+    try:
         sys.stderr.write(text)
         sys.stderr.flush()
+    except (OSError, ValueError, AttributeError):  # stderr closed: nowhere left to write
+        pass
 
 
 class _File:

@@ -113,10 +113,12 @@ class Mailgate:
     def write(self, mail: str, *, daemon: bool = False, workers: int = 2, main: str = "",
               events: str = "") -> None:
         """The configuration: main settings, then ``mail { MAIL }``."""
+        # as root, workers would run as nobody, who cannot reopen logs in a 0700 tmp dir
+        user = "" if "user " in main else "user root;\n"
         self.conf.write_text(
-            "daemon %s;\nworker_processes %d;\nerror_log logs/error.log info;\n%s\n"
+            "%sdaemon %s;\nworker_processes %d;\nerror_log logs/error.log info;\n%s\n"
             "events { %s }\nmail {\n%s\n}\n"
-            % ("on" if daemon else "off", workers, main, events, mail)
+            % (user, "on" if daemon else "off", workers, main, events, mail)
         )
 
     def write_imap(self, port: int | None = None, *, capabilities: str = "IMAP4rev1",

@@ -76,8 +76,12 @@ class Implementation:
         return dict(os.environ)
 
     def directives(self, daemon: bool) -> str:
-        """What this implementation needs in ``-g``."""
-        return f"daemon {'on' if daemon else 'off'};"
+        """What this implementation needs in ``-g``.
+
+        As root, both proxies' workers would run as nobody, who cannot reopen the
+        error log (USR1) inside pytest's 0700 temporary directory: ``user root``.
+        """
+        return f"user root; daemon {'on' if daemon else 'off'};"
 
 
 class Nginx(Implementation):
@@ -104,9 +108,7 @@ class Nginx(Implementation):
         return True, ""
 
     def directives(self, daemon: bool) -> str:
-        # As root, nginx's workers would run as nobody, who cannot reopen the error
-        # log (USR1) inside pytest's 0700 temporary directory.
-        return f"load_module {self.module}; user root; " + super().directives(daemon)
+        return f"load_module {self.module}; " + super().directives(daemon)
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
         return [self.binary, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]

@@ -167,8 +167,9 @@ class MainConfig:
     error_log: tuple[LogTarget, ...]
     daemon: bool
     master_process: bool
-    user: tuple[str, str] | None
+    user: tuple[str, str]  # workers switch to it when the master runs as root
     worker_rlimit_nofile: int | None
+    worker_priority: int
     worker_shutdown_timeout: float | None
     working_directory: str | None
     env: tuple[str, ...]

@@ -50,8 +50,12 @@ class ServerRuntime:
         hook = self.proxy.auth
         config = self.config
         if hook is None:
-            return await auth_http.query(config.auth_http, config.auth_http_header,
-                                         config.auth_http_timeout, facts, log)
+            self.proxy.auth_requests += 1
+            try:
+                return await auth_http.query(config.auth_http, config.auth_http_header,
+                                             config.auth_http_timeout, facts, log)
+            finally:
+                self.proxy.auth_requests -= 1
         try:
             result = await asyncio.wait_for(hook(facts), config.auth_http_timeout)
         except asyncio.TimeoutError:
@@ -80,17 +84,17 @@ class Listener:
 
     def session(self) -> asyncio.BaseProtocol:
         proxy = self.proxy
-        if proxy.connection_limit and proxy.connections_in_use() >= proxy.connection_limit:
+        if proxy.connection_limit is not None and proxy.connections_in_use() >= proxy.connection_limit:
             proxy.refused()
             return _Refused()
         return ClientSession(self, proxy.next_connection_number())
 
 
 class _Refused(asyncio.Protocol):
-    """A connection over ``worker_connections``: closed at once, as nginx drops it."""
+    """A connection over ``worker_connections``: closed at once, as nginx closes it."""
 
     def connection_made(self, transport) -> None:
-        transport.abort()
+        transport.close()
 
 
 class MailProxy:
@@ -102,8 +106,10 @@ class MailProxy:
     already bound listening sockets (from the master), aligned with
     ``config.listen_sockets()``; without them the proxy binds its own.  ``zones``
     are the shared session zones (from the master); without them the proxy makes
-    its own.  ``connection_limit`` is ``worker_connections``: client and backend
-    connections together, beyond which new clients are refused.
+    its own.  ``contexts`` are the TLS contexts the master built before forking
+    (aligned with ``config.servers``, as ``build_contexts`` returns them).
+    ``connection_limit`` is what ``worker_connections`` leaves for sessions: client,
+    backend and auth_http connections together; new clients beyond it are refused.
     """
 
     def __init__(
@@ -115,6 +121,7 @@ class MailProxy:
         zones=None,
         log_files: LogFiles | None = None,
         connection_limit: int | None = None,
+        contexts=None,
     ):
         self.config = load_config(config) if isinstance(config, str) else config
         self.auth = auth
@@ -127,9 +134,11 @@ class MailProxy:
         self._sockets = list(sockets) if sockets is not None else None
         self._zones = zones
         self._own_zones = zones is None
+        self._contexts = contexts
         self.log_files = log_files or LogFiles()
         self.connection_limit = connection_limit
         self.backends = 0  # backend connections of the sessions, counted by BackendSession
+        self.auth_requests = 0  # auth_http connections open now
         self._connections = 0
         self._refused_logged = 0.0
         self._main_log: ErrorLog | None = None
@@ -141,15 +150,17 @@ class MailProxy:
         return self._connections
 
     def connections_in_use(self) -> int:
-        """Client and backend connections open now (what worker_connections counts)."""
-        return len(self.sessions) + self.backends
+        """Client, backend and auth_http connections open now (what worker_connections counts)."""
+        return len(self.sessions) + self.backends + self.auth_requests
 
     def refused(self) -> None:
-        """A client was refused for lack of connections: nginx's alert, once a second."""
+        """A client was refused for lack of connections: nginx's alert (nginx logs it for
+        every refusal; here at most once a second, so a flood cannot fill the disk)."""
         now = asyncio.get_running_loop().time()
         if now - self._refused_logged >= 1.0:
             self._refused_logged = now
-            self.main_log.log("alert", "%d worker_connections are not enough" % self.connection_limit)
+            self.main_log.log("alert", "%d worker_connections are not enough"
+                              % self.config.main.worker_connections)
 
     @property
     def main_log(self) -> ErrorLog:
@@ -171,7 +182,7 @@ class MailProxy:
         if self._zones is None:
             self._zones = SessionZones()
             self._zones.configure(config)
-        contexts = build_contexts(config, self._zones)
+        contexts = self._contexts if self._contexts is not None else build_contexts(config, self._zones)
         runtimes = {}
         for server, context in zip(config.servers, contexts):
             runtimes[server] = ServerRuntime(self, server, context, ErrorLog(server.error_log, self.log_files))

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from mailgate.config import Config, ConfigError, ConfigMessage, Listen
 from mailgate.config.errors import os_error_text
 from mailgate.log import ErrorLog, LogFiles
-from mailgate.server.listeners import bind_listen
+from mailgate.server.listeners import BIND_TRIES, configure_listen, open_listen
 
 __all__ = ["Cycle", "check_worker_connections"]
 
@@ -54,8 +54,9 @@ class Cycle:
     """The prepared configuration; ``sockets`` align with ``config.listen_sockets()``."""
 
     def __init__(self, config: Config, log_files: LogFiles, log: ErrorLog,
-                 sockets: list[socket.socket], zones):
+                 sockets: list[socket.socket], zones, contexts=None):
         self.config = config
+        self.contexts = contexts
         self.log_files = log_files
         self.log = log
         self.sockets = sockets
@@ -73,6 +74,12 @@ class Cycle:
 
         check_worker_connections(config)
         log_files, log = _open_logs(config)
+
+        def report(level: str, message: str) -> None:
+            # the retried binds are reported where the configuration's messages go
+            if on_message is not None:
+                on_message(ConfigMessage(level, message))
+
         fresh: list[socket.socket] = []
         try:
             # the TLS contexts are built (and thrown away) to find a bad certificate or key
@@ -84,22 +91,26 @@ class Cycle:
             for entry in config.listen_sockets():
                 listen = entry.listen
                 sock = inherited.pop(_key(listen), None)
-                try:
-                    if sock is None:
-                        sock = bind_listen(listen)
-                        fresh.append(sock)
-                    sock.listen(listen.backlog)  # a kept socket takes the new backlog
-                except OSError as exc:
-                    raise ConfigError("bind() to %s failed %s"
-                                      % (listen.addr_text, os_error_text(exc))) from None
+                if sock is None:
+                    sock = open_listen(listen, tries=BIND_TRIES, log=report)
+                    fresh.append(sock)
+                else:
+                    try:
+                        configure_listen(sock, listen)
+                        sock.listen(listen.backlog)  # a kept socket takes the new backlog
+                    except OSError as exc:
+                        raise ConfigError("listen() to %s failed %s"
+                                          % (listen.addr_text, os_error_text(exc))) from None
                 sockets.append(sock)
             zones.configure(config)
+            # built once, before the workers fork, so that they share them
+            contexts = build_contexts(config, zones)
         except BaseException:
             for sock in fresh:
                 _close_socket(sock, unlink=True)
             log_files.close()
             raise
-        return cls(config, log_files, log, sockets, zones)
+        return cls(config, log_files, log, sockets, zones, contexts)
 
     def release(self, successor: Cycle | None = None) -> None:
         """Close what ``successor`` did not take over: sockets (unix paths removed) and logs."""
@@ -134,7 +145,7 @@ class Cycle:
         user so that the workers can reopen them too (nginx's chown)."""
         self.log_files.reopen()
         user = self.config.main.user
-        if user is None or os.geteuid() != 0:
+        if os.geteuid() != 0:
             return
         try:
             uid = pwd.getpwnam(user[0]).pw_uid

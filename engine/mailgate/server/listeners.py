@@ -10,11 +10,15 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import time
 
 from mailgate.config import Config, ConfigError, Listen, ListenSocket
 from mailgate.config.errors import os_error_text
 
-__all__ = ["bind_listen", "check_bindable", "open_listen_sockets"]
+__all__ = ["bind_listen", "check_bindable", "configure_listen", "open_listen", "open_listen_sockets"]
+
+BIND_TRIES = 5  # nginx tries a busy address five times, 500 ms apart
+BIND_RETRY_DELAY = 0.5
 
 IPPROTO_MPTCP = 262
 
@@ -24,6 +28,11 @@ def _apply_options(sock: socket.socket, listen: Listen) -> None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if listen.family == socket.AF_INET6:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listen.ipv6only))
+    configure_listen(sock, listen)
+
+
+def configure_listen(sock: socket.socket, listen: Listen) -> None:
+    """The options nginx (re)applies to a listening socket, also one kept across a reload."""
     if listen.rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, listen.rcvbuf)
     if listen.sndbuf is not None:
@@ -57,17 +66,37 @@ def _bind_error(listen: Listen, exc: OSError) -> ConfigError:
     return ConfigError("bind() to %s failed %s" % (listen.addr_text, os_error_text(exc)))
 
 
-def open_listen_sockets(config: Config) -> list[tuple[ListenSocket, socket.socket]]:
+def open_listen(listen: Listen, *, tries: int = 1, log=None) -> socket.socket:
+    """A bound, listening socket; ConfigError in nginx's words on failure.
+
+    With ``tries`` > 1 an address in use is tried again every 500 ms, as nginx's
+    master does at start; ``log(level, message)`` receives nginx's lines meanwhile.
+    """
+    for attempt in range(1, tries + 1):
+        try:
+            sock = bind_listen(listen)
+            sock.listen(listen.backlog)
+            return sock
+        except OSError as exc:
+            error = _bind_error(listen, exc)
+            if exc.errno != errno.EADDRINUSE or tries == 1:
+                raise error from None
+            if log is not None:
+                log("emerg", str(error))
+                if attempt < tries:
+                    log("notice", "try again to bind() after 500ms")
+            if attempt < tries:
+                time.sleep(BIND_RETRY_DELAY)
+    raise ConfigError("still could not bind()")
+
+
+def open_listen_sockets(config: Config, *, tries: int = 1, log=None
+                        ) -> list[tuple[ListenSocket, socket.socket]]:
     """Bind and listen on every socket of the configuration; ConfigError on failure."""
     opened: list[tuple[ListenSocket, socket.socket]] = []
     try:
         for entry in config.listen_sockets():
-            try:
-                sock = bind_listen(entry.listen)
-                sock.listen(entry.listen.backlog)
-            except OSError as exc:
-                raise _bind_error(entry.listen, exc) from None
-            opened.append((entry, sock))
+            opened.append((entry, open_listen(entry.listen, tries=tries, log=log)))
     except BaseException:
         for _, sock in opened:
             sock.close()

@@ -129,6 +129,11 @@ def redirect_stderr(fd: int | None) -> None:
 def apply_worker_limits(main: MainConfig, log) -> None:
     """The first half of nginx's worker set-up: environment and ``worker_rlimit_nofile``."""
     _set_environment(main.env)
+    if main.worker_priority:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, main.worker_priority)
+        except OSError as exc:
+            log.log("alert", "setpriority(%d) failed %s" % (main.worker_priority, _why(exc)))
     if main.worker_rlimit_nofile is not None:
         n = main.worker_rlimit_nofile
         try:
@@ -140,7 +145,7 @@ def apply_worker_limits(main: MainConfig, log) -> None:
 def drop_privileges(main: MainConfig) -> None:
     """The second half: ``user`` (when root) and ``working_directory``; WorkerInitError
     when the worker must not run."""
-    if main.user is not None and os.geteuid() == 0:
+    if os.geteuid() == 0:
         _switch_user(*main.user)
     if main.working_directory:
         try:

@@ -57,6 +57,7 @@ class Worker:
             sockets=self.cycle.sockets,
             zones=self.cycle.zones,
             log_files=self.cycle.log_files,
+            contexts=self.cycle.contexts,
             # a worker also spends a connection on every listening socket and, in
             # nginx, one on its channel to the master
             connection_limit=config.main.worker_connections - len(self.cycle.sockets) - 1,
