@@ -276,13 +276,16 @@ class ClientSession(asyncio.BufferedProtocol):
         tls = self.tls
         try:
             if self.phase == HANDSHAKE:
-                done = tls.do_handshake()
-                self._flush_tls()
-                if not done:
+                if not tls.do_handshake():
+                    self._flush_tls()
                     if self._client_eof:
                         raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
                     return
+                # what the handshake left to send (TLS 1.3 tickets) goes out in one
+                # write with the greeting
                 self._handshake_done()
+                if not self._closed:
+                    self._flush_tls()
             if self.phase == PRE_AUTH:
                 self._resume_input()
             elif self.phase == RELAY:
