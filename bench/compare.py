@@ -13,7 +13,8 @@ the other, alternating which goes first, for ``--rounds`` rounds after one warm-
 run each.  Each proxy's CPU is the sum over all its processes (master and worker)
 of the scheduler's run time (``/proc/PID/schedstat``, the nanosecond figure behind
 utime+stime; utime+stime from ``/proc/PID/stat`` is recorded too), read before and
-after every round.  Memory is RSS and PSS from ``/proc/PID/smaps_rollup``.
+after every round.  Memory is RSS and PSS from ``/proc/PID/smaps_rollup``, of freshly started proxies
+(warmed up with a few connections) without and with the idle connections.
 
 Reported: medians over the rounds of CPU per operation, throughput and latency, and
 the mailgate/nginx ratio of the medians against the budgets of DESIGN.md.  Loopback
@@ -222,6 +223,12 @@ class Bench:
         })
         self.auth = AuthHttpServer(self.ports, policy)
         self.auth.start()
+        self.start_proxies()
+
+    def start_proxies(self) -> None:
+        """Start both proxies (stopping any that run): fresh processes, fresh heaps."""
+        for proxy in self.proxies.values():
+            proxy.stop()
         values = {
             "auth_http": self.auth.url,
             "ecdsa_cert": self.pki.server_ecdsa.cert, "ecdsa_key": self.pki.server_ecdsa.key_file,
@@ -343,7 +350,13 @@ def summarize_figure(figure: Figure, data: dict[str, list[dict]]) -> dict:
 def run_idle(bench: Bench, rounds: int, count: int, log) -> dict:
     """RSS/PSS of each proxy with ``count`` idle TLS connections, minus without them."""
     data: dict[str, list[dict]] = {p: [] for p in PROXIES}
+    warm_up = next(f for f in FIGURES if f.name == "handshake")
     for r in range(rounds):
+        # A heap keeps what it once grew to: each round measures fresh processes,
+        # after a few connections have set up what every connection shares.
+        bench.start_proxies()
+        for proxy in PROXIES:
+            loadgen(bench, proxy, warm_up, count=20)
         order = PROXIES if r % 2 == 0 else PROXIES[::-1]
         for proxy in order:
             pgid = bench.proxies[proxy].master_pid
@@ -374,7 +387,6 @@ def run_idle(bench: Bench, rounds: int, count: int, log) -> dict:
             log(f"  idle round {r + 1} {proxy:8s} conns={held} rss {rss0}->{rss1} KiB "
                 f"pss {pss0}->{pss1} KiB: {result['rss_per_conn']:.0f} B/conn RSS, "
                 f"{result['pss_per_conn']:.0f} B/conn PSS")
-            time.sleep(1.0)  # let the proxy close them all before the next baseline
     row = {"figure": IDLE, "title": f"RSS per idle TLS connection ({count} connections, after the greeting)",
            "unit": "conn", "budget": 2.0, "rounds": data}
     for proxy in PROXIES:
