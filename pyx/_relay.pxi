@@ -1,4 +1,9 @@
 
+# What an unallocated buffer's ``data`` points at (its filled part is always empty).
+cdef unsigned char _relay_unallocated[1]
+_RELAY_EMPTY = memoryview(bytearray())
+
+
 cdef class RelayBuffer:
     """A fixed-capacity buffer with a write side and a read side."""
     cdef bytearray _storage
@@ -11,12 +16,19 @@ cdef class RelayBuffer:
     def __cinit__(self, Py_ssize_t capacity):
         if capacity <= 0:
             raise ValueError("buffer capacity must be positive")
-        self._storage = bytearray(capacity)
-        self._view = memoryview(self._storage)
-        self.data = <unsigned char *> <char *> self._storage
+        # allocated on first use: a session waiting for input holds no buffer memory
+        self._storage = bytearray()
+        self._view = _RELAY_EMPTY
+        self.data = _relay_unallocated
         self.end = capacity
         self.pos = 0
         self.last = 0
+
+    cdef int _allocate(self) except -1:
+        self._storage = bytearray(self.end)
+        self._view = memoryview(self._storage)
+        self.data = <unsigned char *> <char *> self._storage
+        return 0
 
     @property
     def capacity(self):
@@ -38,6 +50,8 @@ cdef class RelayBuffer:
 
     cpdef object get_buffer(self, Py_ssize_t sizehint=-1):
         """A writable view of the free space (empty when the buffer is full)."""
+        if self.data == _relay_unallocated:
+            self._allocate()
         return self._view[self.last:]
 
     cpdef void buffer_updated(self, Py_ssize_t nbytes) except *:
@@ -55,6 +69,8 @@ cdef class RelayBuffer:
         if n > self.end - self.last:
             n = self.end - self.last
         if n > 0:
+            if self.data == _relay_unallocated:
+                self._allocate()
             memcpy(self.data + self.last, view.buf, n)
             self.last += n
         PyBuffer_Release(&view)
@@ -108,6 +124,8 @@ cdef class RelayBuffer:
         """
         if self.last == self.end:
             return 0
+        if self.data == _relay_unallocated:
+            self._allocate()
         n = recv_into(self._view[self.last:])
         if n:
             self.buffer_updated(n)

@@ -10,9 +10,14 @@ It composes with asyncio's ``BufferedProtocol`` (``get_buffer`` / ``buffer_updat
 and with a TLS object offering ``recv_into(memoryview) -> int`` and
 ``send(memoryview) -> int``, so bytes go socket -> buffer -> TLS or transport
 without intermediate copies.
+
+The storage is allocated on first use (``get_buffer``, ``write``, ``fill_from``): a
+session that waits for input it has not received yet holds no buffer memory.
 """
 
 from __future__ import annotations
+
+_EMPTY = memoryview(bytearray())
 
 
 class RelayBuffer:
@@ -23,11 +28,15 @@ class RelayBuffer:
     def __init__(self, capacity: int) -> None:
         if capacity <= 0:
             raise ValueError("buffer capacity must be positive")
-        self._storage = bytearray(capacity)
-        self._view = memoryview(self._storage)
+        self._storage = bytearray()
+        self._view = _EMPTY
         self._capacity = capacity
         self.pos = 0
         self.last = 0
+
+    def _allocate(self) -> None:
+        self._storage = bytearray(self._capacity)
+        self._view = memoryview(self._storage)
 
     @property
     def capacity(self) -> int:
@@ -49,6 +58,8 @@ class RelayBuffer:
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """A writable view of the free space (empty when the buffer is full)."""
+        if self._view is _EMPTY:
+            self._allocate()
         return self._view[self.last:]
 
     def buffer_updated(self, nbytes: int) -> None:
@@ -60,6 +71,8 @@ class RelayBuffer:
     def write(self, data) -> int:
         """Copy as much of ``data`` as fits; return the number of bytes taken."""
         n = min(len(data), self._capacity - self.last)
+        if n and self._view is _EMPTY:
+            self._allocate()
         self._storage[self.last:self.last + n] = memoryview(data)[:n]
         self.last += n
         return n
@@ -109,6 +122,8 @@ class RelayBuffer:
         """
         if self.last == self._capacity:
             return 0
+        if self._view is _EMPTY:
+            self._allocate()
         n = recv_into(self._view[self.last:])
         if n:
             self.buffer_updated(n)
