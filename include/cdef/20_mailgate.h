@@ -53,6 +53,7 @@ long mg_conn_live(void);
 int mg_conn_feed(mg_conn *, const char *, size_t);
 void mg_conn_feed_eof(mg_conn *);
 size_t mg_conn_pending(const mg_conn *);
+int mg_conn_has_input(const mg_conn *);
 size_t mg_conn_take(mg_conn *, char *, size_t);
 int mg_conn_handshake(mg_conn *);
 int mg_conn_read(mg_conn *, char *, size_t, size_t *);

@@ -198,6 +198,16 @@ mg_conn_pending(const mg_conn *c)
 }
 
 
+/* Whether SSL_read() has anything to work on: decrypted or unprocessed bytes
+   inside OpenSSL, ciphertext in the input BIO, or the end of input to report. */
+int
+mg_conn_has_input(const mg_conn *c)
+{
+    return SSL_has_pending(c->ssl) || BIO_ctrl_pending(c->rbio) != 0
+           || (c->flags & MG_INPUT_EOF) != 0;
+}
+
+
 size_t
 mg_conn_take(mg_conn *c, char *out, size_t len)
 {

@@ -323,11 +323,14 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _tls_to_machine(self) -> None:
         machine = self.machine
-        while self.phase == PRE_AUTH and machine.want_read:
+        tls = self.tls
+        # nothing to decrypt: the machine's command buffer is not even allocated
+        # (an idle session holds none)
+        while self.phase == PRE_AUTH and machine.want_read and tls.has_input():
             view = machine.get_buffer()
             if not len(view):
                 break
-            n = self.tls.recv_into(view)
+            n = tls.recv_into(view)
             if not n:
                 break
             self._run(machine.buffer_updated(n))

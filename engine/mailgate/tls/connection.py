@@ -163,6 +163,11 @@ class TLSConnection:
         """Bytes of ciphertext waiting to be written."""
         return lib.mg_conn_pending(self._conn)
 
+    def has_input(self) -> bool:
+        """Whether ``recv_into()`` has anything to work on (data, end of input or a
+        failure to report); False means it would return 0."""
+        return self._pending is not None or bool(lib.mg_conn_has_input(self._conn))
+
     def data_to_send(self) -> bytearray:
         """All ciphertext waiting to be written, in one buffer (may be empty)."""
         size = lib.mg_conn_pending(self._conn)
