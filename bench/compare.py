@@ -334,6 +334,7 @@ def summarize_figure(figure: Figure, data: dict[str, list[dict]]) -> dict:
             "ops": sum(r["ops"] for r in results),
             "errors": sum(r["errors"] for r in results),
             "reused": sum(r.get("reused", 0) for r in results) if "reused" in results[0] else None,
+            "tls": sorted({t for r in results for t in r.get("tls", [])}),
         }
     n, m = row["nginx"]["cpu_per_unit"], row["mailgate"]["cpu_per_unit"]
     row["ratio"] = m / n if n and m else None
@@ -456,8 +457,8 @@ def table(rows: list[dict]) -> str:
 
 
 def detail_table(rows: list[dict]) -> str:
-    out = ["| figure | proxy | throughput | latency median | latency p99 | ops | errors |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    out = ["| figure | proxy | negotiated | throughput | latency median | latency p99 | ops | errors |",
+           "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
         if row["figure"] == IDLE:
             continue
@@ -467,7 +468,7 @@ def detail_table(rows: list[dict]) -> str:
             lat = p["latency_median"]
             p99 = p["latency_p99"]
             extra = f" (reused {p['reused']})" if p.get("reused") is not None else ""
-            out.append(f"| {row['figure']} | {proxy} | {p['throughput']:.1f} {unit} | "
+            out.append(f"| {row['figure']} | {proxy} | {', '.join(p['tls'])} | {p['throughput']:.1f} {unit} | "
                        f"{lat * 1e3:.2f} ms | {p99 * 1e3:.2f} ms | {p['ops']}{extra} | {p['errors']} |")
     return "\n".join(out)
 

@@ -53,6 +53,8 @@ class Conn:
         self.sock = args.context.wrap_socket(raw, server_hostname="mx.test", session=session)
         self.buf = bytearray()
         self.first_byte = None
+        version, cipher = self.sock.version(), self.sock.cipher()[0]
+        self.tls = f"{version} {cipher}"
 
     def _fill(self) -> None:
         data = self.sock.recv(262144)
@@ -116,7 +118,7 @@ def op_handshake(args, state) -> dict:
     conn = Conn(args)
     try:
         conn.expect(args.greeting)
-        return {"first_byte": conn.first_byte}
+        return {"first_byte": conn.first_byte, "tls": conn.tls}
     finally:
         conn.close()
 
@@ -127,7 +129,7 @@ def op_resume(args, state) -> dict:
         conn.expect(args.greeting)
         reused = conn.sock.session_reused
         state["session"] = conn.sock.session  # the newest ticket / session
-        return {"first_byte": conn.first_byte, "reused": reused}
+        return {"first_byte": conn.first_byte, "reused": reused, "tls": conn.tls}
     finally:
         conn.close()
 
@@ -151,7 +153,7 @@ def op_imap(args, state) -> dict:
         conn.send(b"a4 LOGOUT\r\n")
         conn.expect(b"* BYE")
         conn.tagged(b"a4")
-        return {"first_byte": conn.first_byte, "bytes": got}
+        return {"first_byte": conn.first_byte, "bytes": got, "tls": conn.tls}
     finally:
         conn.close()
 
@@ -170,7 +172,7 @@ def op_bulk(args, state) -> dict:
         conn.tagged(b"a4")
         if got != args.fetches * args.message_size:
             raise ProtocolError("received %d bytes, expected %d" % (got, args.fetches * args.message_size))
-        return {"bytes": got}
+        return {"bytes": got, "tls": conn.tls}
     finally:
         conn.close()
 
@@ -195,7 +197,7 @@ def op_pop3(args, state) -> dict:
             got += len(line)
         conn.send(b"QUIT\r\n")
         conn.expect(b"+OK")
-        return {"first_byte": conn.first_byte, "bytes": got}
+        return {"first_byte": conn.first_byte, "bytes": got, "tls": conn.tls}
     finally:
         conn.close()
 
@@ -232,7 +234,7 @@ def op_smtp(args, state) -> dict:
         _smtp_reply(conn, b"250")
         conn.send(b"QUIT\r\n")
         _smtp_reply(conn, b"221")
-        return {"first_byte": conn.first_byte, "bytes": len(MESSAGE)}
+        return {"first_byte": conn.first_byte, "bytes": len(MESSAGE), "tls": conn.tls}
     finally:
         conn.close()
 
@@ -305,6 +307,7 @@ def summarize(results: list[dict], errors: list[str], wall: float) -> dict:
         "latency": quantiles([r["latency"] for r in results]),
         "first_byte": quantiles([r["first_byte"] for r in results if r.get("first_byte")]),
     }
+    out["tls"] = sorted({r["tls"] for r in results if r.get("tls")})
     if any("reused" in r for r in results):
         out["reused"] = sum(1 for r in results if r.get("reused"))
     return out
