@@ -89,10 +89,12 @@ def compare(reference, ours, body: str, scripts: list[Script], *,
         except AssertionError as exc:
             problems.append(f"{script.name}: {exc}")
         if transcripts[0].timed_out:
-            problems.append(f"{script.name}: the script waited for nginx in vain:\n{transcripts[0]}")
+            problems.append(
+                f"{script.name}: the script waited for nginx in vain:\n{transcripts[0]}")
     if log_lines:
         # the last session's lines come when its connection is closed
-        wait_until(lambda: len(normalized_log(ours, body)) >= len(normalized_log(reference, body)), 2)
+        wait_until(lambda: len(normalized_log(ours, body)) >= len(normalized_log(reference, body)),
+                   2)
         left, right = normalized_log(reference, body), normalized_log(ours, body)
         for pattern, replacement in log_differences:
             left = [re.sub(pattern, replacement, line, flags=re.DOTALL) for line in left]

@@ -79,7 +79,8 @@ def test_proxy_timeout_ends_an_idle_relay(gate, auth_server, auth_policy):
         assert transcript.closed_by_server and not transcript.timed_out
         assert 2.8 <= elapsed < 3.8, elapsed
         wait_for_log(gate, "client timed out (110: Connection timed out) while proxying"
-                     + context(gate, protocol, upstream="%s:%d" % auth_policy.backends[protocol]),
+                     + context(gate, protocol,
+                               upstream="{}:{}".format(*auth_policy.backends[protocol])),
                      "info")
 
     each_protocol(run)
