@@ -21,6 +21,12 @@ PROXY_HEADER_SPLIT = (
     "large'); proxy/proxy_protocol.py parse() returns None for more bytes by design")
 
 
+LOG_LINE_LENGTH = (
+    "a cut error_log line is 2048 characters before its line feed, nginx's 2047 "
+    "(NGX_MAX_ERROR_STR 2048 counts the line feed): log.format_line cuts at MAX_LINE "
+    "and then appends the newline")
+
+
 def xfail(reason: str) -> pytest.MarkDecorator:
     """The strict xfail mark for a mailgate bug (for parameters of pair tests, where
     every implementation is mailgate's)."""

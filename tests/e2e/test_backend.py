@@ -11,7 +11,9 @@ import crc32c
 import pytest
 
 from tests.e2e.backends import ProxyHeaderRelay, greet_then, silent
+from tests.e2e import bugs
 from tests.e2e.configs import TLS
+from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import (
     EHLO_DONE,
@@ -233,17 +235,19 @@ def test_smtp_auth_none_relays_the_envelope(gate, smtp_backend, auth_server):
 
 # -- the backend refuses the login: proxy_pass_error_message ---------------------------------
 
+REFUSING_SERVERS = """
+    server { listen 127.0.0.1:${port_imap_pass}; protocol imap; proxy_pass_error_message on; }
+    server { listen 127.0.0.1:${port_pop3_pass}; protocol pop3; proxy_pass_error_message on; }
+    server { listen 127.0.0.1:${port_smtp_pass}; protocol smtp; proxy_pass_error_message on;
+             proxy_smtp_auth on; }
+"""
 REFUSING = """
     server_name mx.test;
     auth_http $auth_http;
     server { listen 127.0.0.1:${port_imap}; protocol imap; }
     server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
     server { listen 127.0.0.1:${port_smtp}; protocol smtp; proxy_smtp_auth on; }
-    server { listen 127.0.0.1:${port_imap_pass}; protocol imap; proxy_pass_error_message on; }
-    server { listen 127.0.0.1:${port_pop3_pass}; protocol pop3; proxy_pass_error_message on; }
-    server { listen 127.0.0.1:${port_smtp_pass}; protocol smtp; proxy_pass_error_message on;
-             proxy_smtp_auth on; }
-"""
+""" + REFUSING_SERVERS
 
 # what Dovecot (and the SMTP backend) answer a wrong password, after the tag for IMAP
 REFUSAL = {
@@ -287,7 +291,7 @@ BROKEN = """
     timeout 1s;
     server { listen 127.0.0.1:${port_imap}; protocol imap; }
     server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
+    server { listen 127.0.0.1:${port_smtp}; protocol smtp; proxy_smtp_auth on; }
 """
 
 
@@ -357,3 +361,49 @@ def test_backend_greeting(gate, auth_server, tcp_backend, case):
                          + context(gate, protocol, upstream=upstream), "error")
 
     each_protocol(run)
+
+
+@pytest.mark.mailgate_bug(bugs.LOG_LINE_LENGTH)
+def test_long_log_lines_are_cut_as_nginx_cuts_them(gate, auth_server, tcp_backend):
+    backend = tcp_backend(greet_then(b"* OK " + b"x" * 5000))
+    auth_server.policy = lambda request: ok((backend.host, backend.port), Auth_Pass="x")
+    run_script(gate.start(BROKEN).address("imap"), login_script("imap"))
+    wait_for_log(gate, "too long response line", "error")
+    [line] = [line for line in gate.log_lines("error") if "too long response line" in line]
+    assert len(line) == 2047 and line.endswith("x")  # the context is cut off too
+
+
+# -- the same backend failures through nginx and mailgate: transcripts and log lines ---------
+
+
+def test_backend_failures_match_nginx(pair, auth_server, auth_policy, smtp_backend, tcp_backend,
+                                      port_allocator):
+    dead = port_allocator.port()
+    targets = {"down": ("127.0.0.1", dead), "silent": None}
+    silent_backend = tcp_backend(silent)
+    targets["silent"] = (silent_backend.host, silent_backend.port)
+    for protocol in PROTOCOLS:
+        for case, greeting in (("too-long", GREETINGS[protocol] + b"x" * 5000),
+                               ("invalid", INVALID_GREETINGS[protocol] + b"\r\n")):
+            backend = tcp_backend(greet_then(greeting))
+            targets[case, protocol] = (backend.host, backend.port)
+
+    def answer(case):
+        def policy(request):
+            target = targets.get(case) or targets[case, request.protocol]
+            return ok(target, Auth_Pass="x")
+        return lambda: setattr(auth_server, "policy", policy)
+
+    def refusing():
+        auth_server.policy = lambda request: ok(auth_policy.backends[request.protocol],
+                                                Auth_Pass="wrong-for-the-backend")
+
+    scripts = [Script(f"{case}-{protocol}", protocol, login_script(protocol), setup=answer(case))
+               for case in ("down", "too-long", "invalid") for protocol in PROTOCOLS]
+    scripts.append(Script("silent-imap", "imap", login_script("imap"), setup=answer("silent")))
+    scripts += [Script(f"refused-{port}", port, login_script(port.split("_")[0]), setup=refusing)
+                for port in ("imap", "pop3", "smtp", "imap_pass", "pop3_pass", "smtp_pass")]
+    nginx, mailgate = pair
+    body = BROKEN + REFUSING_SERVERS
+    compare(nginx.start(body), mailgate.start(body), body, scripts)
+    port_allocator.release(dead)
