@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from mailgate import Config
 from mailgate.log import LogFiles
 from mailgate.proxy.server import MailProxy

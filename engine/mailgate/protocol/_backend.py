@@ -10,6 +10,7 @@ what the client must see first.
 
 from __future__ import annotations
 
+from mailgate.log import printable
 from mailgate.protocol import _impl
 from mailgate.protocol.events import (
     ArmTimer,
@@ -33,7 +34,7 @@ def _c_string(data: bytes) -> str:
     nul = data.find(b"\0")
     if nul >= 0:
         data = data[:nul]
-    return data.decode("latin-1")
+    return printable(data)
 
 
 class BackendLogin:
@@ -155,7 +156,7 @@ class BackendLogin:
         line = reply[skip:-2]
         if self.config.proxy_pass_error_message:
             self._out.append(Log("info", 'upstream sent invalid response: "%s"'
-                                 % line.decode("latin-1"), self.log_action))
+                                 % printable(line), self.log_action))
             self._fail(reply)
         else:
             self._out.append(Log("error", 'upstream sent invalid response: "%s"'

@@ -9,6 +9,7 @@ parsers' handlers and wire strings.
 
 from __future__ import annotations
 
+from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
 from mailgate.protocol._codes import AGAIN, INVALID, OK
 from mailgate.protocol.events import (
@@ -271,6 +272,18 @@ class ServerMachine:
     def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
         raise NotImplementedError
 
+    def _conclude(self, rc: int, invalid_reply: bytes) -> bool:
+        """The end of a command: start authenticating (True), or set the reply of an
+        invalid command and return to the start state (nginx's shared handler tail)."""
+        if rc == DONE:
+            self._start_auth()
+            return True
+        if rc == INVALID:
+            self.mail_state = START
+            self.reader.reset_state()
+            self._reply = invalid_reply
+        return False
+
     # -- helpers for the protocol handlers ----------------------------------
 
     def _send(self, data: bytes) -> None:
@@ -405,7 +418,7 @@ class ServerMachine:
             offset += len(line)
         if mark_line_ends:
             data = data.replace(b"\r", b"_").replace(b"\n", b"_")
-        return data.decode("latin-1")
+        return printable(data)
 
     def _secret_word_end(self, line: bytes) -> int | None:
         """Where the command word ends if ``line`` carries credentials."""
@@ -465,7 +478,7 @@ class ServerMachine:
         self._out.append(self.upstream)
 
     def _auth_failed(self, result: AuthFailed) -> None:
-        self._log("info", 'client login failed: "%s"' % result.message.decode("latin-1"))
+        self._log("info", 'client login failed: "%s"' % printable(result.message))
         line = self._failure_line(result)
         if result.wait > 0:
             self._error_line = line

@@ -99,15 +99,10 @@ class ImapServer(ServerMachine):
             tagged = False
             self._reply = LITERAL_CONTINUE
 
-        if rc == DONE:
-            self._start_auth()
+        if self._conclude(rc, BAD_COMMAND):
             return
-        if rc == INVALID:
-            reader.reset_state()
-            self._reply = BAD_COMMAND
-            self.mail_state = START
-            if reader.literal_rejected:
-                self.quit = True
+        if rc == INVALID and reader.literal_rejected:
+            self.quit = True
 
         if tagged:
             self._send(text + (reader.tag or UNTAGGED) + self._reply)

@@ -110,13 +110,8 @@ class Pop3Server(ServerMachine):
             else:
                 rc = self._sasl_continue()
 
-        if rc == DONE:
-            self._start_auth()
+        if self._conclude(rc, BAD_COMMAND):
             return
-        if rc == INVALID:
-            self.mail_state = START
-            self.reader.reset_state()
-            self._reply = BAD_COMMAND
         self.buffer.reset_if_drained()
         self._send(self._reply)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from mailgate.auth.facts import ProxyAddresses
+from mailgate.log import printable
 from mailgate.proxy.realip import format_ip, peer_ip
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "crc32c",
     "outbound_header",
     "parse",
+    "parse_first_read",
 ]
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -142,7 +144,7 @@ def _broken(data: bytes) -> ProxyHeaderError:
     for stop in (data.find(b"\r"), data.find(b"\n")):
         if 0 <= stop < end:
             end = stop
-    return ProxyHeaderError('broken header: "%s"' % data[:end].decode("latin-1"))
+    return ProxyHeaderError('broken header: "%s"' % printable(data[:end]))
 
 
 class _NeedMore(Exception):
@@ -268,6 +270,18 @@ destination=ProxyAddress(address='127.0.0.1', port=30114), tlvs=b'')
         return _broken(data)
     except _Broken:
         return _broken(data)
+
+
+def parse_first_read(data: bytes) -> ProxyHeader | ProxyHeaderError:
+    """nginx's reading of the header: it peeks once, when the first bytes arrive, and a
+    header not complete in them is refused (``broken header`` for v1, ``header is too
+    large`` for v2) rather than awaited."""
+    result = parse(data)
+    if result is not None:
+        return result
+    if len(data) >= _V2_FIXED and data[:12] == SIGNATURE:
+        return ProxyHeaderError("header is too large")
+    return _broken(bytes(data[:PEEK_MAX]))
 
 
 # -- outbound ------------------------------------------------------------------------------

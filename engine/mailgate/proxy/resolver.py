@@ -45,6 +45,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from mailgate.config.model import Resolver, ServerConfig
+from mailgate.log import printable
 from mailgate.protocol.events import Log
 from mailgate.proxy.realip import IPAddress, format_ip, peer_ip
 
@@ -353,7 +354,7 @@ class ClientNameResolver:
                 ACTION_ADDRESS),))
         if not _VALID_NAME.match(name):
             return ClientName(TEMPUNAVAIL, (Log(
-                "error", '%s resolved to invalid host name "%s"' % (text, name.decode("latin-1")),
+                "error", '%s resolved to invalid host name "%s"' % (text, printable(name)),
                 ACTION_ADDRESS),))
         host = name.decode("ascii")
         addresses = self._names.get(name, asyncio.get_running_loop().time())

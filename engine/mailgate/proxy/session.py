@@ -118,6 +118,11 @@ class ClientSession(asyncio.BufferedProtocol):
         self.transport = transport
         sock = transport.get_extra_info("socket")
         peer = transport.get_extra_info("peername")
+        if peer is None:
+            # reset before it was accepted (uvloop has no address for it then): nothing to serve
+            self._closed = True
+            transport.abort()
+            return
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.client_address, self.client_port = peer[0], peer[1]
@@ -232,9 +237,7 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _proxy_header(self) -> None:
         data = bytes(self._header[: self._header_length])
-        header = proxy_protocol.parse(data)
-        if header is None:
-            return
+        header = proxy_protocol.parse_first_read(data)
         if isinstance(header, proxy_protocol.ProxyHeaderError):
             if header.message is not None:
                 self._log("error", header.message)
