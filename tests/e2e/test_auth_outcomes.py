@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from tests.e2e import bugs
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import log_messages, wait_for_log
 from tests.e2e.scripts import (
@@ -107,7 +106,6 @@ def test_failure_message_and_close(running, auth_server, protocol):
                  + context(running, protocol), "info")
 
 
-@pytest.mark.mailgate_bug(bugs.LOGIN_FAILED_BYTES)
 def test_failure_message_bytes_in_the_log(running, auth_server):
     auth_server.policy = lambda request: Reply([("Auth-Status", "No way, José")])
     transcript = run_script(running.address("imap"), login_script("imap", password=b"bad"))

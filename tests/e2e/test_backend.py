@@ -10,8 +10,8 @@ import struct
 import crc32c
 import pytest
 
-from tests.e2e.backends import ProxyHeaderRelay, greet_then, silent
 from tests.e2e import bugs
+from tests.e2e.backends import ProxyHeaderRelay, greet_then, silent
 from tests.e2e.configs import TLS
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e import bugs
 from tests.e2e.configs import TLS
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log
@@ -315,7 +314,6 @@ def test_inbound_proxy_protocol(started):
             reset_is_close=True)
 
 
-@pytest.mark.mailgate_bug(bugs.PROXY_HEADER_SPLIT)
 def test_inbound_proxy_header_must_come_in_one_read(gate, auth_server):
     gate.start(MAIL)
     for header, message in (

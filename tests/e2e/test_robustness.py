@@ -13,7 +13,6 @@ import time
 
 import pytest
 
-from tests.e2e import bugs
 from tests.e2e.configs import TLS
 from tests.e2e.gates import rss_bytes, worker_pids
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
@@ -202,7 +201,6 @@ def _rst(sock: socket.socket) -> None:
     sock.close()
 
 
-@pytest.mark.mailgate_bug(bugs.PEERNAME_NONE, only=["mailgate"])
 def test_connections_reset_at_once(gate, dovecot):
     gate.tolerate_problems = True  # checked below, once
     gate.start(ABUSE_MAIL)
