@@ -1,10 +1,5 @@
-"""mailgate bugs this suite found, one text each (used as strict xfail reasons: the
-lead fixes the code, the xfail then fails as XPASS and is removed)."""
+"""mailgate bugs this suite found and the lead has not fixed yet, one text each: the
+reasons of ``@pytest.mark.mailgate_bug`` (a strict xfail for mailgate's implementations;
+once the code is fixed the test passes, fails as XPASS, and its mark goes)."""
 
-import pytest
 
-
-def xfail(reason: str) -> pytest.MarkDecorator:
-    """The strict xfail mark for a mailgate bug (for parameters of pair tests, where
-    every implementation is mailgate's)."""
-    return pytest.mark.xfail(strict=True, reason="mailgate bug: " + reason)
