@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_config
 from mailgate.log import format_line
+from mailgate.oserror import os_error_text
 from mailgate.server.cycle import check_worker_connections
 from mailgate.tls import build_contexts
 
@@ -133,8 +134,8 @@ class StartupLog:
                 self.file = open(full, "a", encoding="utf-8", errors="surrogateescape")
             except OSError as exc:
                 sys.stderr.write(
-                    '%s: [alert] could not open error log file: open() "%s" failed (%d: %s)\n'
-                    % (NAME, full, exc.errno or 0, os.strerror(exc.errno or 0))
+                    '%s: [alert] could not open error log file: open() "%s" failed %s\n'
+                    % (NAME, full, os_error_text(exc))
                 )
 
     def log(self, level: str, message: str) -> None:

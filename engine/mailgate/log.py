@@ -42,7 +42,7 @@ SYSLOG_FACILITIES = (
 )
 _FACILITY_NUMBER = {name: i for i, name in enumerate(SYSLOG_FACILITIES)}
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-MAX_LINE = 2048  # NGX_MAX_ERROR_STR: longer messages are cut
+MAX_LINE = 2048  # NGX_MAX_ERROR_STR, the line feed included: longer lines are cut
 SYSLOG_MAX = 4096  # NGX_SYSLOG_MAX_STR
 
 
@@ -56,7 +56,7 @@ def format_line(level: str, message: str, *, conn: int | None = None, when: floa
     stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.localtime(when))
     prefix = "*%d " % conn if conn is not None else ""
     line = "%s [%s] %d#%d: %s%s" % (stamp, level, os.getpid(), threading.get_native_id(), prefix, message)
-    return line[:MAX_LINE] + "\n"
+    return line[: MAX_LINE - 1] + "\n"
 
 
 def write_stderr(text: str) -> None:

@@ -13,9 +13,11 @@ STANDARD = """
 """ + TLS + """
     server { listen 127.0.0.1:${port_imap}; protocol imap; starttls on; }
     server { listen 127.0.0.1:${port_imaps} ssl; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; starttls on; pop3_auth plain apop cram-md5; }
+    server { listen 127.0.0.1:${port_pop3}; protocol pop3; starttls on;
+             pop3_auth plain apop cram-md5; }
     server { listen 127.0.0.1:${port_pop3s} ssl; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; starttls on; smtp_auth login plain cram-md5; }
+    server { listen 127.0.0.1:${port_smtp}; protocol smtp; starttls on;
+             smtp_auth login plain cram-md5; }
     server { listen 127.0.0.1:${port_smtps} ssl; protocol smtp; smtp_auth login plain; }
 """
 """One server per protocol and security: plain with STARTTLS, and implicit TLS."""

@@ -38,13 +38,16 @@ def _implementations(metafunc: pytest.Metafunc, names) -> list:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "gate_impl" in metafunc.fixturenames:
         chosen = [n.strip() for n in metafunc.config.getoption("--mail-proxy").split(",")]
-        metafunc.parametrize("gate_impl", _implementations(metafunc, [n for n in chosen if n] + ["embedded"]))
+        names = [n for n in chosen if n] + ["embedded"]
+        metafunc.parametrize("gate_impl", _implementations(metafunc, names))
     if "sut_impl" in metafunc.fixturenames:
         metafunc.parametrize("sut_impl", _implementations(metafunc, SYSTEMS_UNDER_TEST))
 
 
 @pytest.fixture
-def embedded_factory(tmp_path_factory, port_allocator, proxy_values) -> Iterator[Callable[[], EmbeddedGate]]:
+def embedded_factory(
+    tmp_path_factory, port_allocator, proxy_values
+) -> Iterator[Callable[[], EmbeddedGate]]:
     """Make in-process proxies; stopped and checked for problems at teardown."""
     made: list[EmbeddedGate] = []
 

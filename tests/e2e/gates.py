@@ -18,7 +18,10 @@ from tests.proxy.conftest import EmbeddedProxy
 from tests.support.procs import wait_until
 from tests.support.proxy import MailProxy
 
-__all__ = ["LOG_LINE", "EmbeddedGate", "log_messages", "rss_bytes", "wait_for_log", "worker_pids"]
+__all__ = [
+    "LOG_LINE", "EmbeddedGate", "log_messages", "raw_log", "rss_bytes", "wait_for_log",
+    "worker_pids",
+]
 
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (\*\d+ )?(.*)$")
 """An error_log line: level, ``*N `` of a session line (else None), message."""
@@ -110,6 +113,13 @@ def log_messages(gate, level: str | None = None) -> list[str]:
     """Session log lines without time, level, pid and connection number:
     ``client login failed: "x" while in http auth state, client: ..., server: ...``."""
     return [m.group(3) for line in gate.log_lines(level) if (m := LOG_LINE.match(line))]
+
+
+def raw_log(gate) -> str:
+    """The error log as written (``error_log()`` reads it with universal newlines,
+    which turns a quoted CR LF into LF)."""
+    path = gate.log_path if isinstance(gate, EmbeddedGate) else gate.error_log_path
+    return path.read_bytes().decode("utf-8", "replace") if path.exists() else ""
 
 
 def wait_for_log(gate, text: str, level: str | None = None, timeout: float = 3.0) -> list[str]:

@@ -66,8 +66,8 @@ def rejection(protocol: str, text: bytes, smtp_code: bytes = b"535 5.7.0") -> by
 def context(gate, port_name: str, login: str | None = "alice", upstream: str | None = None,
             starttls: bool = False) -> str:
     """nginx's log context for a session of ``gate``'s ``port_name`` listener."""
-    text = ", client: 127.0.0.1%s, server: 127.0.0.1:%d" % (
-        " using starttls" if starttls else "", gate.port(port_name))
+    tls = " using starttls" if starttls else ""
+    text = f", client: 127.0.0.1{tls}, server: 127.0.0.1:{gate.port(port_name)}"
     if login is not None:
         text += f', login: "{login}"'
     if upstream is not None:

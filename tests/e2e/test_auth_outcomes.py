@@ -28,9 +28,12 @@ MAIL = """
     server { listen 127.0.0.1:${port_imap}; protocol imap; imap_auth plain cram-md5 external; }
     server { listen 127.0.0.1:${port_pop3}; protocol pop3; pop3_auth plain apop cram-md5; }
     server { listen 127.0.0.1:${port_smtp}; protocol smtp; smtp_auth plain login cram-md5; }
-    server { listen 127.0.0.1:${port_imap_dead}; protocol imap; auth_http 127.0.0.1:${port_dead}/auth; }
-    server { listen 127.0.0.1:${port_pop3_dead}; protocol pop3; auth_http 127.0.0.1:${port_dead}/auth; }
-    server { listen 127.0.0.1:${port_smtp_dead}; protocol smtp; auth_http 127.0.0.1:${port_dead}/auth; }
+    server { listen 127.0.0.1:${port_imap_dead}; protocol imap;
+             auth_http 127.0.0.1:${port_dead}/auth; }
+    server { listen 127.0.0.1:${port_pop3_dead}; protocol pop3;
+             auth_http 127.0.0.1:${port_dead}/auth; }
+    server { listen 127.0.0.1:${port_smtp_dead}; protocol smtp;
+             auth_http 127.0.0.1:${port_dead}/auth; }
 """
 
 
@@ -47,7 +50,8 @@ def _ok(auth_policy, request, **extra):
 
 # -- success ----------------------------------------------------------------------------
 
-LOGGED_IN = {"imap": b"a1 OK [CAPABILITY ", "pop3": b"+OK Logged in.\r\n", "smtp": b"235 2.0.0 OK\r\n"}
+LOGGED_IN = {
+    "imap": b"a1 OK [CAPABILITY ", "pop3": b"+OK Logged in.\r\n", "smtp": b"235 2.0.0 OK\r\n"}
 
 SUCCESSES = {
     # no status line: the answer is read as headers from its first byte
@@ -56,8 +60,9 @@ SUCCESSES = {
     # the status code is ignored
     "status-500": lambda p, r: Reply(_ok(p, r), status_line="HTTP/1.0 500 Internal Server Error"),
     # Auth-Status is not needed; LF line ends are fine; header names are case-insensitive
-    "no-auth-status": lambda p, r: RawReply(b"HTTP/1.0 200 OK\nauth-server: %s\nAUTH-PORT:  %d  \n\n"
-                                            % (p.backends[r.protocol][0].encode(), p.backends[r.protocol][1])),
+    "no-auth-status": lambda p, r: RawReply(
+        b"HTTP/1.0 200 OK\nauth-server: %s\nAUTH-PORT:  %d  \n\n"
+        % (p.backends[r.protocol][0].encode(), p.backends[r.protocol][1])),
     # Auth-User and Auth-Pass override what the client gave
     "overrides": lambda p, r: Reply(_ok(p, r, **{"Auth-User": "bob", "Auth-Pass": "secret pass"})),
 }
@@ -73,8 +78,9 @@ def test_success(running, auth_server, auth_policy, smtp_backend, answer):
                                 login_script(protocol, *credentials, then=[ReadLine()]))
         assert transcript.replies()[-1].startswith(LOGGED_IN[protocol]), transcript
         # the login in the log is the override
-        wait_for_log(running, 'login: "%s", upstream: %s:%d' % (
-            "bob" if override else "alice", *auth_policy.backends[protocol]), "info")
+        host, port = auth_policy.backends[protocol]
+        login = "bob" if override else "alice"
+        wait_for_log(running, f'login: "{login}", upstream: {host}:{port}', "info")
     if override:
         # the SMTP backend saw the override in XCLIENT
         assert smtp_backend.connections()[0].xclient["LOGIN"] == "bob"
@@ -87,7 +93,7 @@ def test_logged_in_log_line(running, auth_policy):
     for protocol in PROTOCOLS:
         run_script(running.address(protocol), login_script(protocol, then=[ReadLine()]))
         wait_for_log(running, "client logged in" + context(
-            running, protocol, upstream="%s:%d" % auth_policy.backends[protocol]), "info")
+            running, protocol, upstream="{}:{}".format(*auth_policy.backends[protocol])), "info")
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -152,7 +158,8 @@ def test_wait_then_ok_sends_nothing_meanwhile(running, auth_server, auth_policy)
                                       then=auth_policy)
 
     def run(protocol):
-        transcript = run_script(running.address(protocol), login_script(protocol, then=[ReadLine()]))
+        transcript = run_script(running.address(protocol),
+                                login_script(protocol, then=[ReadLine()]))
         assert transcript.replies()[-1].startswith(LOGGED_IN[protocol])
         # nothing reached the client while nginx waited
         assert len(transcript.replies()) == len(login_script(protocol)) // 2 + 1
@@ -171,7 +178,8 @@ def test_wait_without_auth_wait(running, auth_server, auth_policy):
     takes the next answer as it is (nginx bug not reproduced)."""
     answers = [Reply([("Auth-Status", "WAIT")])] + [
         lambda request: Reply(_ok(auth_policy, request))] * 19
-    auth_server.policy = SequencePolicy(answers, then=lambda request: Reply([("Auth-Status", "stop")]))
+    auth_server.policy = SequencePolicy(
+        answers, then=lambda request: Reply([("Auth-Status", "stop")]))
     transcript = run_script(running.address("pop3"), login_script("pop3", then=[ReadLine()]))
     if running.name == "nginx":
         assert transcript.replies()[-1] == b"-ERR stop\r\n"
@@ -202,10 +210,12 @@ INTERNAL = {
                       "error", AUTH + " sent invalid header in response"),
     "bare-cr": (lambda p, r: RawReply(b"HTTP/1.0 200 OK\rAuth-Status: OK\r\n\r\n"),
                 "error", AUTH + " sent invalid response"),
-    "slow": (lambda p, r: NoReply(hold=5), "error", AUTH + " timed out (110: Connection timed out)"),
+    "slow": (lambda p, r: NoReply(hold=5),
+             "error", AUTH + " timed out (110: Connection timed out)"),
     "wait-then-slow": (None, "error", AUTH + " timed out (110: Connection timed out)"),
     "close-early": (lambda p, r: CloseReply(), None, None),
-    "half-answer": (lambda p, r: RawReply(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n", chunks=2, pause=5),
+    "half-answer": (lambda p, r: RawReply(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\n",
+                                          chunks=2, pause=5),
                     "error", AUTH + " timed out (110: Connection timed out)"),
 }
 
@@ -243,7 +253,8 @@ def test_oversize_answer(running, auth_server, auth_policy, protocol):
     up with an internal error (at once or at auth_http_timeout, as the reads fall);
     mailgate accepts a larger answer (SPEC §8.3 allows it: it must not fail where
     nginx succeeds)."""
-    auth_server.policy = lambda request: Reply(_ok(auth_policy, request) + [("X-Padding", "x" * 1100)])
+    auth_server.policy = lambda request: Reply(
+        _ok(auth_policy, request) + [("X-Padding", "x" * 1100)])
     transcript = run_script(running.address(protocol), login_script(protocol, then=[ReadLine()]))
     if running.name == "nginx":
         assert transcript.replies()[-1] == INTERNAL_ERROR[protocol]
@@ -262,12 +273,14 @@ def test_auth_server_down(running, protocol):
 
 # -- the password the backend needs -----------------------------------------------------
 
+CRAM_ANSWER = b"YWxpY2UgMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\r\n"  # alice + 32 hex digits
+
 NO_PASSWORD_LOGINS = {
-    "pop3-apop": ("pop3", [ReadLine(), b"APOP alice 0123456789abcdef0123456789abcdef\r\n", ReadEOF()]),
-    "pop3-cram-md5": ("pop3", [ReadLine(), b"AUTH CRAM-MD5\r\n", ReadLine(),
-                               b"YWxpY2UgMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\r\n", ReadEOF()]),
-    "imap-cram-md5": ("imap", [ReadLine(), b"a1 AUTHENTICATE CRAM-MD5\r\n", ReadLine(),
-                               b"YWxpY2UgMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\r\n", ReadEOF()]),
+    "pop3-apop": ("pop3", [
+        ReadLine(), b"APOP alice 0123456789abcdef0123456789abcdef\r\n", ReadEOF()]),
+    "pop3-cram-md5": ("pop3", [ReadLine(), b"AUTH CRAM-MD5\r\n", ReadLine(), CRAM_ANSWER, ReadEOF()]),
+    "imap-cram-md5": ("imap", [
+        ReadLine(), b"a1 AUTHENTICATE CRAM-MD5\r\n", ReadLine(), CRAM_ANSWER, ReadEOF()]),
     "imap-external": ("imap", [ReadLine(), b"a1 AUTHENTICATE EXTERNAL YWxpY2U=\r\n", ReadEOF()]),
 }
 
@@ -278,7 +291,8 @@ def test_no_password_for_apop_cram_md5_external(running, auth_server, auth_polic
     auth_server.policy = lambda request: Reply(_ok(auth_policy, request))
     transcript = run_script(running.address(protocol), script)
     assert transcript.replies()[-1] == INTERNAL_ERROR[protocol] and transcript.closed_by_server
-    wait_for_log(running, (AUTH % auth_server.port) + " did not send password while in http auth state"
+    wait_for_log(running, (AUTH % auth_server.port)
+                 + " did not send password while in http auth state"
                  + context(running, protocol), "error")
     [request] = auth_server.requests
     assert request.header("Auth-Pass") == ("" if case == "imap-external" else

@@ -12,6 +12,7 @@ import pytest
 
 from tests.e2e.backends import ProxyHeaderRelay, greet_then, silent
 from tests.e2e.configs import TLS
+from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import (
     EHLO_DONE,
@@ -44,7 +45,8 @@ PROXY_PROTOCOL = """
 def _relays(tcp_backend, auth_server, dovecot):
     relays = {p: tcp_backend(ProxyHeaderRelay((dovecot.host, port)))
               for p, port in (("imap", dovecot.imap_port), ("pop3", dovecot.pop3_port))}
-    auth_server.policy = DefaultPolicy(DEFAULT_USERS, {p: (r.host, r.port) for p, r in relays.items()})
+    auth_server.policy = DefaultPolicy(
+        DEFAULT_USERS, {p: (r.host, r.port) for p, r in relays.items()})
     return relays
 
 
@@ -56,8 +58,8 @@ def test_proxy_protocol_v1_to_the_backend(gate, dovecot, auth_server, tcp_backen
         imap_login(imap, ALICE)
         imap.select("INBOX", readonly=True)
         assert imap_fetch(imap, "2") == DOT_MESSAGE
-    assert relays["imap"].connections[0].proxy_header == b"PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n" % (
-        client_port, gate.port("imap"))
+    assert relays["imap"].connections[0].proxy_header == (
+        b"PROXY TCP4 127.0.0.1 127.0.0.1 %d %d\r\n" % (client_port, gate.port("imap")))
     # the client as realip made it from the inbound header; the local side is the proxy's
     for inbound, outbound in (
         (b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 110\r\n",
@@ -90,7 +92,8 @@ PROXY_PROTOCOL_V2 = """
 """
 
 
-def test_proxy_protocol_v2_to_the_backend(gate, dovecot, auth_server, tcp_backend, tls_client_context):
+def test_proxy_protocol_v2_to_the_backend(
+        gate, dovecot, auth_server, tcp_backend, tls_client_context):
     """``proxy_protocol v2`` is nginx 1.31.4's (SPEC §9.1, §14): Debian's 1.22.1 only
     knows on/off, so this is mailgate's alone, checked against the SPEC."""
     if gate.name == "nginx":
@@ -156,6 +159,8 @@ def _smtp_login(hello: bytes) -> list:
             for step in SMTP_LOGIN]
 
 
+ALICE_PLAIN = plain_ir(b"alice", b"alice-secret").decode()
+
 BACKEND_COMMANDS = {
     ("xclient", b"EHLO"): ["EHLO mx.test", "XCLIENT ADDR=127.0.0.1 LOGIN=alice NAME=[UNAVAILABLE]",
                            "EHLO client.test"],
@@ -165,10 +170,10 @@ BACKEND_COMMANDS = {
     ("plain", b"EHLO"): ["EHLO mx.test"],
     ("plain", b"HELO"): ["HELO mx.test"],
     ("auth", b"EHLO"): ["EHLO mx.test", "XCLIENT ADDR=127.0.0.1 NAME=[UNAVAILABLE]",
-                        "EHLO client.test", "AUTH PLAIN " + plain_ir(b"alice", b"alice-secret").decode()],
+                        "EHLO client.test", "AUTH PLAIN " + ALICE_PLAIN],
     # (AUTH needs an ESMTP session at the backend: a client's HELO would make it fail)
     ("auth_plain", b"EHLO"): ["EHLO mx.test",
-                              "AUTH PLAIN " + plain_ir(b"alice", b"alice-secret").decode()],
+                              "AUTH PLAIN " + ALICE_PLAIN],
 }
 
 
@@ -204,12 +209,14 @@ def test_smtp_auth_none_relays_the_envelope(gate, smtp_backend, auth_server):
     gate.start(SMTP)
     # the backend's answer to RCPT reaches the client whatever it is, and the session goes on
     transcript = run_script(gate.address("none"), [
-        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE, b"MAIL FROM:<a@example.test> BODY=8BITMIME\r\n",
+        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE,
+        b"MAIL FROM:<a@example.test> BODY=8BITMIME\r\n",
         ReadLine(), b"RCPT TO:<nobody@example.test>\r\n", ReadLine(),
         b"RCPT TO:<bob@example.test>\r\n", ReadLine(), b"DATA\r\n", ReadLine(),
         b"Subject: relay\r\n\r\n..dot\r\n.\r\n", ReadLine(), b"QUIT\r\n", ReadEOF()])
-    assert transcript.replies()[2:6] == [b"250 2.0.0 OK\r\n", b"550 5.1.1 No such user\r\n",
-                                          b"250 2.1.5 OK\r\n", b"354 End data with <CR><LF>.<CR><LF>\r\n"]
+    assert transcript.replies()[2:6] == [
+        b"250 2.0.0 OK\r\n", b"550 5.1.1 No such user\r\n", b"250 2.1.5 OK\r\n",
+        b"354 End data with <CR><LF>.<CR><LF>\r\n"]
     [message] = smtp_backend.wait_for_messages(1)
     assert (message.mail_from, message.rcpt_tos, message.data) == (
         "a@example.test", ["bob@example.test"], b"Subject: relay\r\n\r\n.dot\r\n")
@@ -227,17 +234,19 @@ def test_smtp_auth_none_relays_the_envelope(gate, smtp_backend, auth_server):
 
 # -- the backend refuses the login: proxy_pass_error_message ---------------------------------
 
+REFUSING_SERVERS = """
+    server { listen 127.0.0.1:${port_imap_pass}; protocol imap; proxy_pass_error_message on; }
+    server { listen 127.0.0.1:${port_pop3_pass}; protocol pop3; proxy_pass_error_message on; }
+    server { listen 127.0.0.1:${port_smtp_pass}; protocol smtp; proxy_pass_error_message on;
+             proxy_smtp_auth on; }
+"""
 REFUSING = """
     server_name mx.test;
     auth_http $auth_http;
     server { listen 127.0.0.1:${port_imap}; protocol imap; }
     server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
     server { listen 127.0.0.1:${port_smtp}; protocol smtp; proxy_smtp_auth on; }
-    server { listen 127.0.0.1:${port_imap_pass}; protocol imap; proxy_pass_error_message on; }
-    server { listen 127.0.0.1:${port_pop3_pass}; protocol pop3; proxy_pass_error_message on; }
-    server { listen 127.0.0.1:${port_smtp_pass}; protocol smtp; proxy_pass_error_message on;
-             proxy_smtp_auth on; }
-"""
+""" + REFUSING_SERVERS
 
 # what Dovecot (and the SMTP backend) answer a wrong password, after the tag for IMAP
 REFUSAL = {
@@ -281,7 +290,7 @@ BROKEN = """
     timeout 1s;
     server { listen 127.0.0.1:${port_imap}; protocol imap; }
     server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
+    server { listen 127.0.0.1:${port_smtp}; protocol smtp; proxy_smtp_auth on; }
 """
 
 
@@ -318,7 +327,8 @@ def test_backend_silent_hits_the_login_timer(gate, auth_server, tcp_backend):
 
 
 GREETINGS = {"imap": b"* OK ", "pop3": b"+OK ", "smtp": b"220 "}
-INVALID_GREETINGS = {"imap": b"* PREAUTH ready", "pop3": b"-ERR go away", "smtp": b"554 5.3.2 not now"}
+INVALID_GREETINGS = {
+    "imap": b"* PREAUTH ready", "pop3": b"-ERR go away", "smtp": b"554 5.3.2 not now"}
 
 
 @pytest.mark.parametrize("case", ["too-long", "invalid"])
@@ -344,8 +354,54 @@ def test_backend_greeting(gate, auth_server, tcp_backend, case):
                          + GREETINGS[protocol].decode() + "xxxx", "error")
         else:
             upstream = f"127.0.0.1:{backends[protocol].port}"
-            wait_for_log(gate, f'upstream sent invalid response: "{INVALID_GREETINGS[protocol].decode()}"'
+            greeting = INVALID_GREETINGS[protocol].decode()
+            wait_for_log(gate, f'upstream sent invalid response: "{greeting}"'
                          " while reading response from upstream"
                          + context(gate, protocol, upstream=upstream), "error")
 
     each_protocol(run)
+
+
+def test_long_log_lines_are_cut_as_nginx_cuts_them(gate, auth_server, tcp_backend):
+    backend = tcp_backend(greet_then(b"* OK " + b"x" * 5000))
+    auth_server.policy = lambda request: ok((backend.host, backend.port), Auth_Pass="x")
+    run_script(gate.start(BROKEN).address("imap"), login_script("imap"))
+    wait_for_log(gate, "too long response line", "error")
+    [line] = [line for line in gate.log_lines("error") if "too long response line" in line]
+    assert len(line) == 2047 and line.endswith("x")  # the context is cut off too
+
+
+# -- the same backend failures through nginx and mailgate: transcripts and log lines ---------
+
+
+def test_backend_failures_match_nginx(pair, auth_server, auth_policy, smtp_backend, tcp_backend,
+                                      port_allocator):
+    dead = port_allocator.port()
+    targets = {"down": ("127.0.0.1", dead), "silent": None}
+    silent_backend = tcp_backend(silent)
+    targets["silent"] = (silent_backend.host, silent_backend.port)
+    for protocol in PROTOCOLS:
+        for case, greeting in (("too-long", GREETINGS[protocol] + b"x" * 5000),
+                               ("invalid", INVALID_GREETINGS[protocol] + b"\r\n")):
+            backend = tcp_backend(greet_then(greeting))
+            targets[case, protocol] = (backend.host, backend.port)
+
+    def answer(case):
+        def policy(request):
+            target = targets.get(case) or targets[case, request.protocol]
+            return ok(target, Auth_Pass="x")
+        return lambda: setattr(auth_server, "policy", policy)
+
+    def refusing():
+        auth_server.policy = lambda request: ok(auth_policy.backends[request.protocol],
+                                                Auth_Pass="wrong-for-the-backend")
+
+    scripts = [Script(f"{case}-{protocol}", protocol, login_script(protocol), setup=answer(case))
+               for case in ("down", "too-long", "invalid") for protocol in PROTOCOLS]
+    scripts.append(Script("silent-imap", "imap", login_script("imap"), setup=answer("silent")))
+    scripts += [Script(f"refused-{port}", port, login_script(port.split("_")[0]), setup=refusing)
+                for port in ("imap", "pop3", "smtp", "imap_pass", "pop3_pass", "smtp_pass")]
+    nginx, mailgate = pair
+    body = BROKEN + REFUSING_SERVERS
+    compare(nginx.start(body), mailgate.start(body), body, scripts)
+    port_allocator.release(dead)

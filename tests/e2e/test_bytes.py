@@ -50,7 +50,8 @@ def test_imap_raw_fetch_is_the_stored_file(running, dovecot):
     for number, stored in enumerate(dovecot.delivered(ALICE.login), 1):
         literal = b"* %d FETCH (BODY[] {%d}\r\n%s)\r\n" % (number, len(stored.data), stored.data)
         assert literal in transcript.received
-    assert re.search(rb"\* BYE Logging out\r\nz OK Logout completed[^\n]*\r\n\Z", transcript.received)
+    assert re.search(rb"\* BYE Logging out\r\nz OK Logout completed[^\n]*\r\n\Z",
+                     transcript.received)
 
 
 def test_pop3_raw_retr_is_dot_stuffed_on_the_wire(running, dovecot):

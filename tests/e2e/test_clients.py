@@ -98,8 +98,9 @@ def test_curl_fetch(running, dovecot, pki, curl_available, scheme, port, path, s
     assert result.stdout == DOT_MESSAGE == dovecot.delivered(ALICE.login)[1].data
 
 
-@pytest.mark.parametrize("scheme, port, ssl_reqd",
-                         [("smtp", "smtp", False), ("smtps", "smtps", False), ("smtp", "smtp", True)])
+@pytest.mark.parametrize(
+    "scheme, port, ssl_reqd",
+    [("smtp", "smtp", False), ("smtps", "smtps", False), ("smtp", "smtp", True)])
 def test_curl_send(running, smtp_backend, pki, curl_available, scheme, port, ssl_reqd):
     message = make_message("via curl", ".dot first\r\nlast line\r\n")
     curl(curl_url(scheme, *running.address(port)), pki=pki, user=BOB, ssl_reqd=ssl_reqd,
@@ -124,7 +125,8 @@ S_CLIENT_SCRIPTS = {
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
-def test_openssl_s_client(running, dovecot, smtp_backend, pki, openssl_available, protocol, security):
+def test_openssl_s_client(
+        running, dovecot, smtp_backend, pki, openssl_available, protocol, security):
     send = S_CLIENT_SCRIPTS[protocol]
     if protocol == "smtp":
         send += DOT_MESSAGE.replace(b"\r\n.", b"\r\n..") + b".\r\nQUIT\r\n"

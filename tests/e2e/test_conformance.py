@@ -80,7 +80,8 @@ IMAP = [
         b"AGFsaWNlAGFsaWNlLXNlY3JldA==\r\n", T(b"a1"), *LOGOUT]),
     Script("authenticate-plain-ir-and-errors", "imap", [
         ReadLine(), b"a1 AUTHENTICATE PLAIN *\r\n", T(b"a1"),
-        b"a2 AUTHENTICATE PLAIN AGFsaWNl\r\n", T(b"a2"), b"a3 AUTHENTICATE PLAIN YQ==\r\n", T(b"a3"),
+        b"a2 AUTHENTICATE PLAIN AGFsaWNl\r\n", T(b"a2"),
+        b"a3 AUTHENTICATE PLAIN YQ==\r\n", T(b"a3"),
         b"a4 AUTHENTICATE GSSAPI\r\n", T(b"a4"), b"a5 AUTHENTICATE\r\n", T(b"a5"),
         b"a6 AUTHENTICATE CRAM-MD5\r\n", T(b"a6"), b"a7 AUTHENTICATE PLAIN AGFsaWNlAHdyb25n\r\n",
         ReadEOF()]),
@@ -203,13 +204,15 @@ SMTP = [
         ReadLine(), b"AUTH PLAIN\r\n", ReadLine(), b"AGFsaWNlAGFsaWNlLXNlY3JldA==\r\n",
         ReadLine(), *QUIT]),
     Script("auth-login-and-wrong-password", "smtp", [
-        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE, b"AUTH LOGIN\r\n", ReadLine(), b"YWxpY2U=\r\n",
+        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE, b"AUTH LOGIN\r\n", ReadLine(),
+        b"YWxpY2U=\r\n",
         ReadLine(), b"d3Jvbmc=\r\n", ReadEOF()]),
     Script("auth-login-initial-user", "smtp", [
         ReadLine(), b"AUTH LOGIN YWxpY2U=\r\n", ReadLine(), b"YWxpY2Utc2VjcmV0\r\n", ReadLine(),
         *QUIT]),
     Script("starttls-on", "smtp_on", [
-        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE, b"STARTTLS\r\nNOOP\r\n", ReadLine(), StartTLS(),
+        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE, b"STARTTLS\r\nNOOP\r\n", ReadLine(),
+        StartTLS(),
         b"EHLO client.test\r\n", EHLO_DONE, b"STARTTLS\r\n", ReadLine(), *QUIT]),
     Script("cram-md5", "smtp_on", [
         ReadLine(), b"AUTH CRAM-MD5\r\n", ReadLine(),
@@ -219,7 +222,8 @@ SMTP = [
         b"MAIL FROM:<a@x>\r\n", ReadLine(), b"MAIL FROM:<a@x>\r\n", ReadLine(), b"RCPT\r\n",
         ReadLine(), b"RSET\r\n", ReadLine(), b"RCPT TO:<b@y>\r\n", ReadLine(), *QUIT]),
     Script("starttls-only", "smtp_only", [
-        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE, b"AUTH PLAIN AGFsaWNlAGFsaWNlLXNlY3JldA==\r\n",
+        ReadLine(), b"EHLO client.test\r\n", EHLO_DONE,
+        b"AUTH PLAIN AGFsaWNlAGFsaWNlLXNlY3JldA==\r\n",
         ReadLine(), b"MAIL FROM:<a@x>\r\n", ReadLine(), b"STARTTLS\r\n", ReadLine(), StartTLS(),
         b"EHLO client.test\r\n", EHLO_DONE, *QUIT]),
     Script("none-relays", "smtp_none", [

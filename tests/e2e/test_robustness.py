@@ -55,7 +55,8 @@ def _read_tagged(sock, tag: bytes) -> bytes:
 def test_slow_reader_of_10_mb_keeps_memory_bounded(gate, dovecot, tls_client_context, security):
     gate.start(MAIL)
     stored = dovecot.delivered("bulk")[0].data
-    sock = socket.create_connection(gate.address("imaps" if security == "ssl" else "imap"), timeout=10)
+    address = gate.address("imaps" if security == "ssl" else "imap")
+    sock = socket.create_connection(address, timeout=10)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     if security == "ssl":
         sock = tls_client_context.wrap_socket(sock, server_hostname="localhost")
@@ -89,7 +90,7 @@ def test_slow_reader_of_10_mb_keeps_memory_bounded(gate, dovecot, tls_client_con
     assert data.index(literal) < 200
     assert data[data.index(literal) + len(literal):][:len(stored)] == stored
     grown = peak - baseline
-    print("%s %s: worker RSS grew by %d KiB during the slow 10 MB read" % (gate.name, security, grown // 1024))
+    print(f"{gate.name} {security}: worker RSS grew by {grown // 1024} KiB during the slow read")
     assert grown < MEMORY_SLACK, grown
 
 
@@ -134,7 +135,7 @@ def test_500_concurrent_sessions(gate, dovecot):
     started = time.monotonic()
     failures = asyncio.run(main())
     assert failures == [], failures[:5]
-    print("%s: %d sessions in %.1f s" % (gate.name, SESSIONS, time.monotonic() - started))
+    print(f"{gate.name}: {SESSIONS} sessions in {time.monotonic() - started:.1f} s")
 
 
 ABUSE_MAIL = """
@@ -215,7 +216,8 @@ def test_connections_reset_at_once(gate, dovecot):
             assert _recv_line(sock).startswith(b"a1 OK")
         _rst(sock)
     transcript = run_script(gate.address("imap"), [
-        ReadLine(), b"a1 LOGIN alice alice-secret\r\n", ReadTagged(b"a1"), b"a2 LOGOUT\r\n", ReadEOF()])
+        ReadLine(), b"a1 LOGIN alice alice-secret\r\n", ReadTagged(b"a1"), b"a2 LOGOUT\r\n",
+        ReadEOF()])
     assert b"a1 OK" in transcript.received
     time.sleep(0.3)  # what the resets cause is logged by now
     assert gate.problems() == []

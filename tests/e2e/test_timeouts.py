@@ -40,7 +40,7 @@ def test_timeout_is_a_total_pre_auth_budget(gate, auth_server):
         transcript = run_script(gate.address(protocol), script + [ReadEOF()])
         elapsed = time.monotonic() - started
         assert transcript.closed_by_server
-        assert 1.8 <= elapsed < 2.6, elapsed
+        assert 1.8 <= elapsed < 3.2, elapsed  # re-armed per NOOP, it would be 3.5 s
         # the answers, then the close without a word
         assert transcript.replies()[1:] == [answer] * 3
         wait_for_log(gate, "client timed out (110: Connection timed out) while in auth state"
@@ -56,7 +56,7 @@ def test_timeout_keeps_running_through_starttls(gate, auth_server, tls_client_co
         ReadLine(), Sleep(1), b"s STARTTLS\r\n", ReadLine(), StartTLS(), b"n NOOP\r\n", ReadLine(),
         ReadEOF()], tls_context=tls_client_context)
     assert transcript.replies()[-1] == b"n OK completed\r\n" and transcript.closed_by_server
-    assert 1.8 <= time.monotonic() - started < 2.8
+    assert 1.8 <= time.monotonic() - started < 2.9  # re-armed, it would be 3 s
     wait_for_log(gate, "client timed out (110: Connection timed out) while in auth state"
                  + context(gate, "imap", login=None, starttls=True), "info")
 
@@ -77,9 +77,10 @@ def test_proxy_timeout_ends_an_idle_relay(gate, auth_server, auth_policy):
                                 login_script(protocol, then=[ReadLine(), *busy, ReadEOF()]))
         elapsed = time.monotonic() - started
         assert transcript.closed_by_server and not transcript.timed_out
-        assert 2.8 <= elapsed < 3.8, elapsed
+        assert 2.8 <= elapsed < 4.5, elapsed
         wait_for_log(gate, "client timed out (110: Connection timed out) while proxying"
-                     + context(gate, protocol, upstream="%s:%d" % auth_policy.backends[protocol]),
+                     + context(gate, protocol,
+                               upstream="{}:{}".format(*auth_policy.backends[protocol])),
                      "info")
 
     each_protocol(run)

@@ -107,8 +107,10 @@ def test_process_titles(mailgate_instance):
     port = mg.write_imap(workers=1)
     master = mg.start()
     (worker,) = mg.workers()
-    assert _title(master).startswith("mailgate: master process mailgate -p %s" % mg.root)
-    assert _title(worker) == "mailgate: worker process"
+    # a process sets its title as it starts: wait for it rather than race it
+    wait_for(lambda: _title(master).startswith("mailgate: master process mailgate -p %s" % mg.root),
+             what="the master's title")
+    wait_for(lambda: _title(worker) == "mailgate: worker process", what="the worker's title")
     session = imap_session(port)
     mg.signal(signal.SIGQUIT)
     wait_for(lambda: _title(worker) == "mailgate: worker process is shutting down",

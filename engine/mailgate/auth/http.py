@@ -21,8 +21,8 @@ import h11
 
 from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
-from mailgate.config.errors import os_error_text
 from mailgate.config.values import atoi
+from mailgate.oserror import os_error_text
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 
 __all__ = [

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "ConfigMessage", "os_error_text"]
-
-
-def os_error_text(exc: OSError) -> str:
-    """nginx's rendering of an errno: ``(2: No such file or directory)``."""
-    if exc.errno is None:
-        return "(%s)" % (exc.strerror or exc)
-    return "(%d: %s)" % (exc.errno, os.strerror(exc.errno))
+__all__ = ["ConfigError", "ConfigMessage"]
 
 
 def _located(message: str, file: str | None, line: int | None) -> str:

@@ -14,10 +14,11 @@ import socket
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
-from mailgate.config.errors import ConfigError, ConfigMessage, os_error_text
+from mailgate.config.errors import ConfigError, ConfigMessage
 from mailgate.config.lexer import ENCODING, End, Statement, tokenize
 from mailgate.config.model import Config, MainConfig, ServerConfig
 from mailgate.config.registry import UNSET, Call, Ctx, Directive, Level, Merge
+from mailgate.oserror import os_error_text
 
 __all__ = ["Loader", "MergeStep", "COMMAND_LINE"]
 

@@ -175,8 +175,8 @@ class MailProxy:
         """Build the TLS contexts and start accepting on every listen socket."""
         if self._started:
             return
-        from mailgate.tls import SessionZones, build_contexts
         from mailgate.server.listeners import open_listen_sockets
+        from mailgate.tls import SessionZones, build_contexts
 
         config = self.config
         if self._zones is None:

@@ -16,12 +16,12 @@ more, so a slow reader never grows memory beyond the buffers.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from typing import TYPE_CHECKING
 
 from mailgate.auth import AuthFacts, ProxyAddresses, SSLFacts
 from mailgate.log import SessionContext
+from mailgate.oserror import os_error_text
 from mailgate.protocol import server_for
 from mailgate.protocol.events import (
     ArmTimer,
@@ -66,13 +66,6 @@ PRE_AUTH = "pre-auth"
 BACKEND = "backend"
 RELAY = "relay"
 CLOSING = "closing"
-
-
-def _errno_text(exc: BaseException) -> str:
-    errno = getattr(exc, "errno", None)
-    if errno:
-        return "(%d: %s)" % (errno, os.strerror(errno))
-    return "(%s)" % exc
 
 
 class ClientSession(asyncio.BufferedProtocol):
@@ -154,7 +147,7 @@ class ClientSession(asyncio.BufferedProtocol):
         if not self._closed and self.ctx is not None:
             if exc is not None:
                 # client-side network errors are logged at info for mail (SPEC §2.5)
-                self._log("info", "recv() failed %s" % _errno_text(exc))
+                self._log("info", "recv() failed %s" % os_error_text(exc))
             if self.phase == RELAY:  # a read error ends the relay as an EOF does
                 self._log("info", "proxied session done", "")
         self._finish()

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import socket
 from typing import TYPE_CHECKING
 
+from mailgate.oserror import os_error_text
 from mailgate.protocol.events import ConnectBackend
 
 if TYPE_CHECKING:
@@ -29,11 +29,6 @@ RELAY_READ_SIZE = 64 * 1024
 # by the transport): a read takes what the socket holds, several TLS records' worth,
 # in one pass through Python, and no relaying session holds a read buffer.
 _RELAY_IN = memoryview(bytearray(RELAY_READ_SIZE))
-
-
-def _system_error(exc: BaseException) -> str:
-    code = getattr(exc, "errno", None) or errno.EIO
-    return "(%d: %s)" % (code, os.strerror(code))
 
 
 class _BackendProtocol(asyncio.BufferedProtocol):
@@ -100,10 +95,10 @@ class BackendSession:
                 return
             if exc.errno == errno.ECONNREFUSED:
                 # nginx connects without blocking and meets the refusal in recv()
-                self.client._log("error", "recv() failed %s" % _system_error(exc),
+                self.client._log("error", "recv() failed %s" % os_error_text(exc),
                                  "reading response from upstream")
             else:
-                self.client._log("error", "connect() to %s failed %s" % (target.upstream, _system_error(exc)),
+                self.client._log("error", "connect() to %s failed %s" % (target.upstream, os_error_text(exc)),
                                  "connecting to upstream")
             self.client.backend_actions(self.machine.connection_lost())
 
@@ -149,7 +144,7 @@ class BackendSession:
             return
         if self.relay_buffer is None:
             if exc is not None:
-                self.client._log("error", "recv() failed %s" % _system_error(exc),
+                self.client._log("error", "recv() failed %s" % os_error_text(exc),
                                  "reading response from upstream")
             self.client.backend_actions(self.machine.connection_lost())
         else:

@@ -16,8 +16,8 @@ import socket
 from collections.abc import Callable
 
 from mailgate.config import Config, ConfigError, ConfigMessage, Listen
-from mailgate.config.errors import os_error_text
 from mailgate.log import ErrorLog, LogFiles
+from mailgate.oserror import os_error_text
 from mailgate.server.listeners import BIND_TRIES, configure_listen, open_listen
 
 __all__ = ["Cycle", "check_worker_connections"]

@@ -13,7 +13,7 @@ import socket
 import time
 
 from mailgate.config import Config, ConfigError, Listen, ListenSocket
-from mailgate.config.errors import os_error_text
+from mailgate.oserror import os_error_text
 
 __all__ = ["bind_listen", "check_bindable", "configure_listen", "open_listen", "open_listen_sockets"]
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, load_config
+from mailgate.oserror import os_error_text
 from mailgate.server import process, signals
 from mailgate.server.cycle import Cycle
 from mailgate.server.pidfile import create_pidfile, delete_pidfile
@@ -142,8 +143,8 @@ class Master:
         try:
             pid = os.fork()
         except OSError as exc:
-            self.log.log("alert", 'fork() failed while spawning "worker process" (%d: %s)'
-                         % (exc.errno, os.strerror(exc.errno)))
+            self.log.log("alert", 'fork() failed while spawning "worker process" %s'
+                         % os_error_text(exc))
             return
         if pid == 0:
             run_worker(self.cycle, self.pid, self.daemonized)
@@ -160,8 +161,7 @@ class Master:
             try:
                 os.kill(record.pid, signo)
             except OSError as exc:
-                self.log.log("alert", "kill(%d, %d) failed (%d: %s)"
-                             % (record.pid, signo, exc.errno, os.strerror(exc.errno)))
+                self.log.log("alert", "kill(%d, %d) failed %s" % (record.pid, signo, os_error_text(exc)))
                 self.reap = True
                 continue
             if signo != signal.SIGUSR1:

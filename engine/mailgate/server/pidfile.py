@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from mailgate.config import ConfigError
-from mailgate.config.errors import os_error_text
+from mailgate.oserror import os_error_text
 
 __all__ = ["create_pidfile", "delete_pidfile"]
 

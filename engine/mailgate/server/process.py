@@ -20,7 +20,7 @@ import selectors
 from collections.abc import Callable
 
 from mailgate.config import MainConfig
-from mailgate.config.errors import os_error_text
+from mailgate.oserror import os_error_text
 
 __all__ = [
     "FATAL",

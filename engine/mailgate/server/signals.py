@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 
 from mailgate.config import ConfigError, load_config
-from mailgate.config.errors import os_error_text
+from mailgate.oserror import os_error_text
 
 __all__ = [
     "COMMANDS",

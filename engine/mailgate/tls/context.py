@@ -17,8 +17,8 @@ import os
 from collections.abc import Callable, Sequence
 
 from mailgate.config import ConfigMessage, ServerConfig
-from mailgate.config.errors import os_error_text
 from mailgate.config.modules.mail_ssl import TICKET_KEY_SIZES
+from mailgate.oserror import os_error_text
 from mailgate.tls._binding import ffi, lib, ssl_error_text
 from mailgate.tls._keys import (
     LoadFailure,

@@ -10,7 +10,6 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from mailgate.config.modules import (
-    main,
     mail_auth_http,
     mail_core,
     mail_imap,
@@ -19,6 +18,7 @@ from mailgate.config.modules import (
     mail_realip,
     mail_smtp,
     mail_ssl,
+    main,
 )
 
 MAIN_MODULE = main

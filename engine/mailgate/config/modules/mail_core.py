@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from mailgate.config.errors import ConfigError
 from mailgate.config.addresses import AddressError, parse_url, sock_ntop
+from mailgate.config.errors import ConfigError
 from mailgate.config.model import Listen, MainConfig, Resolver
 from mailgate.config.registry import (
     Call,

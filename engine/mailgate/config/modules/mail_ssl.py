@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from mailgate.config.errors import ConfigError, os_error_text
+from mailgate.config.errors import ConfigError
 from mailgate.config.model import MainConfig, PasswordFile, SessionCacheSetting, SharedZone
 from mailgate.config.registry import (
     Call,
@@ -27,6 +27,7 @@ from mailgate.config.registry import (
     str_slot,
 )
 from mailgate.config.values import atoi, parse_size
+from mailgate.oserror import os_error_text
 
 __all__ = ["DIRECTIVES", "merge", "INLINE_PREFIXES", "TICKET_KEY_SIZES"]
 

@@ -8,19 +8,19 @@ modules are built in), and only the ``mail {}`` block is served.
 from __future__ import annotations
 
 import glob
-import os
 import grp
+import os
 import pwd
 
 from mailgate.config.model import LogTarget, MainConfig
 from mailgate.config.modules._logs import parse_error_log
 from mailgate.config.registry import (
+    UNSET,
     Call,
     Ctx,
     Directive,
     Level,
     Merge,
-    UNSET,
     flag_slot,
     msec_slot,
     num_slot,
