@@ -137,7 +137,8 @@ class MemoryTransport(asyncio.Transport):
         self.closed = False
 
     def get_extra_info(self, name, default=None):
-        return default
+        # no socket: the session takes it for a UNIX-socket client (peer name "")
+        return "" if name == "peername" else default
 
     def set_write_buffer_limits(self, high=None, low=None):
         pass

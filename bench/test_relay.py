@@ -61,11 +61,11 @@ def test_client_to_backend(benchmark, pki, loop, tls):
     relay.close()
 
 
-@pytest.mark.parametrize("size", ["4k", "16k"])
+@pytest.mark.parametrize("size", ["4k", "16k", "64k"])
 @pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
 def test_backend_to_client(benchmark, pki, loop, tls, size):
-    relay = _session(pki, loop, tls, proxy_buffer=size)
-    chunk = b"z" * (4096 if size == "4k" else 16384)
+    relay = _session(pki, loop, tls, proxy_buffer="16k" if size == "64k" else size)
+    chunk = b"z" * {"4k": 4096, "16k": 16384, "64k": 65536}[size]
     protocol, client = relay.backend_protocol, relay.client_transport
 
     def pump():
