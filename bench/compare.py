@@ -20,7 +20,8 @@ Reported: medians over the rounds of CPU per operation, throughput and latency, 
 the mailgate/nginx ratio of the medians against the budgets of DESIGN.md.  Loopback
 only; every round is bounded in count and time.  Needs root (Dovecot), nginx and
 libnginx-mod-mail, dovecot-imapd, dovecot-pop3d (tests/support/install-system-deps.sh)
-and the built extension modules (``python setup.py build_ext --inplace``).
+and mailgate itself: built in place (``python setup.py build_ext --inplace``), or
+installed (``pip install '.[test]'``, the README's install) when the tree is not built.
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "engine"), str(ROOT)]
+sys.path.insert(0, str(ROOT))  # tests.support
+if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
+    # a source tree built in place (setup.py build_ext --inplace); else the installed package
+    sys.path.insert(0, str(ROOT / "engine"))
 
 from tests.support.auth_http import AuthHttpServer, DefaultPolicy  # noqa: E402
 from tests.support.certs import make_pki  # noqa: E402

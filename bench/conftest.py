@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-for path in (str(ROOT / "engine"), str(ROOT)):
-    if path not in sys.path:
-        sys.path.insert(0, path)
+_PATHS = [str(ROOT)]  # tests.support
+if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
+    # a source tree built in place; else the installed package
+    _PATHS.append(str(ROOT / "engine"))
+for _path in _PATHS:
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 
 @pytest.fixture(scope="session")

@@ -51,7 +51,9 @@ class _BackendProtocol(asyncio.BufferedProtocol):
         return True
 
     def connection_lost(self, exc) -> None:
-        self.owner.lost(exc)
+        # no reference cycle through the transport once it is gone
+        owner, self.owner = self.owner, None
+        owner.lost(exc)
 
     def pause_writing(self) -> None:
         self.owner.client.peer_paused(True)
