@@ -48,14 +48,14 @@ if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
     # a source tree built in place (setup.py build_ext --inplace); else the installed package
     sys.path.insert(0, str(ROOT / "engine"))
 
-from tests.support.auth_http import AuthHttpServer, DefaultPolicy  # noqa: E402
-from tests.support.certs import make_pki  # noqa: E402
-from tests.support.dovecot import Dovecot, dovecot_available  # noqa: E402
-from tests.support.messages import big_message, make_message  # noqa: E402
-from tests.support.ports import PortAllocator  # noqa: E402
-from tests.support.proxy import IMPLEMENTATIONS, MailProxy  # noqa: E402
-from tests.support.smtp_backend import SmtpBackend  # noqa: E402
-from tests.support.users import ALICE, BULK, DEFAULT_USERS  # noqa: E402
+from tests.support.auth_http import AuthHttpServer, DefaultPolicy
+from tests.support.certs import make_pki
+from tests.support.dovecot import Dovecot, dovecot_available
+from tests.support.messages import big_message, make_message
+from tests.support.ports import PortAllocator
+from tests.support.proxy import IMPLEMENTATIONS, MailProxy
+from tests.support.smtp_backend import SmtpBackend
+from tests.support.users import ALICE, BULK, DEFAULT_USERS
 
 LOADGEN = ROOT / "bench" / "loadgen.py"
 PROXIES = ("nginx", "mailgate")
@@ -426,9 +426,10 @@ def machine_facts() -> dict:
     except ImportError:
         uv = "not installed"
     from mailgate.tls._binding import ffi, lib
-    nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True).stderr.strip()
+    nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True,
+                           check=False).stderr.strip()
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),
         "python": platform.python_version(), "python_ssl": ssl.OPENSSL_VERSION,
         "openssl": ffi.string(lib.OpenSSL_version(0)).decode(), "uvloop": uv, "nginx": nginx,
@@ -502,7 +503,7 @@ def main(argv=None) -> int:
         ok, why = IMPLEMENTATIONS[name].available()
         if not ok:
             parser.error(why)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     def log(line: str) -> None:

@@ -90,7 +90,7 @@ class Conn:
     def expect(self, prefix: bytes) -> bytes:
         line = self.line()
         if not line.startswith(prefix):
-            raise ProtocolError("expected %r, got %r" % (prefix, line[:200]))
+            raise ProtocolError(f"expected {prefix!r}, got {line[:200]!r}")
         return line
 
     def tagged(self, tag: bytes) -> int:
@@ -104,7 +104,7 @@ class Conn:
                 continue
             if line.startswith(tag + b" "):
                 if not line.startswith(tag + b" OK"):
-                    raise ProtocolError("tagged reply %r" % line[:200])
+                    raise ProtocolError(f"tagged reply {line[:200]!r}")
                 return got
 
     def close(self) -> None:
@@ -171,7 +171,7 @@ def op_bulk(args, state) -> dict:
         conn.expect(b"* BYE")
         conn.tagged(b"a4")
         if got != args.fetches * args.message_size:
-            raise ProtocolError("received %d bytes, expected %d" % (got, args.fetches * args.message_size))
+            raise ProtocolError(f"received {got} bytes, expected {args.fetches * args.message_size}")
         return {"bytes": got, "tls": conn.tls}
     finally:
         conn.close()
@@ -206,7 +206,7 @@ def _smtp_reply(conn, code: bytes) -> None:
     while True:
         line = conn.line()
         if not line.startswith(code):
-            raise ProtocolError("expected %r, got %r" % (code, line[:200]))
+            raise ProtocolError(f"expected {code!r}, got {line[:200]!r}")
         if line[3:4] != b"-":
             return
 
@@ -271,7 +271,7 @@ def run_load(args) -> dict:
                 result = operation(args, state)
             except (OSError, ProtocolError) as exc:
                 with lock:
-                    errors.append("%s: %s" % (type(exc).__name__, exc))
+                    errors.append(f"{type(exc).__name__}: {exc}")
                     if len(errors) > 20:
                         return
                 continue
@@ -294,7 +294,7 @@ def summarize(results: list[dict], errors: list[str], wall: float) -> dict:
         if not values:
             return {}
         values = sorted(values)
-        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]  # noqa: E731
+        pick = lambda q: values[min(len(values) - 1, int(q * len(values)))]
         return {"median": statistics.median(values), "p90": pick(0.9), "p99": pick(0.99),
                 "min": values[0], "max": values[-1]}
 
@@ -330,7 +330,7 @@ def run_idle(args) -> dict:
                 conn.expect(args.greeting)
             except (OSError, ProtocolError) as exc:
                 with lock:
-                    errors.append("%s: %s" % (type(exc).__name__, exc))
+                    errors.append(f"{type(exc).__name__}: {exc}")
                 return
             with lock:
                 conns.append(conn)
@@ -369,7 +369,7 @@ def main(argv=None) -> int:
     parser.add_argument("--greeting", default="* OK")
     args = parser.parse_args(argv)
     args.greeting = args.greeting.encode()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     context = ssl.create_default_context(cafile=args.ca)
     context.minimum_version = context.maximum_version = VERSIONS[args.tls]

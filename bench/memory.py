@@ -223,7 +223,7 @@ class MemoryProxy:
         relay.backend_protocol.connection_made(relay.backend_transport)
         return relay.backend_transport, relay.backend_protocol
 
-    def session(self) -> "RelaySession":
+    def session(self) -> RelaySession:
         """A new client session, logged in and relaying."""
         relay = RelaySession(self)
         self._connecting = relay

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-
 from mailgate.protocol import _codes, _impl
 
 assert _codes.AGAIN == 0
