@@ -1,7 +1,7 @@
 """The ``auth_http`` client: nginx's request, nginx's reading of the answer, the decision.
 
 The request is nginx's HTTP/1.0 GET with the ``Auth-*`` headers in nginx's order and
-escaping (SPEC §8.2).  The answer is parsed by h11 after the checks nginx makes that
+escaping (SPEC §8.2).  The answer is parsed by httptools (llhttp) after the checks nginx makes that
 plain HTTP would not (SPEC §8.4): the status line is optional and ignored, a header
 name is ``[A-Za-z0-9][A-Za-z0-9-]*`` (an underscore is fatal), a line without a colon
 is a header with an empty value.  ``decide`` turns the headers into the machine's
@@ -17,7 +17,7 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-import h11
+import httptools
 
 from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
@@ -120,6 +120,10 @@ class AuthResponse:
     wait: int = 0
     error_code: bytes | None = None
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        """httptools' callback for each header; values lose nginx's trailing spaces."""
+        self.apply(name, value.rstrip(b" "))
+
     def apply(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         if name == b"auth-status":
@@ -193,17 +197,14 @@ def parse_response(data: bytes) -> AuthResponse | None:
             raise AuthHttpError("invalid header in response")
         return None
     block = headers[: end.start() + 1] if end.group().startswith(b"\n") else b""
-    connection = h11.Connection(h11.CLIENT)
-    connection.send(h11.Request(method="GET", target="/", headers=[("Host", "auth")]))
-    connection.send(h11.EndOfMessage())
-    connection.receive_data(_SYNTHETIC_STATUS + _normalized_headers(block) + b"\r\n")
-    try:
-        event = connection.next_event()
-    except h11.RemoteProtocolError:
-        raise AuthHttpError("invalid header in response") from None
     response = AuthResponse()
-    for name, value in event.headers.raw_items():
-        response.apply(bytes(name), bytes(value))
+    parser = httptools.HttpResponseParser(response)
+    # nginx takes any byte but CR and LF in a value; llhttp needs to be told
+    parser.set_dangerous_leniencies(lenient_headers=True)
+    try:
+        parser.feed_data(_SYNTHETIC_STATUS + _normalized_headers(block) + b"\r\n")
+    except httptools.HttpParserError:
+        raise AuthHttpError("invalid header in response") from None
     return response
 
 
@@ -241,12 +242,56 @@ def decide(response: AuthResponse, peer: str, log: LogFunction):
     return AuthOK(server, port, response.user, response.password, upstream, peer)
 
 
+class _Exchange(asyncio.BufferedProtocol):
+    """One auth_http connection: the request written at once, the answer read until the
+    end of its headers (at most RESPONSE_LIMIT bytes)."""
+
+    def __init__(self, request: bytes, done: asyncio.Future):
+        self.request = request
+        self.done = done
+        self.chunk = memoryview(bytearray(4096))
+        self.data = b""
+
+    def connection_made(self, transport) -> None:
+        transport.write(self.request)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.chunk
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.done.done():
+            return
+        self.data += self.chunk[:nbytes]
+        try:
+            response = parse_response(self.data)
+        except AuthHttpError as exc:
+            self.done.set_result(exc)
+            return
+        if response is not None:
+            self.done.set_result(response)
+        elif len(self.data) > RESPONSE_LIMIT:
+            self.done.set_result(AuthHttpError("invalid response"))
+
+    def eof_received(self) -> bool:
+        if not self.done.done():
+            self.done.set_result(None)  # closed before the end of the headers: no log line
+        return False
+
+    def connection_lost(self, exc) -> None:
+        if not self.done.done():
+            self.done.set_result(exc)
+
+
 async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: LogFunction):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
     try:
         if target.family == socket.AF_UNIX:
-            reader, writer = await asyncio.open_unix_connection(target.address)
+            transport, _ = await loop.create_unix_connection(lambda: _Exchange(request, done),
+                                                             target.address)
         else:
-            reader, writer = await asyncio.open_connection(target.address, target.port)
+            transport, _ = await loop.create_connection(lambda: _Exchange(request, done),
+                                                        target.address, target.port)
     except ConnectionRefusedError as exc:
         # nginx connects without blocking and sees the refusal on its first recv()
         log("error", "recv() failed %s" % os_error_text(exc))
@@ -255,28 +300,16 @@ async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: L
         log("error", "connect() to %s failed %s" % (target.peer, os_error_text(exc)))
         return None
     try:
-        writer.write(request)
-        data = b""
-        while True:
-            chunk = await reader.read(4096)
-            if not chunk:
-                return None  # closed before the end of the headers: no log line, as nginx
-            data += chunk
-            try:
-                response = parse_response(data)
-            except AuthHttpError as exc:
-                log("error", "%s sent %s" % (service, exc))
-                return None
-            if response is not None:
-                return response
-            if len(data) > RESPONSE_LIMIT:
-                log("error", "%s sent invalid response" % service)
-                return None
-    except OSError as exc:
-        log("error", "recv() failed %s" % os_error_text(exc))
-        return None
+        result = await done
     finally:
-        writer.close()
+        transport.close()
+    if isinstance(result, AuthHttpError):
+        log("error", "%s sent %s" % (service, result))
+        return None
+    if isinstance(result, BaseException):
+        log("error", "recv() failed %s" % os_error_text(result))
+        return None
+    return result
 
 
 async def query(
@@ -290,8 +323,9 @@ async def query(
     service = "auth http server %s" % target.peer
     request = build_request(target, extra_headers, facts)
     try:
-        response = await asyncio.wait_for(_exchange(target, request, service, log), timeout)
-    except asyncio.TimeoutError:
+        async with asyncio.timeout(timeout):
+            response = await _exchange(target, request, service, log)
+    except TimeoutError:
         log("error", "%s timed out (110: Connection timed out)" % service)
         return AuthInternalError()
     if response is None:
