@@ -93,7 +93,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self.client_host: bytes | None = None
         self.backend: "BackendSession | None" = None
         self._timer: asyncio.TimerHandle | None = None
-        self._deadline = 0.0
+        self._due: float | None = None  # when the session's timer is due (None: disarmed)
         self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
         self._early = b""  # plaintext that came with the PROXY header
@@ -109,17 +109,16 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        sock = transport.get_extra_info("socket")
         peer = transport.get_extra_info("peername")
         if peer is None:
             # reset before it was accepted (uvloop has no address for it then): nothing to serve
             self._closed = True
             transport.abort()
             return
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # TCP_NODELAY, so the greeting leaves at once, is set by asyncio and uvloop alike
+        if isinstance(peer, tuple):
             self.client_address, self.client_port = peer[0], peer[1]
-            local = sock.getsockname()
+            local = transport.get_extra_info("sockname")
             self.local_address, self.local_port = local[0], local[1]
         else:
             self.unix = True
@@ -129,7 +128,6 @@ class ClientSession(asyncio.BufferedProtocol):
         self._log_plain("info", "*%d client %s connected to %s" % (
             self.number, self._peer_text(peer), self.listen.addr_text))
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
-        transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         if self.listen.proxy_protocol:
             self._header = memoryview(bytearray(PROXY_HEADER_MAX))
             self._arm(self.runtime.config.timeout)
@@ -433,26 +431,37 @@ class ClientSession(asyncio.BufferedProtocol):
     # -- timers ---------------------------------------------------------------------------
 
     def _arm(self, seconds: float) -> None:
-        self._disarm()
-        self._timer = self.loop.call_later(seconds, self._timer_fired)
+        """Set the session's one timer.  Lazily: a timer already due earlier is left to
+        fire and then moves itself to the new time, so re-arming costs no new handle."""
+        due = self._due = self.loop.time() + seconds
+        if self._timer is None or due < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self.loop.call_at(due, self._timer_fired)
 
     def _disarm(self) -> None:
+        self._due = None
+
+    def _cancel_timer(self) -> None:
+        """Drop the timer's handle too: a closed session must not wait in the loop's heap."""
+        self._due = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _timer_fired(self) -> None:
         self._timer = None
-        if self._closed:
+        due = self._due
+        if self._closed or due is None:
             return
+        if self.loop.time() < due:
+            self._timer = self.loop.call_at(due, self._timer_fired)
+            return
+        self._due = None
         phase = self.phase
         if phase == PRE_AUTH:
             self._run(self.machine.timer_expired())
         elif phase == RELAY:
-            remaining = self._deadline - self.loop.time()
-            if remaining > 0:  # re-armed lazily: client events only move the deadline
-                self._timer = self.loop.call_later(remaining, self._timer_fired)
-                return
             self._log("info", "client timed out %s" % TIMED_OUT, "proxying")
             self._close(quiet=True)
         else:
@@ -461,7 +470,8 @@ class ClientSession(asyncio.BufferedProtocol):
             self._close(quiet=True)
 
     def _touch(self) -> None:
-        self._deadline = self.loop.time() + self.runtime.config.proxy_timeout
+        """A client-side event in the relay: proxy_timeout starts again (SPEC §9.6)."""
+        self._due = self.loop.time() + self.runtime.config.proxy_timeout
 
     # -- authentication --------------------------------------------------------------------
 
@@ -556,6 +566,8 @@ class ClientSession(asyncio.BufferedProtocol):
     # -- relay ---------------------------------------------------------------------------------
 
     def _start_relay(self, done: LoginDone) -> None:
+        # relayed data may outrun the client: pause the backend beyond a few buffers
+        self.transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         self.phase = RELAY
         self._touch()
         self._arm(self.runtime.config.proxy_timeout)
@@ -648,7 +660,7 @@ class ClientSession(asyncio.BufferedProtocol):
             return
         self._closed = True
         self.phase = CLOSING
-        self._disarm()
+        self._cancel_timer()
         if self._auth_task is not None and not self._auth_task.done():
             self._auth_task.cancel()
         if self.backend is not None:
@@ -678,7 +690,7 @@ class ClientSession(asyncio.BufferedProtocol):
     def _tls_closing_input(self, nbytes: int) -> None:
         self.tls.feed(_TLS_IN[:nbytes])
         if not self._tls_shutdown():
-            self._disarm()
+            self._cancel_timer()
             self.transport.close()
 
     def shutdown(self, reason: str | None = None) -> None:
@@ -694,7 +706,7 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _finish(self) -> None:
         self._closed = True
-        self._disarm()
+        self._cancel_timer()
         if self.backend is not None:
             self.backend.close()
         if self.tls is not None:

@@ -19,6 +19,7 @@ matches what nginx shows (its master uses a channel instead).
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import traceback
@@ -75,6 +76,9 @@ class Worker:
             self.log.log("emerg", str(exc))
             return process.FATAL
         signals.watch(signals.WORKER_SIGNALS, self._deliver)
+        # what exists now (modules, configuration, contexts) lives as long as the worker:
+        # keep the cyclic collector from walking it again and again
+        gc.freeze()
         loop.run_until_complete(self._exit)
         self.log.log("notice", "exit")
         return 0
