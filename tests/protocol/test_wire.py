@@ -47,6 +47,35 @@ def test_relay_buffer_cycle(impl):
     assert len(b) == 0
 
 
+
+def test_relay_buffer_storage_is_allocated_on_first_use(impl):
+    import tracemalloc
+
+    cls = _impl.get(impl).RelayBuffer
+    capacity = 1 << 20
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        buffers = [cls(capacity) for _ in range(50)]
+        idle = tracemalloc.get_traced_memory()[0] - base
+        # an unused buffer answers like an empty one, without storage
+        first = buffers[0]
+        assert (len(first), first.free, first.full, first.pending(), first.contents()) == (
+            0, capacity, False, b"", b"")
+        assert first.write(b"") == 0 and first.drain_to(lambda view: 0) == 0
+        assert tracemalloc.get_traced_memory()[0] - base < capacity // 10
+        assert idle < capacity // 10  # fifty buffers, not fifty megabytes
+        first.get_buffer()[:3] = b"abc"
+        first.buffer_updated(3)
+        assert tracemalloc.get_traced_memory()[0] - base >= capacity
+        assert first.pending() == b"abc"
+        second = buffers[1]
+        assert second.fill_from(lambda view: 0) == 0
+        assert tracemalloc.get_traced_memory()[0] - base >= 2 * capacity
+    finally:
+        tracemalloc.stop()
+
+
 def test_relay_buffer_composes_with_recv_into_and_send(impl):
     src = bytearray(b"0123456789")
 

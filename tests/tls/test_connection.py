@@ -126,6 +126,27 @@ def test_many_records_in_and_out_in_one_call(pki, ctx):
     server.close()
 
 
+def test_has_input_tells_whether_recv_into_has_work(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    buf = bytearray(100)
+    server.recv_into(buf)  # whatever the handshake left behind
+    assert server.has_input() is False
+    assert server.recv_into(buf) == 0
+    client.write(b"one")
+    client.write(b"two")
+    server.feed(client_outgoing(client))
+    assert server.has_input() is True  # ciphertext in the input BIO
+    assert server.recv_into(memoryview(buf)[:4]) == 4  # "one" and a byte of "two"
+    assert server.has_input() is True  # the rest of the second record inside OpenSSL
+    assert server.recv_into(buf) == 2 and buf[:2] == b"wo"
+    assert server.has_input() is False
+    server.feed_eof()
+    assert server.has_input() is True  # the end of input is something to report
+    with pytest.raises(TLSClosed):
+        server.recv_into(buf)
+    server.close()
+
+
 def test_data_then_close_notify(pki, ctx):
     server, client = memory_handshake(ctx, client_context(pki))
     client.write(b"last words")
