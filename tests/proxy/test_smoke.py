@@ -1,8 +1,16 @@
 """First end-to-end checks of the embedded proxy with Dovecot, the SMTP backend and auth_http."""
 
+import asyncio
 import smtplib
+import socket
 import time
 
+import pytest
+from mailgate import Config
+from mailgate.log import LogFiles
+from mailgate.proxy.server import MailProxy
+
+from tests.proxy.conftest import EmbeddedProxy
 from tests.support.auth_http import Reply, SequencePolicy
 from tests.support.clients import imap_fetch, imap_login, open_imap, open_pop3, open_smtp, pop3_retr
 from tests.support.messages import DOT_MESSAGE
@@ -82,3 +90,50 @@ def test_bulk_fetch(embedded, dovecot):
         assert data == dovecot.delivered("bulk")[0].data
         imap.logout()
     print("10 MB over TLS in %.3f s" % elapsed)
+
+
+def _nodelay_in_relay(embedded, name: str) -> list[int]:
+    """TCP_NODELAY of the client and the backend socket of a session in the relay."""
+    with open_imap(*embedded.address(name), security="plain") as imap:
+        imap_login(imap, ALICE)
+        imap.select("INBOX", readonly=True)
+
+        async def nodelay():
+            (session,) = embedded.proxy.sessions
+            return [t.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                    for t in (session.transport, session.backend.transport)]
+
+        values = embedded.call(nodelay())
+        imap.logout()
+    return values
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_both_connections_of_a_session_send_without_delay(loop, tmp_path, port_allocator,
+                                                          proxy_values, dovecot):
+    """Greetings and commands leave at once: TCP_NODELAY on the client and the backend side."""
+    factory = asyncio.new_event_loop if loop == "asyncio" else pytest.importorskip("uvloop").new_event_loop
+    embedded = EmbeddedProxy(tmp_path, port_allocator, proxy_values, loop_factory=factory)
+    try:
+        embedded.start(MAIL)
+        assert _nodelay_in_relay(embedded, "imap") == [1, 1]
+    finally:
+        embedded.stop()
+
+
+def test_a_listening_socket_from_the_embedder_gets_nodelay_too(embedded, dovecot, proxy_values):
+    sock = socket.socket()  # protocol 0: asyncio's loop leaves Nagle's algorithm on for it
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    embedded.named_ports["given"] = sock.getsockname()[1]
+    text = "mail { auth_http %s; server { listen 127.0.0.1:%d; protocol imap; } }" % (
+        proxy_values["auth_http"], embedded.named_ports["given"])
+    config = Config.from_string(text, prefix=str(embedded.directory))
+
+    async def start():
+        embedded.proxy = MailProxy(config, sockets=[sock], log_files=LogFiles())
+        await embedded.proxy.start()
+
+    embedded.call(start())
+    assert _nodelay_in_relay(embedded, "given") == [1, 1]

@@ -77,6 +77,21 @@ class Listener:
         self._default = runtimes[entry.server]
         self._routes = {address: runtimes[server] for address, server in entry.routes.items()}
         self.server: asyncio.AbstractServer | None = None
+        self.nodelay_by_hand = False  # set by listen_on()
+
+    async def listen_on(self, sock: socket.socket) -> None:
+        """Accept connections on ``sock``, on the running loop."""
+        loop = asyncio.get_running_loop()
+        # The greeting must leave at once, not wait behind Nagle's algorithm.  uvloop
+        # sets TCP_NODELAY on every TCP connection; asyncio's own loops only when the
+        # socket says IPPROTO_TCP, which a socket handed in by an embedder (protocol 0)
+        # or an MPTCP one does not: those sessions set it themselves.
+        self.nodelay_by_hand = (
+            isinstance(loop, asyncio.BaseEventLoop)
+            and sock.family in (socket.AF_INET, socket.AF_INET6)
+            and sock.proto != socket.IPPROTO_TCP
+        )
+        self.server = await loop.create_server(self.session, sock=sock, backlog=self.listen.backlog)
 
     def route(self, local_address: str) -> ServerRuntime:
         """The server for a connection (getsockname() routing behind a wildcard)."""
@@ -193,12 +208,10 @@ class MailProxy:
             if len(self._sockets) != len(entries):
                 raise ConfigError("the listening sockets do not match the configuration")
             opened = list(zip(entries, self._sockets))
-        loop = asyncio.get_running_loop()
         try:
             for entry, sock in opened:
                 listener = Listener(self, entry, runtimes)
-                listener.server = await loop.create_server(listener.session, sock=sock,
-                                                           backlog=entry.listen.backlog)
+                await listener.listen_on(sock)
                 self.listeners.append(listener)
         except BaseException:
             self._stop_listeners()

@@ -115,7 +115,8 @@ class ClientSession(asyncio.BufferedProtocol):
             self._closed = True
             transport.abort()
             return
-        # TCP_NODELAY, so the greeting leaves at once, is set by asyncio and uvloop alike
+        if self.listener.nodelay_by_hand:
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if isinstance(peer, tuple):
             self.client_address, self.client_port = peer[0], peer[1]
             local = transport.get_extra_info("sockname")

@@ -109,9 +109,7 @@ class BackendSession:
         if self._closed:
             transport.close()
             return
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # TCP_NODELAY is set by asyncio and uvloop alike on every TCP transport
         transport.set_write_buffer_limits(high=self.client.runtime.config.proxy_buffer * 4)
         mode = self.client.runtime.config.proxy_protocol
         if mode != "off":

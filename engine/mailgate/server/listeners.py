@@ -50,7 +50,14 @@ def configure_listen(sock: socket.socket, listen: Listen) -> None:
 
 def bind_listen(listen: Listen) -> socket.socket:
     """A bound, non-blocking socket for ``listen`` (not yet listening)."""
-    proto = IPPROTO_MPTCP if listen.multipath else 0
+    if listen.multipath:
+        proto = IPPROTO_MPTCP
+    elif listen.family == socket.AF_UNIX:
+        proto = 0
+    else:
+        # asyncio's own loop sets TCP_NODELAY only on sockets that say IPPROTO_TCP (an
+        # accepted socket inherits the listening socket's protocol number)
+        proto = socket.IPPROTO_TCP
     sock = socket.socket(listen.family, socket.SOCK_STREAM, proto)
     try:
         _apply_options(sock, listen)
