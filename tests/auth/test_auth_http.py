@@ -97,6 +97,9 @@ OK = b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port
     OK.replace(b"HTTP/1.0 200 OK", b"HTTP/1.1 500 Internal Server Error"),  # status ignored
     OK.replace(b"HTTP/1.0 200 OK\r\n", b""),  # no status line at all
     OK.replace(b"HTTP/1.0 200 OK", b"HTTP/garbage"),
+    # headers that mean something in HTTP mean nothing to nginx here (SPEC §8.4: unknown)
+    OK.replace(b"\r\n\r\n", b"\r\nContent-Length: abc\r\nTransfer-Encoding: chunked\r\n"
+               b"Content-Length: 5\r\nConnection: bogus\r\n\r\n"),
 ])
 def test_accepted_answers(data):
     response = parse_response(data)
@@ -112,6 +115,11 @@ def test_incomplete_answers_wait_for_more():
 def test_values_trimmed_of_spaces_and_last_one_wins():
     response = parse_response(b"Auth-Status:   Invalid  login  \r\nAuth-Port: 1\r\nauth-port: 2\r\n\r\n")
     assert (response.failure, response.port) == (b"Invalid  login", b"2")
+
+
+def test_a_tab_is_not_whitespace():
+    response = parse_response(b"Auth-Server:\t127.0.0.1 \r\nAuth-Wait: \t3\r\nAuth-User: \tbob\t \r\n\r\n")
+    assert (response.server, response.wait, response.user) == (b"\t127.0.0.1", 0, b"\tbob\t")
 
 
 def test_header_without_colon_has_an_empty_value():

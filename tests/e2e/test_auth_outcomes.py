@@ -63,6 +63,9 @@ SUCCESSES = {
     "no-auth-status": lambda p, r: RawReply(
         b"HTTP/1.0 200 OK\nauth-server: %s\nAUTH-PORT:  %d  \n\n"
         % (p.backends[r.protocol][0].encode(), p.backends[r.protocol][1])),
+    # headers with a meaning in HTTP are unknown headers here, whatever their values
+    "http-headers": lambda p, r: Reply(_ok(p, r) + [
+        ("Content-Length", "abc"), ("Transfer-Encoding", "chunked"), ("Content-Length", "5")]),
     # Auth-User and Auth-Pass override what the client gave
     "overrides": lambda p, r: Reply(_ok(p, r, **{"Auth-User": "bob", "Auth-Pass": "secret pass"})),
 }
@@ -204,6 +207,9 @@ INTERNAL = {
                "error", AUTH + ' sent invalid server port:"0"'),
     "port-70000": (lambda p, r: Reply([("Auth-Server", "127.0.0.1"), ("Auth-Port", "70000")]),
                    "error", AUTH + ' sent invalid server port:"70000"'),
+    # a TAB is not whitespace: it stays in the value
+    "tab-before-port": (lambda p, r: Reply([("Auth-Server", "127.0.0.1"), ("Auth-Port", "\t143")]),
+                        "error", AUTH + ' sent invalid server port:"\t143"'),
     "underscore": (lambda p, r: Reply(_ok(p, r) + [("X_Extra", "1")]),
                    "error", AUTH + " sent invalid header in response"),
     "space-in-name": (lambda p, r: RawReply(b"HTTP/1.0 200 OK\r\nAuth Status: OK\r\n\r\n"),

@@ -1,11 +1,13 @@
 """The ``auth_http`` client: nginx's request, nginx's reading of the answer, the decision.
 
 The request is nginx's HTTP/1.0 GET with the ``Auth-*`` headers in nginx's order and
-escaping (SPEC §8.2).  The answer is parsed by httptools (llhttp) after the checks nginx makes that
-plain HTTP would not (SPEC §8.4): the status line is optional and ignored, a header
-name is ``[A-Za-z0-9][A-Za-z0-9-]*`` (an underscore is fatal), a line without a colon
-is a header with an empty value.  ``decide`` turns the headers into the machine's
-auth result, logging nginx's lines.
+escaping (SPEC §8.2).  The answer is read as nginx reads it, which is not as HTTP
+(SPEC §8.4): the status line is optional and ignored, a header name is
+``[A-Za-z0-9][A-Za-z0-9-]*`` (an underscore is fatal), a line without a colon is a
+header with an empty value, a value loses its leading and trailing spaces (a TAB is
+kept), and headers HTTP gives a meaning to (``Content-Length``, ``Transfer-Encoding``)
+are as unknown as any other.  ``decide`` turns the headers into the machine's auth
+result, logging nginx's lines.
 """
 
 from __future__ import annotations
@@ -16,8 +18,6 @@ import re
 import socket
 from dataclasses import dataclass
 from typing import Callable
-
-import httptools
 
 from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
@@ -41,7 +41,6 @@ LogFunction = Callable[[str, str], None]
 RESPONSE_LIMIT = 64 * 1024  # nginx stalls past 1024 bytes; a larger answer is accepted
 _ESCAPED = frozenset(range(0x21)) | {ord("%")}
 _NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*\Z")
-_SYNTHETIC_STATUS = b"HTTP/1.0 200 OK\r\n"
 _END_OF_HEADERS = re.compile(rb"(?:\A|\n)\r?\n")
 _BARE_CR = re.compile(rb"\r[^\n]")
 
@@ -120,11 +119,8 @@ class AuthResponse:
     wait: int = 0
     error_code: bytes | None = None
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        """httptools' callback for each header; values lose nginx's trailing spaces."""
-        self.apply(name, value.rstrip(b" "))
-
     def apply(self, name: bytes, value: bytes) -> None:
+        """Take one header (the last of each name wins); unknown names are ignored."""
         name = name.lower()
         if name == b"auth-status":
             if value == b"WAIT":
@@ -169,16 +165,16 @@ def _status_line_end(data: bytes) -> int | None:
     return None
 
 
-def _normalized_headers(block: bytes) -> bytes:
-    """nginx's checks on each complete header line; colon-less lines become ``Name:``."""
-    out = []
+def _header_fields(block: bytes) -> list[tuple[bytes, bytes]]:
+    """(name, value) of each complete line of ``block``, as nginx reads a header line."""
+    fields = []
     for raw in block.split(b"\n")[:-1]:
         line = raw[:-1] if raw.endswith(b"\r") else raw
-        name, colon, value = line.partition(b":")
+        name, _, value = line.partition(b":")
         if b"\r" in line or not _NAME.match(name):
             raise AuthHttpError("invalid header in response")
-        out.append(name + b":" + value + b"\r\n")
-    return b"".join(out)
+        fields.append((name, value.strip(b" ")))
+    return fields
 
 
 def parse_response(data: bytes) -> AuthResponse | None:
@@ -192,19 +188,14 @@ def parse_response(data: bytes) -> AuthResponse | None:
     headers = data[start:]
     end = _END_OF_HEADERS.search(headers)
     if end is None:
-        _normalized_headers(headers[: headers.rfind(b"\n") + 1])
+        _header_fields(headers[: headers.rfind(b"\n") + 1])  # refuse as early as nginx
         if _BARE_CR.search(headers):
             raise AuthHttpError("invalid header in response")
         return None
     block = headers[: end.start() + 1] if end.group().startswith(b"\n") else b""
     response = AuthResponse()
-    parser = httptools.HttpResponseParser(response)
-    # nginx takes any byte but CR and LF in a value; llhttp needs to be told
-    parser.set_dangerous_leniencies(lenient_headers=True)
-    try:
-        parser.feed_data(_SYNTHETIC_STATUS + _normalized_headers(block) + b"\r\n")
-    except httptools.HttpParserError:
-        raise AuthHttpError("invalid header in response") from None
+    for name, value in _header_fields(block):
+        response.apply(name, value)
     return response
 
 
