@@ -11,6 +11,7 @@ static const uint64_t SSL_OP_NO_TLSv1_3;
 static const uint64_t SSL_OP_NO_TICKET;
 static const uint64_t SSL_OP_CIPHER_SERVER_PREFERENCE;
 static const uint64_t SSL_OP_SINGLE_ECDH_USE;
+static const uint64_t SSL_OP_IGNORE_UNEXPECTED_EOF;
 static const long SSL_MODE_RELEASE_BUFFERS;
 static const long SSL_MODE_NO_AUTO_CHAIN;
 static const long SSL_SESS_CACHE_OFF;

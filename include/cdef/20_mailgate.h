@@ -51,7 +51,7 @@ SSL *mg_conn_ssl(const mg_conn *);
 unsigned int mg_conn_take_flags(mg_conn *, unsigned int);
 long mg_conn_live(void);
 int mg_conn_feed(mg_conn *, const char *, size_t);
-void mg_conn_feed_eof(mg_conn *);
+int mg_conn_feed_eof(mg_conn *);
 size_t mg_conn_pending(const mg_conn *);
 int mg_conn_has_input(const mg_conn *);
 size_t mg_conn_take(mg_conn *, char *, size_t);

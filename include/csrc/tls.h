@@ -50,7 +50,7 @@ long mg_conn_live(void);
 
 /* Ciphertext in and out. */
 int mg_conn_feed(mg_conn *c, const char *data, size_t len);
-void mg_conn_feed_eof(mg_conn *c);
+int mg_conn_feed_eof(mg_conn *c);
 size_t mg_conn_pending(const mg_conn *c);
 int mg_conn_has_input(const mg_conn *c);
 size_t mg_conn_take(mg_conn *c, char *out, size_t len);

@@ -183,11 +183,15 @@ mg_conn_feed(mg_conn *c, const char *data, size_t len)
 }
 
 
-void
+/* Returns whether SSL_read() could only report the close: nothing is left to
+   read, and SSL_OP_IGNORE_UNEXPECTED_EOF makes a bare end of input a close. */
+int
 mg_conn_feed_eof(mg_conn *c)
 {
     c->flags |= MG_INPUT_EOF;
     BIO_set_mem_eof_return(c->rbio, 0);
+    return (SSL_get_options(c->ssl) & SSL_OP_IGNORE_UNEXPECTED_EOF) != 0
+           && !SSL_has_pending(c->ssl) && BIO_ctrl_pending(c->rbio) == 0;
 }
 
 

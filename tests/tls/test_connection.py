@@ -11,7 +11,7 @@ import pytest
 from clients import client_context, connect, memory_handshake
 from conf import context
 from mailgate._openssl import lib
-from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
+from mailgate.tls import INPUT, TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 
 @pytest.fixture
@@ -144,6 +144,54 @@ def test_has_input_tells_whether_recv_into_has_work(pki, ctx):
     assert server.has_input() is True  # the end of input is something to report
     with pytest.raises(TLSClosed):
         server.recv_into(buf)
+    server.close()
+
+
+def test_feed_eof_tells_whether_only_the_close_is_left(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    buf = bytearray(100)
+    server.recv_into(buf)
+    client.write(b"unread")
+    server.feed(client_outgoing(client))
+    assert server.feed_eof() is False  # a record is still to be read
+    assert server.recv_into(buf) == 6
+    with pytest.raises(TLSClosed):
+        server.recv_into(buf)
+    server.close()
+
+    server, client = memory_handshake(ctx, client_context(pki))
+    server.recv_into(buf)
+    assert server.feed_eof() is True  # nothing buffered: reading on finds the close
+    with pytest.raises(TLSClosed):
+        server.recv_into(buf)
+    server.close()
+
+
+def test_feed_eof_without_ignore_unexpected_eof(pki, ctx):
+    """Without SSL_OP_IGNORE_UNEXPECTED_EOF (which mailgate sets, as nginx does) a
+    bare end of input is a failure OpenSSL reports: feed_eof() promises no clean close."""
+    lib.SSL_CTX_clear_options(ctx._ctx, lib.SSL_OP_IGNORE_UNEXPECTED_EOF)
+    server, client = memory_handshake(ctx, client_context(pki))
+    buf = bytearray(100)
+    server.recv_into(buf)
+    assert server.feed_eof() is False
+    with pytest.raises(TLSError) as info:
+        server.recv_into(buf)
+    assert not isinstance(info.value, TLSClosed)
+    assert "unexpected eof while reading" in info.value.message
+    server.close()
+
+
+def test_feed_input_reads_the_shared_input_buffer(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    buf = bytearray(100)
+    server.recv_into(buf)
+    client.write(b"through INPUT")
+    data = client_outgoing(client)
+    INPUT[: len(data)] = data
+    server.feed_input(len(data))
+    assert server.recv_into(buf) == 13 and buf[:13] == b"through INPUT"
+    assert server.data_to_send() == b""  # nothing to write: one empty buffer
     server.close()
 
 

@@ -40,6 +40,7 @@ from mailgate.protocol.events import (
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.realip import realip_for
 from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
+from mailgate.tls import INPUT as _TLS_IN
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 if TYPE_CHECKING:
@@ -49,14 +50,9 @@ if TYPE_CHECKING:
 __all__ = ["ClientSession"]
 
 TLS_SHUTDOWN_WAIT = 3.0  # nginx waits this long for the peer's close_notify
-TLS_READ_SIZE = 32 * 1024  # ciphertext read per event: several records at once
 PROXY_HEADER_MAX = proxy_protocol.PEEK_MAX
 TIMED_OUT = "(110: Connection timed out)"
 _DISCARD = memoryview(bytearray(4096))
-# Ciphertext is read into one buffer shared by every session of the process: asyncio
-# calls get_buffer() and buffer_updated() back to back, and feed() copies the bytes
-# into the connection's BIO, so no session holds a read buffer while idle.
-_TLS_IN = memoryview(bytearray(TLS_READ_SIZE))
 
 # phases of a client connection
 PROXY_HEADER = "proxy-header"
@@ -126,8 +122,10 @@ class ClientSession(asyncio.BufferedProtocol):
             self.client_address = "unix:"
         self.runtime = self.listener.route(self.local_address)
         self.proxy.sessions.add(self)
-        self._log_plain("info", "*%d client %s connected to %s" % (
-            self.number, self._peer_text(peer), self.listen.addr_text))
+        log = self.runtime.log
+        if log.enabled("info"):
+            log.log("info", "*%d client %s connected to %s" % (
+                self.number, self._peer_text(peer), self.listen.addr_text))
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
         if self.listen.proxy_protocol:
             self._header = memoryview(bytearray(PROXY_HEADER_MAX))
@@ -154,13 +152,11 @@ class ClientSession(asyncio.BufferedProtocol):
     # -- asyncio: reading ---------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        phase = self.phase
-        if self._tls_closing:
-            return _TLS_IN
+        if self.tls is not None:
+            return _DISCARD if self._closed and not self._tls_closing else _TLS_IN
         if self._closed:
             return _DISCARD
-        if self.tls is not None:
-            return _TLS_IN
+        phase = self.phase
         if phase == PRE_AUTH:
             view = self.machine.get_buffer(sizehint)
             return view if len(view) else _DISCARD
@@ -172,8 +168,17 @@ class ClientSession(asyncio.BufferedProtocol):
         return _DISCARD
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self._tls_closing:
-            self._tls_closing_input(nbytes)
+        tls = self.tls
+        if tls is not None:  # there is no PROXY header left to read then
+            if self._tls_closing:
+                self._tls_closing_input(nbytes)
+            elif nbytes and not self._closed:
+                try:
+                    tls.feed_input(nbytes)
+                except MemoryError:
+                    self._abort()
+                    return
+                self._tls_input()
             return
         if self._closed or not nbytes:
             return
@@ -181,14 +186,6 @@ class ClientSession(asyncio.BufferedProtocol):
         if phase == PROXY_HEADER:
             self._header_length += nbytes
             self._proxy_header()
-            return
-        if self.tls is not None:
-            try:
-                self.tls.feed(_TLS_IN[:nbytes])
-            except MemoryError:
-                self._abort()
-                return
-            self._tls_input()
             return
         if phase == PRE_AUTH:
             self._run(self.machine.buffer_updated(nbytes))
@@ -201,9 +198,12 @@ class ClientSession(asyncio.BufferedProtocol):
         self._client_eof = True
         if self._closed:
             return False
-        if self.tls is not None:
-            self.tls.feed_eof()
-            self._tls_input()
+        tls = self.tls
+        if tls is not None:
+            if tls.feed_eof() and self.phase == PRE_AUTH and self.machine.want_read:
+                self._client_closed()  # all that reading on would find: TLSClosed
+            else:
+                self._tls_input()
             return True
         if self.phase == PRE_AUTH:
             self._run(self.machine.eof_received())
@@ -278,6 +278,8 @@ class ClientSession(asyncio.BufferedProtocol):
                 self._handshake_done()
                 if not self._closed:
                     self._flush_tls()
+                if self.phase != CLOSING:
+                    return  # the machine has read on what came with the handshake
             if self.phase == PRE_AUTH:
                 self._resume_input()
             elif self.phase == RELAY:
@@ -328,8 +330,10 @@ class ClientSession(asyncio.BufferedProtocol):
             self._run(machine.buffer_updated(n))
 
     def _flush_tls(self) -> None:
-        if self.tls is not None and self.tls.pending():
-            self.transport.write(self.tls.data_to_send())
+        if self.tls is not None:
+            data = self.tls.data_to_send()
+            if data:
+                self.transport.write(data)
 
     def _client_closed(self) -> None:
         """The client's close_notify or end of input."""
@@ -689,7 +693,7 @@ class ClientSession(asyncio.BufferedProtocol):
         return not done
 
     def _tls_closing_input(self, nbytes: int) -> None:
-        self.tls.feed(_TLS_IN[:nbytes])
+        self.tls.feed_input(nbytes)
         if not self._tls_shutdown():
             self._cancel_timer()
             self.transport.close()
@@ -721,11 +725,6 @@ class ClientSession(asyncio.BufferedProtocol):
         self.backend = None
 
     # -- logging ---------------------------------------------------------------------------------
-
-    def _log_plain(self, level: str, message: str) -> None:
-        log = self.runtime.log
-        if log.enabled(level):
-            log.log(level, message)
 
     def _action(self) -> str:
         """nginx's log action for what the session is doing now."""

@@ -22,7 +22,7 @@ from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
 from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
 
-__all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
+__all__ = ["INPUT", "CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
 
 Log = Callable[[str, str], None]  # (nginx level, message)
 
@@ -83,6 +83,15 @@ class CertificateCheck:
 
 
 _CHECK_OK = CertificateCheck(CertificateVerdict.OK)
+
+INPUT_SIZE = 32 * 1024
+_input = bytearray(INPUT_SIZE)
+_INPUT_ADDRESS = ffi.from_buffer(_input)
+#: Where a transport reads ciphertext for ``feed_input()``: one buffer for every
+#: connection of the process, as asyncio calls ``get_buffer()`` and
+#: ``buffer_updated()`` back to back and the bytes are copied into the connection's
+#: BIO at once, so no connection holds a read buffer while idle.
+INPUT = memoryview(_input)
 
 
 @dataclass(frozen=True)
@@ -155,9 +164,18 @@ class TLSConnection:
         if not lib.mg_conn_feed(self._conn, ffi.from_buffer(data), len(data)):
             raise MemoryError("BIO_write() failed")
 
-    def feed_eof(self) -> None:
-        """The transport reached end of input: no more ciphertext will come."""
-        lib.mg_conn_feed_eof(self._conn)
+    def feed_input(self, nbytes: int) -> None:
+        """Hand over the first ``nbytes`` of ``INPUT``, where the transport read them."""
+        if not lib.mg_conn_feed(self._conn, _INPUT_ADDRESS, nbytes):
+            raise MemoryError("BIO_write() failed")
+
+    def feed_eof(self) -> bool:
+        """The transport reached end of input: no more ciphertext will come.
+
+        True when nothing is left to read, so that ``recv_into()`` could only
+        raise ``TLSClosed``.
+        """
+        return bool(lib.mg_conn_feed_eof(self._conn))
 
     def pending(self) -> int:
         """Bytes of ciphertext waiting to be written."""
@@ -168,12 +186,13 @@ class TLSConnection:
         failure to report); False means it would return 0."""
         return self._pending is not None or bool(lib.mg_conn_has_input(self._conn))
 
-    def data_to_send(self) -> bytearray:
+    def data_to_send(self) -> bytes | bytearray:
         """All ciphertext waiting to be written, in one buffer (may be empty)."""
         size = lib.mg_conn_pending(self._conn)
+        if not size:
+            return b""
         out = bytearray(size)
-        if size:
-            lib.mg_conn_take(self._conn, ffi.from_buffer(out), size)
+        lib.mg_conn_take(self._conn, ffi.from_buffer(out), size)
         return out
 
     # ---- handshake -------------------------------------------------------------
