@@ -24,6 +24,7 @@ from mailgate.log import ErrorLog, LogFiles
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 from mailgate.proxy.resolver import ClientNameResolver
 from mailgate.proxy.session import ClientSession
+from mailgate.proxy.timers import TimerWheel
 
 __all__ = ["AuthCallable", "MailProxy", "ServerRuntime"]
 
@@ -159,6 +160,8 @@ class MailProxy:
         self._main_log: ErrorLog | None = None
         self._closed = asyncio.Event()
         self._started = False
+        #: the sessions' timeouts, on one loop timer (made on the loop in start())
+        self.timers: TimerWheel | None = None
 
     def next_connection_number(self) -> int:
         self._connections += 1
@@ -194,6 +197,7 @@ class MailProxy:
         from mailgate.tls import SessionZones, build_contexts
 
         config = self.config
+        self.timers = TimerWheel(asyncio.get_running_loop())
         if self._zones is None:
             self._zones = SessionZones()
             self._zones.configure(config)
@@ -274,6 +278,8 @@ class MailProxy:
         else:
             self.close_sessions()
         await self.drain(5)
+        if self.timers is not None:
+            self.timers.close()
         if self._own_zones and self._zones is not None:
             self._zones.close()
             self._zones = None

@@ -40,6 +40,7 @@ from mailgate.protocol.events import (
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.realip import realip_for
 from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
+from mailgate.proxy.timers import Timed
 from mailgate.tls import INPUT as _TLS_IN
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
@@ -64,7 +65,7 @@ RELAY = "relay"
 CLOSING = "closing"
 
 
-class ClientSession(asyncio.BufferedProtocol):
+class ClientSession(asyncio.BufferedProtocol, Timed):
     """The client side of one proxied mail session."""
 
     def __init__(self, listener: "Listener", number: int):
@@ -88,8 +89,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self.proxy_addresses: ProxyAddresses | None = None
         self.client_host: bytes | None = None
         self.backend: "BackendSession | None" = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._due: float | None = None  # when the session's timer is due (None: disarmed)
+        self._wheel = listener.proxy.timers  # the session's one timeout (Timed)
         self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
         self._early = b""  # plaintext that came with the PROXY header
@@ -129,7 +129,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
         if self.listen.proxy_protocol:
             self._header = memoryview(bytearray(PROXY_HEADER_MAX))
-            self._arm(self.runtime.config.timeout)
+            self.arm_timeout(self.runtime.config.timeout)
         else:
             self._after_proxy_header()
 
@@ -241,7 +241,7 @@ class ClientSession(asyncio.BufferedProtocol):
         if real is not None:
             self.client_address, self.client_port = real
             self.ctx.client = self.client_address
-        self._disarm()
+        self.disarm_timeout()
         self._header = None
         self._after_proxy_header(data[header.length:])
 
@@ -258,7 +258,7 @@ class ClientSession(asyncio.BufferedProtocol):
         self.phase = HANDSHAKE
         self.tls = TLSConnection(self.runtime.tls, log=self._log)
         if self.tls_implicit:
-            self._arm(self.runtime.config.timeout)
+            self.arm_timeout(self.runtime.config.timeout)
         if rest:
             self.tls.feed(rest)
             self._tls_input()
@@ -299,7 +299,7 @@ class ClientSession(asyncio.BufferedProtocol):
     def _handshake_done(self) -> None:
         check = self.tls.check_client_certificate()
         if self.tls_implicit:
-            self._disarm()
+            self.disarm_timeout()
             machine = self._make_machine()
             if not check.ok:
                 self._log("info", check.message)
@@ -400,9 +400,9 @@ class ClientSession(asyncio.BufferedProtocol):
             if kind is Send:
                 self._write(action.data)
             elif kind is ArmTimer:
-                self._arm(action.seconds)
+                self.arm_timeout(action.seconds)
             elif kind is DisarmTimer:
-                self._disarm()
+                self.disarm_timeout()
             elif kind is Log:
                 self._log(action.level, action.message, action.action or "")
             elif kind is Close:
@@ -435,34 +435,12 @@ class ClientSession(asyncio.BufferedProtocol):
 
     # -- timers ---------------------------------------------------------------------------
 
-    def _arm(self, seconds: float) -> None:
-        """Set the session's one timer.  Lazily: a timer already due earlier is left to
-        fire and then moves itself to the new time, so re-arming costs no new handle."""
-        due = self._due = self.loop.time() + seconds
-        if self._timer is None or due < self._timer.when():
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer = self.loop.call_at(due, self._timer_fired)
-
-    def _disarm(self) -> None:
-        self._due = None
-
-    def _cancel_timer(self) -> None:
-        """Drop the timer's handle too: a closed session must not wait in the loop's heap."""
-        self._due = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timer_fired(self) -> None:
-        self._timer = None
-        due = self._due
-        if self._closed or due is None:
+    def timeout_expired(self) -> None:
+        if self._tls_closing:  # the client's close_notify did not come in time
+            self.transport.close()
             return
-        if self.loop.time() < due:
-            self._timer = self.loop.call_at(due, self._timer_fired)
+        if self._closed:
             return
-        self._due = None
         phase = self.phase
         if phase == PRE_AUTH:
             self._run(self.machine.timer_expired())
@@ -476,7 +454,7 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _touch(self) -> None:
         """A client-side event in the relay: proxy_timeout starts again (SPEC §9.6)."""
-        self._due = self.loop.time() + self.runtime.config.proxy_timeout
+        self.arm_timeout(self.runtime.config.proxy_timeout)
 
     # -- authentication --------------------------------------------------------------------
 
@@ -536,9 +514,9 @@ class ClientSession(asyncio.BufferedProtocol):
             if kind is SendUpstream:
                 backend.write(action.data)
             elif kind is ArmTimer:
-                backend.arm(action.seconds)
+                backend.arm_timeout(action.seconds)
             elif kind is DisarmTimer:
-                backend.disarm()
+                backend.cancel_timeout()
             elif kind is Log:
                 self._log(action.level, action.message, action.action or "")
             elif kind is LoginDone:
@@ -575,7 +553,6 @@ class ClientSession(asyncio.BufferedProtocol):
         self.transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         self.phase = RELAY
         self._touch()
-        self._arm(self.runtime.config.proxy_timeout)
         self.backend.start_relay(done.buffer)
         self._relay_to_backend()
         if self.tls is not None:
@@ -665,7 +642,7 @@ class ClientSession(asyncio.BufferedProtocol):
             return
         self._closed = True
         self.phase = CLOSING
-        self._cancel_timer()
+        self.cancel_timeout()
         if self._auth_task is not None and not self._auth_task.done():
             self._auth_task.cancel()
         if self.backend is not None:
@@ -677,7 +654,7 @@ class ClientSession(asyncio.BufferedProtocol):
                 self.tls.abort()
             elif self._tls_shutdown():
                 self._tls_closing = True
-                self._timer = self.loop.call_later(TLS_SHUTDOWN_WAIT, self.transport.close)
+                self.arm_timeout(TLS_SHUTDOWN_WAIT)
                 self.transport.resume_reading()
                 return
         self.transport.close()
@@ -695,7 +672,7 @@ class ClientSession(asyncio.BufferedProtocol):
     def _tls_closing_input(self, nbytes: int) -> None:
         self.tls.feed_input(nbytes)
         if not self._tls_shutdown():
-            self._cancel_timer()
+            self.cancel_timeout()
             self.transport.close()
 
     def shutdown(self, reason: str | None = None) -> None:
@@ -711,7 +688,7 @@ class ClientSession(asyncio.BufferedProtocol):
 
     def _finish(self) -> None:
         self._closed = True
-        self._cancel_timer()
+        self.cancel_timeout()
         if self.backend is not None:
             self.backend.close()
         if self.tls is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mailgate.oserror import os_error_text
 from mailgate.protocol.events import ConnectBackend
+from mailgate.proxy.timers import Timed
 
 if TYPE_CHECKING:
     from mailgate.proxy.session import ClientSession
@@ -62,7 +63,7 @@ class _BackendProtocol(asyncio.BufferedProtocol):
         self.owner.client.peer_paused(False)
 
 
-class BackendSession:
+class BackendSession(Timed):
     """The backend connection and login of one client session."""
 
     def __init__(self, client: "ClientSession", target: ConnectBackend):
@@ -72,7 +73,7 @@ class BackendSession:
         self.machine = client.machine.backend_login()
         self.transport: asyncio.Transport | None = None
         self.relay_buffer = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._wheel = client.proxy.timers  # the login timer (Timed)
         self._connect_task: asyncio.Task | None = None
         self._reading = True
         self._closed = False
@@ -166,17 +167,7 @@ class BackendSession:
         if self.transport is not None and not self._closed:
             self.transport.write(bytes(data))
 
-    def arm(self, seconds: float) -> None:
-        self.disarm()
-        self._timer = self.loop.call_later(seconds, self._timer_fired)
-
-    def disarm(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _timer_fired(self) -> None:
-        self._timer = None
+    def timeout_expired(self) -> None:
         if not self._closed:
             self.client.backend_actions(self.machine.timer_expired())
 
@@ -197,7 +188,7 @@ class BackendSession:
             return
         self._closed = True
         self.client.proxy.backends -= 1
-        self.disarm()
+        self.cancel_timeout()
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()
         if self.transport is not None:
