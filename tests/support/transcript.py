@@ -45,6 +45,7 @@ __all__ = [
     "Transcript",
     "assert_same_transcript",
     "mask",
+    "mask_backend_timing",
     "mask_sasl_salt",
     "run_script",
 ]
@@ -245,8 +246,17 @@ def mask_sasl_salt(data: bytes) -> bytes:
     return _CHALLENGE.sub(challenge, data)
 
 
-MASK_SALTS: tuple[Hook, ...] = (mask_sasl_salt,)
-"""The hooks every conformance comparison needs."""
+_BACKEND_TIMING = re.compile(rb"\((?:\d+\.\d+ \+ )*\d+\.\d+ secs\)")
+
+
+def mask_backend_timing(data: bytes) -> bytes:
+    """Mask the timings Dovecot puts in its tagged replies, e.g. ``(0.001 + 0.000 secs)``:
+    they differ between two runs of the same script, whichever proxy is in front."""
+    return _BACKEND_TIMING.sub(b"(TIMING secs)", data)
+
+
+MASK_SALTS: tuple[Hook, ...] = (mask_sasl_salt, mask_backend_timing)
+"""The hooks every conformance comparison needs (per-connection salts, backend timings)."""
 
 
 def assert_same_transcript(expected: Transcript, actual: Transcript, *hooks: Hook) -> None:
