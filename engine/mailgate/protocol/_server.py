@@ -48,6 +48,8 @@ CRAM_MD5 = "auth-cram-md5"
 EXTERNAL = "auth-external"
 
 _TIMED_OUT = "client timed out (110: Connection timed out)"
+_GREETING_ACTION = "sending client greeting line"
+_AUTH_ACTION = "in auth state"
 _EMPTY = memoryview(b"")
 
 
@@ -72,8 +74,8 @@ class ServerMachine:
     CERT_ERROR = b""
     NO_CERT = b""
 
-    def __init__(self, config, *, tls: bool = False, implementation: str | None = None,
-                 rand=None, now=None) -> None:
+    def __init__(self, config, *, tls: bool = False, greeted: bool = False,
+                 implementation: str | None = None, rand=None, now=None) -> None:
         self.config = config
         self.impl = _impl.get(implementation)
         self.buffer = self.impl.RelayBuffer(self._buffer_size())
@@ -90,7 +92,8 @@ class ServerMachine:
         self.backend_password: bytes | None = None
         self.salt: bytes | None = None
         self.upstream: ConnectBackend | None = None
-        self.log_action = "sending client greeting line"
+        # greeted: the caller sent fixed_start()'s actions instead of start()'s
+        self.log_action = _AUTH_ACTION if greeted else _GREETING_ACTION
         self.quit = False
         self._server_name = config.server_name.encode()
         self._rand = rand
@@ -101,6 +104,22 @@ class ServerMachine:
         self._error_line = b""
         self._backlog = bytearray()
         self._out: list = []
+
+    @classmethod
+    def fixed_greeting(cls, config) -> bytes | None:
+        """The greeting line when every connection gets the same one (no salt, no delay)."""
+        return None
+
+    @classmethod
+    def fixed_start(cls, config) -> tuple | None:
+        """The actions of :meth:`start` when they are the same for every connection.
+
+        A caller may then greet with them and make the machine later, with
+        ``greeted=True``, when the client first needs it: a session whose client never
+        speaks costs no machine.
+        """
+        greeting = cls.fixed_greeting(config)
+        return None if greeting is None else (Send(greeting), ArmTimer(config.timeout))
 
     # -- inputs -------------------------------------------------------------
 
@@ -186,7 +205,7 @@ class ServerMachine:
         self.phase = AUTH
         self.mail_state = START
         self.reader.reset_state()
-        self.log_action = "in auth state"
+        self.log_action = _AUTH_ACTION
         return self._flush()
 
     def certificate_rejected(self, missing: bool) -> list:
@@ -299,7 +318,7 @@ class ServerMachine:
     def _greet(self) -> None:
         self._send(self._greeting())
         self._out.append(ArmTimer(self.config.timeout))
-        self.log_action = "in auth state"
+        self.log_action = _AUTH_ACTION
 
     def _starttls_only(self) -> bool:
         return not self.tls and self.config.starttls == "only"
@@ -497,7 +516,7 @@ class ServerMachine:
         self.phase = AUTH
         self.mail_state = START
         self.auth_method = "plain"
-        self.log_action = "in auth state"
+        self.log_action = _AUTH_ACTION
         self._after_auth_wait()
         self._send(self._error_line)
         self._error_line = b""

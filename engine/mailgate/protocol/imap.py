@@ -63,6 +63,10 @@ class ImapServer(ServerMachine):
     def _buffer_size(self) -> int:
         return self.config.imap_client_buffer
 
+    @classmethod
+    def fixed_greeting(cls, config) -> bytes:
+        return GREETING
+
     def _greeting(self) -> bytes:
         return GREETING
 

@@ -72,9 +72,16 @@ class Pop3Server(ServerMachine):
     def _buffer_size(self) -> int:
         return CLIENT_BUFFER
 
+    @staticmethod
+    def _salted(config) -> bool:
+        return "apop" in config.pop3_auth or "cram-md5" in config.pop3_auth
+
+    @classmethod
+    def fixed_greeting(cls, config) -> bytes | None:
+        return None if cls._salted(config) else GREETING
+
     def _greeting(self) -> bytes:
-        methods = self.config.pop3_auth
-        if "apop" in methods or "cram-md5" in methods:
+        if self._salted(self.config):
             self.salt = self._make_salt()
             return GREETING[:-2] + b" " + self.salt
         return GREETING

@@ -91,9 +91,10 @@ class SmtpServer(ServerMachine):
     NO_CERT = NO_CERT
 
     def __init__(self, config, *, tls: bool = False, client_addr: str = "",
-                 client_host: bytes = HOST_UNAVAILABLE, implementation: str | None = None,
-                 rand=None, now=None) -> None:
-        super().__init__(config, tls=tls, implementation=implementation, rand=rand, now=now)
+                 client_host: bytes = HOST_UNAVAILABLE, greeted: bool = False,
+                 implementation: str | None = None, rand=None, now=None) -> None:
+        super().__init__(config, tls=tls, greeted=greeted, implementation=implementation,
+                         rand=rand, now=now)
         self.client_addr = client_addr
         self.client_host = client_host
         self.esmtp = False

@@ -21,6 +21,7 @@ from mailgate.auth import AuthFacts
 from mailgate.auth import http as auth_http
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
 from mailgate.log import ErrorLog, LogFiles
+from mailgate.protocol import SERVERS
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 from mailgate.proxy.resolver import ClientNameResolver
 from mailgate.proxy.session import ClientSession
@@ -41,6 +42,9 @@ class ServerRuntime:
         self.tls = tls
         self.log = log
         self.resolver = ClientNameResolver.from_server(config)
+        #: the greeting actions when they are the same for every connection (see
+        #: ServerMachine.fixed_start), else None
+        self.fixed_start = SERVERS[config.protocol].fixed_start(config)
 
     @property
     def sessions(self) -> set:

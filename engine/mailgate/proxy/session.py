@@ -158,7 +158,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             return _DISCARD
         phase = self.phase
         if phase == PRE_AUTH:
-            view = self.machine.get_buffer(sizehint)
+            view = self._active_machine().get_buffer(sizehint)
             return view if len(view) else _DISCARD
         if phase == RELAY:
             view = self.machine.buffer.get_buffer(sizehint)
@@ -200,13 +200,14 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             return False
         tls = self.tls
         if tls is not None:
-            if tls.feed_eof() and self.phase == PRE_AUTH and self.machine.want_read:
+            if tls.feed_eof() and self.phase == PRE_AUTH and (
+                    self.machine is None or self.machine.want_read):
                 self._client_closed()  # all that reading on would find: TLSClosed
             else:
                 self._tls_input()
             return True
         if self.phase == PRE_AUTH:
-            self._run(self.machine.eof_received())
+            self._client_closed()
         elif self.phase == RELAY:
             self._relay_client_eof()
         else:
@@ -300,12 +301,12 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         check = self.tls.check_client_certificate()
         if self.tls_implicit:
             self.disarm_timeout()
-            machine = self._make_machine()
             if not check.ok:
                 self._log("info", check.message)
+                machine = self._make_machine()
                 self._run(machine.certificate_rejected(check.verdict.value == "no_cert"))
                 return
-            self._begin(machine)
+            self._begin()
             return
         self.phase = PRE_AUTH
         self.ctx.starttls = True
@@ -316,11 +317,10 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         self._run(self.machine.tls_established())
 
     def _tls_to_machine(self) -> None:
-        machine = self.machine
+        """Decrypt into the machine while it reads; called when OpenSSL has input."""
+        machine = self._active_machine()
         tls = self.tls
-        # nothing to decrypt: the machine's command buffer is not even allocated
-        # (an idle session holds none)
-        while self.phase == PRE_AUTH and machine.want_read and tls.has_input():
+        while self.phase == PRE_AUTH and machine.want_read:
             view = machine.get_buffer()
             if not len(view):
                 break
@@ -328,6 +328,8 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             if not n:
                 break
             self._run(machine.buffer_updated(n))
+            if not tls.has_input():
+                break
 
     def _flush_tls(self) -> None:
         if self.tls is not None:
@@ -338,7 +340,10 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
     def _client_closed(self) -> None:
         """The client's close_notify or end of input."""
         if self.phase == PRE_AUTH:
-            self._run(self.machine.eof_received())
+            if self.machine is None:
+                self._close()  # what a greeted machine does at its client's end: close
+            else:
+                self._run(self.machine.eof_received())
         elif self.phase == RELAY:
             self._relay_client_eof()
         elif self.phase == HANDSHAKE:
@@ -349,7 +354,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
 
     # -- the protocol machine -----------------------------------------------------------
 
-    def _make_machine(self):
+    def _make_machine(self, greeted: bool = False):
         config = self.runtime.config
         if config.protocol == "smtp":
             # without a resolver (or until it answers) the SMTP client is [UNAVAILABLE];
@@ -359,17 +364,21 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
                                       client_addr=self.client_address,
                                       client_host=self.client_host)
         else:
-            self.machine = server_for(config, tls=self.tls is not None)
+            self.machine = server_for(config, tls=self.tls is not None, greeted=greeted)
         return self.machine
 
-    def _init_protocol(self, rest: bytes) -> None:
-        machine = self._make_machine()
-        self._early = rest
-        self._begin(machine)
+    def _active_machine(self):
+        """The machine, made now if the session greeted with the server's fixed start."""
+        return self.machine or self._make_machine(greeted=True)
 
-    def _begin(self, machine) -> None:
+    def _init_protocol(self, rest: bytes) -> None:
+        self._early = rest
+        self._begin()
+
+    def _begin(self) -> None:
         config = self.runtime.config
         if config.protocol == "smtp" and self.runtime.resolver is not None and not self.unix:
+            self._make_machine()
             self.phase = RESOLVING
             self._update_reading()
             self.loop.create_task(self._resolve_then_greet())
@@ -388,7 +397,14 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
 
     def _greet(self) -> None:
         self.phase = PRE_AUTH
-        self._run(self.machine.start())
+        fixed = self.runtime.fixed_start
+        if fixed is not None and self.machine is None and not self._early:
+            # the server's greeting is the same for every connection: the machine is
+            # made when the client first needs it (a client that never speaks costs none)
+            self._run(fixed)
+            return
+        machine = self.machine or self._make_machine()
+        self._run(machine.start())
         if self._early and self.phase == PRE_AUTH:
             early, self._early = self._early, b""
             self._run(self.machine.receive_data(early))
@@ -419,8 +435,13 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             self._resume_input()
 
     def _resume_input(self) -> None:
-        """Read again if the machine wants input; with TLS, first what OpenSSL holds."""
-        if self.tls is not None and self.machine.want_read and not self._pumping:
+        """Read again if the machine wants input; with TLS, first what OpenSSL holds.
+
+        Nothing to decrypt is the common case (a session waiting for its client), and
+        then the machine's command buffer is not even allocated.
+        """
+        tls = self.tls
+        if tls is not None and not self._pumping and tls.has_input():
             self._pumping = True
             try:
                 self._tls_to_machine()
@@ -443,7 +464,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             return
         phase = self.phase
         if phase == PRE_AUTH:
-            self._run(self.machine.timer_expired())
+            self._run(self._active_machine().timer_expired())
         elif phase == RELAY:
             self._log("info", "client timed out %s" % TIMED_OUT, "proxying")
             self._close(quiet=True)
@@ -619,7 +640,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         if phase in (PROXY_HEADER, HANDSHAKE):
             want = True
         elif phase == PRE_AUTH:
-            want = self.machine.want_read
+            want = self.machine is None or self.machine.want_read
         elif phase == RELAY:
             want = not self._peer_paused and (self.tls is not None or not self.machine.buffer.full)
         else:
@@ -713,7 +734,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         if phase == RESOLVING:
             return "in resolving client address"
         if phase == PRE_AUTH:
-            return self.machine.log_action or ""
+            return self._active_machine().log_action or ""
         if phase == BACKEND:
             return self.backend.machine.log_action or "" if self.backend else "connecting to upstream"
         if phase == RELAY:
