@@ -43,19 +43,19 @@ void mg_ctx_remove_session(SSL_CTX *, SSL_SESSION *);
 long mg_ctx_live(void);
 
 typedef ... mg_conn;
-static const unsigned int MG_CONN_STORE_FAILED;
+static const int MG_DONE_STORE_FAILED;
+static const int MG_FEED_FAILED;
 
 mg_conn *mg_conn_new(SSL_CTX *, int);
 void mg_conn_free(mg_conn *);
 SSL *mg_conn_ssl(const mg_conn *);
-unsigned int mg_conn_take_flags(mg_conn *, unsigned int);
 long mg_conn_live(void);
 int mg_conn_feed(mg_conn *, const char *, size_t);
 int mg_conn_feed_eof(mg_conn *);
 size_t mg_conn_pending(const mg_conn *);
 int mg_conn_has_input(const mg_conn *);
 size_t mg_conn_take(mg_conn *, char *, size_t);
-int mg_conn_handshake(mg_conn *);
+int mg_conn_handshake(mg_conn *, const char *, size_t);
 int mg_conn_read(mg_conn *, char *, size_t, size_t *);
 int mg_conn_write(mg_conn *, const char *, size_t, size_t *);
 int mg_conn_shutdown(mg_conn *, int);

@@ -39,13 +39,17 @@ long mg_ctx_live(void);
 
 typedef struct mg_conn mg_conn;
 
-/* Connection flags reported by mg_conn_take_flags(). */
-#define MG_CONN_STORE_FAILED   0x01u   /* log nginx's shared cache warning */
+/* Connection flag: the shared cache could not store the new session. */
+#define MG_CONN_STORE_FAILED   0x01u
+
+/* mg_conn_handshake() results beside SSL_ERROR_*: done, and nginx's shared cache
+   warning is to be logged; the received bytes could not be buffered. */
+#define MG_DONE_STORE_FAILED   (-1)
+#define MG_FEED_FAILED         (-2)
 
 mg_conn *mg_conn_new(SSL_CTX *ctx, int server);
 void mg_conn_free(mg_conn *c);
 SSL *mg_conn_ssl(const mg_conn *c);
-unsigned mg_conn_take_flags(mg_conn *c, unsigned mask);
 long mg_conn_live(void);
 
 /* Ciphertext in and out. */
@@ -59,7 +63,7 @@ size_t mg_conn_take(mg_conn *c, char *out, size_t len);
  * These return an SSL_ERROR_* code (SSL_ERROR_NONE on success) and leave
  * the OpenSSL error queue for the caller to describe.
  */
-int mg_conn_handshake(mg_conn *c);
+int mg_conn_handshake(mg_conn *c, const char *data, size_t len);
 int mg_conn_read(mg_conn *c, char *buf, size_t len, size_t *nread);
 int mg_conn_write(mg_conn *c, const char *buf, size_t len, size_t *written);
 /* 1: done; 0: close_notify sent, the peer's is awaited; <0: -SSL_ERROR_*. */

@@ -124,16 +124,6 @@ mg_conn_set_flags(mg_conn *c, unsigned flags)
 }
 
 
-unsigned
-mg_conn_take_flags(mg_conn *c, unsigned mask)
-{
-    unsigned  f = c->flags & mask;
-
-    c->flags &= ~mask;
-    return f;
-}
-
-
 static size_t
 bio_capacity(BIO *bio)
 {
@@ -239,14 +229,26 @@ failed(mg_conn *c, int err)
 
 
 int
-mg_conn_handshake(mg_conn *c)
+mg_conn_handshake(mg_conn *c, const char *data, size_t len)
 {
     int  n;
+
+    if (!mg_conn_feed(c, data, len)) {
+        return MG_FEED_FAILED;
+    }
 
     ERR_clear_error();
     n = SSL_do_handshake(c->ssl);
     release_bio(c, 1);
-    return n == 1 ? SSL_ERROR_NONE : failed(c, SSL_get_error(c->ssl, n));
+
+    if (n != 1) {
+        return failed(c, SSL_get_error(c->ssl, n));
+    }
+    if (c->flags & MG_CONN_STORE_FAILED) {
+        c->flags &= ~MG_CONN_STORE_FAILED;
+        return MG_DONE_STORE_FAILED;
+    }
+    return SSL_ERROR_NONE;
 }
 
 
@@ -297,6 +299,9 @@ mg_conn_shutdown(mg_conn *c, int quiet)
 
     /* nginx never calls SSL_shutdown() before the handshake completed */
     if (SSL_in_init(c->ssl)) {
+        if (quiet) {
+            ERR_clear_error();  /* what a failed handshake left */
+        }
         return 1;
     }
 

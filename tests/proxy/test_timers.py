@@ -10,7 +10,7 @@ import weakref
 import pytest
 import uvloop
 
-from mailgate.proxy.timers import SLOT, Timed, TimerWheel
+from mailgate.proxy.timers import KEEP_EMPTY, SLOT, Timed, TimerWheel
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
@@ -118,8 +118,25 @@ def test_emptied_slots_do_not_pile_up(run):
             owner = Owner(wheel, fired)
             owner.arm_timeout(60 + i * SLOT)
             owner.cancel_timeout()
-        assert len(wheel) == 0 and len(wheel._heap) <= 64 + 1
+        assert len(wheel) == 0
+        assert len(wheel._slots) <= KEEP_EMPTY + 1 and len(wheel._heap) <= 2 * (KEEP_EMPTY + 1) + 64
         wheel.close()
+
+
+def test_an_emptied_slot_serves_the_next_owners(run):
+    async def main():
+        wheel, fired = TimerWheel(asyncio.get_running_loop()), []
+        first = Owner(wheel, fired, "first")
+        first.arm_timeout(0.3)
+        first.cancel_timeout()
+        assert len(wheel._slots) == 1 and len(wheel._heap) == 1  # kept, empty
+        second = Owner(wheel, fired, "second")
+        second.arm_timeout(0.3)  # most likely the same slot: no new one
+        assert len(wheel._heap) <= 2
+        await asyncio.sleep(0.5)
+        assert [name for name, _ in fired] == ["second"] and not wheel._slots
+
+    run(main())
 
     run(main())
 

@@ -182,6 +182,37 @@ def test_feed_eof_without_ignore_unexpected_eof(pki, ctx):
     server.close()
 
 
+def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
+    """The session's path: each read lands in INPUT and do_handshake(n) feeds it."""
+    server = TLSConnection(ctx)
+    to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = client_context(pki).wrap_bio(to_client, to_server, server_hostname="mail.test")
+    done = False
+    for _ in range(10):
+        try:
+            client.do_handshake()
+            done = True
+        except ssl.SSLWantReadError:
+            pass
+        data = to_server.read()
+        INPUT[: len(data)] = data
+        if not server.handshake_done:
+            server.do_handshake(len(data))
+        else:
+            server.feed_input(len(data))
+        to_client.write(server.data_to_send())
+        if done and server.handshake_done:
+            break
+    assert done and server.handshake_done
+    client.write(b"hello")
+    data = to_server.read()
+    INPUT[: len(data)] = data
+    server.feed_input(len(data))
+    buf = bytearray(100)
+    assert server.recv_into(buf) == 5 and buf[:5] == b"hello"
+    server.close()
+
+
 def test_feed_input_reads_the_shared_input_buffer(pki, ctx):
     server, client = memory_handshake(ctx, client_context(pki))
     buf = bytearray(100)

@@ -74,7 +74,8 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         self.listen = listener.listen
         self.runtime = None  # the server{} this connection belongs to, known once accepted
         self.number = number
-        self.loop = asyncio.get_running_loop()
+        self._wheel = listener.proxy.timers  # the session's one timeout (Timed)
+        self.loop = self._wheel.loop
         self.transport: asyncio.Transport | None = None
         self.phase = PROXY_HEADER
         self.ctx: SessionContext | None = None
@@ -89,7 +90,6 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         self.proxy_addresses: ProxyAddresses | None = None
         self.client_host: bytes | None = None
         self.backend: "BackendSession | None" = None
-        self._wheel = listener.proxy.timers  # the session's one timeout (Timed)
         self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
         self._early = b""  # plaintext that came with the PROXY header
@@ -173,12 +173,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             if self._tls_closing:
                 self._tls_closing_input(nbytes)
             elif nbytes and not self._closed:
-                try:
-                    tls.feed_input(nbytes)
-                except MemoryError:
-                    self._abort()
-                    return
-                self._tls_input()
+                self._tls_input(nbytes)
             return
         if self._closed or not nbytes:
             return
@@ -263,13 +258,15 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         if rest:
             self.tls.feed(rest)
             self._tls_input()
-        self._update_reading()
+        if not self.tls_implicit:
+            self._update_reading()  # STARTTLS: the machine had stopped reading
 
-    def _tls_input(self) -> None:
+    def _tls_input(self, received: int = 0) -> None:
+        """Go on with what TLS holds, after the ``received`` bytes in ``_TLS_IN``."""
         tls = self.tls
         try:
             if self.phase == HANDSHAKE:
-                if not tls.do_handshake():
+                if not tls.do_handshake(received):
                     self._flush_tls()
                     if self._client_eof:
                         raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
@@ -281,6 +278,8 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
                     self._flush_tls()
                 if self.phase != CLOSING:
                     return  # the machine has read on what came with the handshake
+            elif received:
+                tls.feed_input(received)
             if self.phase == PRE_AUTH:
                 self._resume_input()
             elif self.phase == RELAY:
@@ -296,6 +295,8 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         except TLSError as exc:
             self._log(exc.level, str(exc))
             self._close(quiet=True)
+        except MemoryError:  # the received bytes could not be buffered
+            self._abort()
 
     def _handshake_done(self) -> None:
         check = self.tls.check_client_certificate()

@@ -18,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 
-__all__ = ["SLOT", "Timed", "TimerWheel"]
+__all__ = ["KEEP_EMPTY", "SLOT", "Timed", "TimerWheel"]
 
 SLOT = 0.05  # seconds: how late a timeout may fire, at most
+# Emptied slots are kept (up to this many) for the owners armed next in the same
+# 50 ms, who would otherwise make each a new one; beyond it they go at once.
+KEEP_EMPTY = 1024
 
 
 class TimerWheel:
@@ -29,7 +32,7 @@ class TimerWheel:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self._slots: dict[int, dict[Timed, None]] = {}  # slot -> its owners, in order
-        self._heap: list[int] = []  # slot numbers; a slot emptied early may linger here
+        self._heap: list[int] = []  # slot numbers, some perhaps of slots gone already
         self._handle: asyncio.TimerHandle | None = None
         self._handle_slot = 0
 
@@ -50,7 +53,7 @@ class TimerWheel:
         bucket = self._slots.get(slot)
         if bucket is not None:
             bucket.pop(owner, None)
-            if not bucket:
+            if not bucket and len(self._slots) > KEEP_EMPTY:
                 del self._slots[slot]
                 if len(self._heap) > 2 * len(self._slots) + 64:
                     # emptied slots pile up in the heap under a high connection rate

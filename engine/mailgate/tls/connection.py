@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
@@ -30,6 +30,8 @@ _NONE = lib.SSL_ERROR_NONE
 _WANT_READ = lib.SSL_ERROR_WANT_READ
 _WANT_WRITE = lib.SSL_ERROR_WANT_WRITE
 _ZERO_RETURN = lib.SSL_ERROR_ZERO_RETURN
+_DONE_STORE_FAILED = lib.MG_DONE_STORE_FAILED
+_FEED_FAILED = lib.MG_FEED_FAILED
 
 # ngx_ssl_verify_error_optional(): what optional_no_ca forgives.
 _NO_CA_ERRORS = frozenset(
@@ -76,10 +78,11 @@ class CertificateCheck:
 
     verdict: CertificateVerdict
     message: str | None = None
+    #: whether the session goes on (a field, not a property: read once per handshake)
+    ok: bool = field(init=False)
 
-    @property
-    def ok(self) -> bool:
-        return self.verdict is CertificateVerdict.OK
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ok", self.verdict is CertificateVerdict.OK)
 
 
 _CHECK_OK = CertificateCheck(CertificateVerdict.OK)
@@ -143,14 +146,13 @@ class TLSConnection:
     full.  Failures are raised instead, for the session to log.
     """
 
-    __slots__ = ("_conn", "_log", "_nbytes", "_pending", "_ssl", "context", "handshake_done")
+    __slots__ = ("_conn", "_log", "_nbytes", "_pending", "context", "handshake_done")
 
     def __init__(self, context: TLSContext, *, log: Log | None = None):
         conn = lib.mg_conn_new(context._ctx, 1)
         if conn == ffi.NULL:
             raise MemoryError("SSL_new() failed")
         self._conn = ffi.gc(conn, lib.mg_conn_free)
-        self._ssl = lib.mg_conn_ssl(conn)
         self.context = context
         self._log = log
         self._nbytes = ffi.new("size_t *")
@@ -197,25 +199,35 @@ class TLSConnection:
 
     # ---- handshake -------------------------------------------------------------
 
-    def do_handshake(self) -> bool:
-        """Advance the handshake with the ciphertext fed so far.
+    @property
+    def _ssl(self):
+        return lib.mg_conn_ssl(self._conn) if self._conn is not None else ffi.NULL
+
+    def do_handshake(self, received: int = 0) -> bool:
+        """Advance the handshake with the ciphertext fed so far, after feeding the
+        first ``received`` bytes of ``INPUT`` (as ``feed_input()``, in the same call).
 
         True once it is complete; False when more input is needed.  Raises
         ``TLSHandshakeError`` with nginx's message and level on failure; the
         alert for the peer, if any, is then in ``data_to_send()``.
         """
-        code = lib.mg_conn_handshake(self._conn)
+        code = lib.mg_conn_handshake(self._conn, _INPUT_ADDRESS, received)
         if code == _NONE:
             self.handshake_done = True
-            if lib.mg_conn_take_flags(self._conn, lib.MG_CONN_STORE_FAILED) and self._log:
+            return True
+        if code in (_WANT_READ, _WANT_WRITE):
+            return False
+        if code == _DONE_STORE_FAILED:
+            self.handshake_done = True
+            if self._log:
                 zone = self.context.session_zone
                 self._log(
                     "warn",
                     f'could not allocate new session in SSL session shared cache "{zone.name}"',
                 )
             return True
-        if code in (_WANT_READ, _WANT_WRITE):
-            return False
+        if code == _FEED_FAILED:
+            raise MemoryError("BIO_write() failed")
         if _peer_closed(code):
             lib.ERR_clear_error()
             raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
@@ -280,16 +292,15 @@ class TLSConnection:
         raise _failure(-rc, "SSL_shutdown() failed")
 
     def abort(self) -> None:
-        """Quiet shutdown, for errors and timeouts: no alert is sent."""
+        """Quiet shutdown, for errors and timeouts: no alert is sent (and OpenSSL's
+        error queue is left empty)."""
         lib.mg_conn_shutdown(self._conn, 1)
-        lib.ERR_clear_error()
 
     def close(self) -> None:
         """Free the SSL object now; the connection is unusable afterwards."""
         if self._conn is not None:
             ffi.release(self._conn)
             self._conn = None
-            self._ssl = ffi.NULL
 
     # ---- facts after the handshake -----------------------------------------------
 
