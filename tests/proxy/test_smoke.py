@@ -137,3 +137,41 @@ def test_a_listening_socket_from_the_embedder_gets_nodelay_too(embedded, dovecot
 
     embedded.call(start())
     assert _nodelay_in_relay(embedded, "given") == [1, 1]
+
+
+def test_a_wildcard_listen_routes_by_local_address(embedded, proxy_values):
+    """nginx binds only the wildcard of a port and answers each connection with the
+    server of its local address (getsockname()), the wildcard's own otherwise.  Tests
+    listen on loopback only: the wildcard's socket is handed in bound to 127.0.0.1."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    sock.setblocking(False)
+    port = embedded.named_ports["any"] = sock.getsockname()[1]
+    text = """mail { auth_http %s;
+        server { listen 0.0.0.0:%d; protocol imap; }
+        server { listen 127.0.0.1:%d; protocol pop3; }
+        server { listen 127.0.0.2:%d; protocol smtp; }
+    }""" % (proxy_values["auth_http"], port, port, port)
+    config = Config.from_string(text, prefix=str(embedded.directory))
+
+    async def start():
+        embedded.proxy = MailProxy(config, sockets=[sock], log_files=LogFiles())
+        await embedded.proxy.start()
+
+    embedded.call(start())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        assert client.recv(100) == b"+OK POP3 ready\r\n"
+
+    class Transport:  # a connection that arrived on another local address
+        def __init__(self, sockname):
+            self.sockname = sockname
+
+        def get_extra_info(self, name):
+            assert name == "sockname"
+            return self.sockname
+
+    (listener,) = embedded.proxy.listeners
+    routed = {address: listener.route(Transport((address, port))).config.protocol
+              for address in ("127.0.0.1", "127.0.0.2", "127.0.0.3")}
+    assert routed == {"127.0.0.1": "pop3", "127.0.0.2": "smtp", "127.0.0.3": "imap"}

@@ -98,9 +98,13 @@ class Listener:
         )
         self.server = await loop.create_server(self.session, sock=sock, backlog=self.listen.backlog)
 
-    def route(self, local_address: str) -> ServerRuntime:
-        """The server for a connection (getsockname() routing behind a wildcard)."""
-        return self._routes.get(local_address, self._default)
+    def route(self, transport) -> ServerRuntime:
+        """The server for a connection: by its local address (getsockname()) behind a
+        wildcard listen that servers on specific addresses share, else the listen's own."""
+        if not self._routes:
+            return self._default
+        local = transport.get_extra_info("sockname")
+        return self._routes.get(local[0] if isinstance(local, tuple) else "", self._default)
 
     def session(self) -> asyncio.BaseProtocol:
         proxy = self.proxy
