@@ -65,7 +65,7 @@ size_t mg_conn_take(mg_conn *c, char *out, size_t len);
  */
 int mg_conn_handshake(mg_conn *c, const char *data, size_t len);
 int mg_conn_read(mg_conn *c, char *buf, size_t len, size_t *nread);
-int mg_conn_write(mg_conn *c, const char *buf, size_t len, size_t *written);
+int mg_conn_write(mg_conn *c, const char *buf, size_t len, size_t *pending);
 /* 1: done; 0: close_notify sent, the peer's is awaited; <0: -SSL_ERROR_*. */
 int mg_conn_shutdown(mg_conn *c, int quiet);
 

@@ -276,19 +276,20 @@ mg_conn_read(mg_conn *c, char *buf, size_t len, size_t *nread)
 }
 
 
+/* On success *pending is the ciphertext waiting to be taken, this write's
+   records included: the caller takes it all without asking again. */
 int
-mg_conn_write(mg_conn *c, const char *buf, size_t len, size_t *written)
+mg_conn_write(mg_conn *c, const char *buf, size_t len, size_t *pending)
 {
+    size_t  written;
+
     ERR_clear_error();
 
-    if (len == 0) {
-        *written = 0;
-        return SSL_ERROR_NONE;
+    if (len != 0 && SSL_write_ex(c->ssl, buf, len, &written) != 1) {
+        return failed(c, SSL_get_error(c->ssl, 0));
     }
-    if (SSL_write_ex(c->ssl, buf, len, written) == 1) {
-        return SSL_ERROR_NONE;
-    }
-    return failed(c, SSL_get_error(c->ssl, 0));
+    *pending = BIO_ctrl_pending(c->wbio);
+    return SSL_ERROR_NONE;
 }
 
 

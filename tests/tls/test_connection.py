@@ -213,6 +213,17 @@ def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
     server.close()
 
 
+def test_encrypt_returns_the_records_waiting_with_its_own(pki, ctx):
+    server, client = memory_handshake(ctx, client_context(pki))
+    server.send(b"first ")  # left waiting
+    records = server.encrypt(b"second")
+    assert server.pending() == 0 and server.data_to_send() == b""
+    client_incoming(client).write(bytes(records))
+    assert client.read(100) + client.read(100) == b"first second"
+    assert server.encrypt(b"") == b""
+    server.close()
+
+
 def test_feed_input_reads_the_shared_input_buffer(pki, ctx):
     server, client = memory_handshake(ctx, client_context(pki))
     buf = bytearray(100)

@@ -307,7 +307,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
     def _handshake_done(self) -> None:
         check = self.tls.check_client_certificate()
         if self.tls_implicit:
-            self.disarm_timeout()
+            # the handshake's timer goes on until the greeting's replaces it
             if not check.ok:
                 self._log("info", check.message)
                 machine = self._make_machine()
@@ -387,6 +387,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         if config.protocol == "smtp" and self.runtime.resolver is not None and not self.unix:
             self._make_machine()
             self.phase = RESOLVING
+            self.disarm_timeout()  # the resolver has its own
             self._update_reading()
             self.loop.create_task(self._resolve_then_greet())
             return
@@ -629,14 +630,15 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
     def _write(self, data) -> None:
         if self._closed or not data:
             return
-        if self.tls is not None and self.tls.handshake_done:
+        tls = self.tls
+        if tls is not None and tls.handshake_done:
             try:
-                self.tls.send(data)
+                records = tls.encrypt(data)
             except TLSError as exc:
                 self._log(exc.level, str(exc))
                 self._close(quiet=True)
                 return
-            self.transport.write(self.tls.data_to_send())
+            self.transport.write(records)
         else:
             self.transport.write(bytes(data))
 
@@ -716,7 +718,8 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
 
     def _finish(self) -> None:
         self._closed = True
-        self.cancel_timeout()
+        if self._slot is not None:  # _close() has mostly cancelled it already
+            self.cancel_timeout()
         if self.backend is not None:
             self.backend.close()
         if self.tls is not None:

@@ -191,8 +191,9 @@ class TLSConnection:
     def data_to_send(self) -> bytes | bytearray:
         """All ciphertext waiting to be written, in one buffer (may be empty)."""
         size = lib.mg_conn_pending(self._conn)
-        if not size:
-            return b""
+        return self._take(size) if size else b""
+
+    def _take(self, size: int) -> bytearray:
         out = bytearray(size)
         lib.mg_conn_take(self._conn, ffi.from_buffer(out), size)
         return out
@@ -270,6 +271,16 @@ class TLSConnection:
     def send(self, data) -> int:
         """Encrypt plaintext (any bytes-like); returns its length.  The
         records are then in ``data_to_send()``."""
+        self._write(data)
+        return len(data)
+
+    def encrypt(self, data) -> bytearray:
+        """``send(data)`` and ``data_to_send()`` in one: the records to write now
+        (what was waiting before included)."""
+        return self._take(self._write(data))
+
+    def _write(self, data) -> int:
+        """SSL_write(); the ciphertext waiting afterwards."""
         code = lib.mg_conn_write(self._conn, ffi.from_buffer(data), len(data), self._nbytes)
         if code == _NONE:
             return self._nbytes[0]
