@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from harness import Harness, server_config
-
 from mailgate.protocol import ArmTimer, Close, ImapServer, Pop3Server, Send, SmtpServer, server_for
 
 

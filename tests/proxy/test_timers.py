@@ -9,7 +9,6 @@ import weakref
 
 import pytest
 import uvloop
-
 from mailgate.proxy.timers import KEEP_EMPTY, SLOT, Timed, TimerWheel
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

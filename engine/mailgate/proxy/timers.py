@@ -40,7 +40,7 @@ class TimerWheel:
         """Timeouts armed now."""
         return sum(len(bucket) for bucket in self._slots.values())
 
-    def _add(self, owner: "Timed", slot: int) -> None:
+    def _add(self, owner: Timed, slot: int) -> None:
         bucket = self._slots.get(slot)
         if bucket is None:
             bucket = self._slots[slot] = {}
@@ -49,7 +49,7 @@ class TimerWheel:
                 self._schedule(slot)
         bucket[owner] = None
 
-    def _discard(self, owner: "Timed", slot: int) -> None:
+    def _discard(self, owner: Timed, slot: int) -> None:
         bucket = self._slots.get(slot)
         if bucket is not None:
             bucket.pop(owner, None)
@@ -79,7 +79,7 @@ class TimerWheel:
                 owner._slot = None
                 try:
                     owner._expire(now)
-                except Exception as exc:  # one owner's failure must not lose the others' timeouts
+                except Exception as exc:  # noqa: BLE001 - one owner's failure must not lose the others' timeouts
                     self.loop.call_exception_handler({
                         "message": "Exception in a timeout callback", "exception": exc})
         if heap:
