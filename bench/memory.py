@@ -21,6 +21,7 @@ from mailgate.log import ErrorLog, LogFiles
 from mailgate.protocol.events import AuthOK
 from mailgate.proxy.server import Listener, MailProxy, ServerRuntime
 from mailgate.proxy.session import ClientSession
+from mailgate.proxy.timers import TimerWheel
 from mailgate.tls import SessionZones, TLSConnection, build_contexts
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
@@ -204,6 +205,7 @@ class MemoryProxy:
             return AuthOK("127.0.0.1", 143)
 
         self.proxy = MailProxy(config, auth=auth, log_files=LogFiles())
+        self.proxy.timers = TimerWheel(loop)  # what start() makes, without listening
         zones = SessionZones()
         zones.configure(config)
         contexts = build_contexts(config, zones)

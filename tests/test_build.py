@@ -30,3 +30,15 @@ def test_openssl_bindings_are_compiled_against_openssl_3():
     built = ffi.string(lib.MAILGATE_OPENSSL_BUILT_TEXT).decode()
     assert built.startswith("OpenSSL 3.") and lib.MAILGATE_OPENSSL_BUILT_NUMBER >= 0x30000000
     assert lib.OpenSSL_version_num() >= 0x30000000
+
+
+def test_the_microbenchmarks_still_run():
+    """bench/ drives the engine's internals (sessions on memory transports, the TLS pump):
+    each benchmark runs once here, timing off, so that a change inside cannot leave
+    them broken until the next benchmark run (a regression: the session's timer wheel)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "bench", "--benchmark-disable", "-q", "-p", "no:randomly",
+         "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
