@@ -42,3 +42,13 @@ def test_the_microbenchmarks_still_run():
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+
+
+def test_the_floor_script_runs():
+    """bench/floor.py (the session next to a minimal protocol) on a tiny load."""
+    proc = subprocess.run(
+        [sys.executable, "bench/floor.py", "--count", "20", "--rounds", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "session / minimal" in proc.stdout
