@@ -33,7 +33,7 @@ if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
 import uvloop
 from mailgate import Config
 from mailgate.proxy.server import MailProxy
-from mailgate.tls import INPUT, TLSConnection
+from mailgate.tls import TLSConnection
 
 from tests.support.certs import make_pki
 from tests.support.ports import PortAllocator
@@ -54,7 +54,7 @@ class Minimal(asyncio.BufferedProtocol):
         self.tls = TLSConnection(self.context)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return INPUT
+        return self.tls.input
 
     def buffer_updated(self, nbytes: int) -> None:
         tls = self.tls

@@ -11,7 +11,7 @@ import pytest
 from clients import client_context, connect, memory_handshake
 from conf import context
 from mailgate._openssl import lib
-from mailgate.tls import INPUT, TLSClosed, TLSConnection, TLSError, TLSHandshakeError
+from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 
 @pytest.fixture
@@ -183,7 +183,7 @@ def test_feed_eof_without_ignore_unexpected_eof(pki, ctx):
 
 
 def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
-    """The session's path: each read lands in INPUT and do_handshake(n) feeds it."""
+    """The session's path: each read lands in tls.input and do_handshake(n) feeds it."""
     server = TLSConnection(ctx)
     to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_context(pki).wrap_bio(to_client, to_server, server_hostname="mail.test")
@@ -195,7 +195,7 @@ def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
         except ssl.SSLWantReadError:
             pass
         data = to_server.read()
-        INPUT[: len(data)] = data
+        server.input[: len(data)] = data
         if not server.handshake_done:
             server.do_handshake(len(data))
         else:
@@ -206,7 +206,7 @@ def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
     assert done and server.handshake_done
     client.write(b"hello")
     data = to_server.read()
-    INPUT[: len(data)] = data
+    server.input[: len(data)] = data
     server.feed_input(len(data))
     buf = bytearray(100)
     assert server.recv_into(buf) == 5 and buf[:5] == b"hello"
@@ -224,15 +224,15 @@ def test_encrypt_returns_the_records_waiting_with_its_own(pki, ctx):
     server.close()
 
 
-def test_feed_input_reads_the_shared_input_buffer(pki, ctx):
+def test_feed_input_reads_the_threads_input_buffer(pki, ctx):
     server, client = memory_handshake(ctx, client_context(pki))
     buf = bytearray(100)
     server.recv_into(buf)
-    client.write(b"through INPUT")
+    client.write(b"through input")
     data = client_outgoing(client)
-    INPUT[: len(data)] = data
+    server.input[: len(data)] = data
     server.feed_input(len(data))
-    assert server.recv_into(buf) == 13 and buf[:13] == b"through INPUT"
+    assert server.recv_into(buf) == 13 and buf[:13] == b"through input"
     assert server.data_to_send() == b""  # nothing to write: one empty buffer
     server.close()
 
@@ -328,3 +328,20 @@ def test_a_long_chain_leaves_in_one_piece(tmp_path, pki):
     incoming.write(bytes(flight))
     client.do_handshake()  # everything it needed came in that piece
     server.close()
+
+
+def test_each_thread_has_its_own_input_buffer(ctx):
+    """Event loops read sockets with the GIL released: connections of loops in two
+    threads must not read into one buffer (a race the process-wide buffer had)."""
+    import threading
+
+    here = TLSConnection(ctx)
+    there = []
+    thread = threading.Thread(target=lambda: there.append(TLSConnection(ctx)))
+    thread.start()
+    thread.join()
+    also_here = TLSConnection(ctx)
+    assert here.input is also_here.input  # one buffer per thread, shared by its connections
+    assert there[0].input.obj is not here.input.obj
+    for tls in (here, there[0], also_here):
+        tls.close()

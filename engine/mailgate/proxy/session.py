@@ -41,7 +41,6 @@ from mailgate.proxy import proxy_protocol
 from mailgate.proxy.realip import realip_for
 from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.proxy.timers import Timed
-from mailgate.tls import INPUT as _TLS_IN
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 if TYPE_CHECKING:
@@ -159,7 +158,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.tls is not None:
-            return _DISCARD if self._closed and not self._tls_closing else _TLS_IN
+            return _DISCARD if self._closed and not self._tls_closing else self.tls.input
         if self._closed:
             return _DISCARD
         phase = self.phase
@@ -268,7 +267,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             self._update_reading()  # STARTTLS: the machine had stopped reading
 
     def _tls_input(self, received: int = 0) -> None:
-        """Go on with what TLS holds, after the ``received`` bytes in ``_TLS_IN``."""
+        """Go on with what TLS holds, after the ``received`` bytes in ``tls.input``."""
         tls = self.tls
         try:
             if self.phase == HANDSHAKE:

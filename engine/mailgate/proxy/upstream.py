@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import threading
 from typing import TYPE_CHECKING
 
 from mailgate.oserror import os_error_text
@@ -25,11 +26,20 @@ __all__ = ["BackendSession"]
 
 _DISCARD = memoryview(bytearray(4096))
 RELAY_READ_SIZE = 64 * 1024
-# In the relay, backend bytes are read into one buffer shared by every session of the
-# process and handed on at once (encrypted into the TLS connection's BIO, or copied
-# by the transport): a read takes what the socket holds, several TLS records' worth,
-# in one pass through Python, and no relaying session holds a read buffer.
-_RELAY_IN = memoryview(bytearray(RELAY_READ_SIZE))
+
+
+class _ThreadRelayInput(threading.local):
+    """In the relay, backend bytes are read into one buffer shared by every session of
+    a thread and handed on at once (encrypted into the TLS connection's BIO, or copied
+    by the transport): a read takes what the socket holds, several TLS records' worth,
+    in one pass through Python, and no relaying session holds a read buffer.  One per
+    thread, as the loops read sockets with the GIL released."""
+
+    def __init__(self) -> None:
+        self.view = memoryview(bytearray(RELAY_READ_SIZE))
+
+
+_thread_relay_input = _ThreadRelayInput()
 
 
 class _BackendProtocol(asyncio.BufferedProtocol):
@@ -73,6 +83,7 @@ class BackendSession(Timed):
         self.machine = client.machine.backend_login()
         self.transport: asyncio.Transport | None = None
         self.relay_buffer = None
+        self._relay_in = _thread_relay_input.view  # the buffer of this session's thread
         self._wheel = client.proxy.timers  # the login timer (Timed)
         self._connect_task: asyncio.Task | None = None
         self._reading = True
@@ -121,7 +132,7 @@ class BackendSession(Timed):
 
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.relay_buffer is not None:
-            return _RELAY_IN
+            return self._relay_in
         view = self.machine.get_buffer(sizehint)
         return view if len(view) else _DISCARD
 
@@ -131,7 +142,7 @@ class BackendSession(Timed):
         if self.relay_buffer is None:
             self.client.backend_actions(self.machine.buffer_updated(nbytes))
             return
-        self.client.write_from_backend(_RELAY_IN[:nbytes])
+        self.client.write_from_backend(self._relay_in[:nbytes])
 
     def eof(self) -> None:
         if self.relay_buffer is None:

@@ -10,14 +10,13 @@ Per connection::
 
     tls = TLSConnection(contexts[i])
     tls.feed(ciphertext); tls.do_handshake(); transport.write(tls.data_to_send())
-    (or read into INPUT and tls.feed_input(nbytes): no copy of the bytes in Python)
+    (or read into tls.input and tls.feed_input(nbytes): no copy of the bytes in Python)
     tls.check_client_certificate(); tls.client_certificate()
     n = tls.recv_into(buf); tls.send(plaintext)
     tls.shutdown() / tls.abort(); tls.close()
 """
 
 from mailgate.tls.connection import (
-    INPUT,
     CertificateCheck,
     CertificateVerdict,
     ClientCertificate,
@@ -28,7 +27,6 @@ from mailgate.tls.errors import ConfigError, TLSClosed, TLSError, TLSHandshakeEr
 from mailgate.tls.zones import SessionZone, SessionZones, ZoneStats
 
 __all__ = [
-    "INPUT",
     "CertificateCheck",
     "CertificateVerdict",
     "ClientCertificate",

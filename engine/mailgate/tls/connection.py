@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -22,7 +23,7 @@ from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
 from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
 
-__all__ = ["INPUT", "CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
+__all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
 
 Log = Callable[[str, str], None]  # (nginx level, message)
 
@@ -88,13 +89,25 @@ class CertificateCheck:
 _CHECK_OK = CertificateCheck(CertificateVerdict.OK)
 
 INPUT_SIZE = 32 * 1024
-_input = bytearray(INPUT_SIZE)
-_INPUT_ADDRESS = ffi.from_buffer(_input)
-#: Where a transport reads ciphertext for ``feed_input()``: one buffer for every
-#: connection of the process, as asyncio calls ``get_buffer()`` and
-#: ``buffer_updated()`` back to back and the bytes are copied into the connection's
-#: BIO at once, so no connection holds a read buffer while idle.
-INPUT = memoryview(_input)
+
+
+class _ThreadInput(threading.local):
+    """The ciphertext read buffer of one thread, shared by every connection made on it.
+
+    An event loop calls ``get_buffer()`` and ``buffer_updated()`` back to back and
+    the bytes are copied into the connection's BIO at once, so no connection holds a
+    read buffer while idle.  Per thread, not per process: both uvloop and asyncio read
+    the socket with the GIL released, so loops in two threads would read into one
+    buffer at the same time.
+    """
+
+    def __init__(self) -> None:
+        data = bytearray(INPUT_SIZE)
+        self.view = memoryview(data)
+        self.address = ffi.from_buffer(data)
+
+
+_thread_input = _ThreadInput()
 
 
 @dataclass(frozen=True)
@@ -146,7 +159,8 @@ class TLSConnection:
     full.  Failures are raised instead, for the session to log.
     """
 
-    __slots__ = ("_conn", "_log", "_nbytes", "_pending", "context", "handshake_done")
+    __slots__ = ("_conn", "_input_address", "_log", "_nbytes", "_pending", "context",
+                 "handshake_done", "input")
 
     def __init__(self, context: TLSContext, *, log: Log | None = None):
         conn = lib.mg_conn_new(context._ctx, 1)
@@ -158,6 +172,10 @@ class TLSConnection:
         self._nbytes = ffi.new("size_t *")
         self._pending: Callable[[], BaseException] | None = None
         self.handshake_done = False
+        #: where the transport reads this connection's ciphertext for feed_input() and
+        #: do_handshake(n): the buffer of the thread the connection was made on
+        self.input: memoryview = _thread_input.view
+        self._input_address = _thread_input.address
 
     # ---- bytes in and out ----------------------------------------------------
 
@@ -167,8 +185,8 @@ class TLSConnection:
             raise MemoryError("BIO_write() failed")
 
     def feed_input(self, nbytes: int) -> None:
-        """Hand over the first ``nbytes`` of ``INPUT``, where the transport read them."""
-        if not lib.mg_conn_feed(self._conn, _INPUT_ADDRESS, nbytes):
+        """Hand over the first ``nbytes`` of ``input``, where the transport read them."""
+        if not lib.mg_conn_feed(self._conn, self._input_address, nbytes):
             raise MemoryError("BIO_write() failed")
 
     def feed_eof(self) -> bool:
@@ -206,13 +224,13 @@ class TLSConnection:
 
     def do_handshake(self, received: int = 0) -> bool:
         """Advance the handshake with the ciphertext fed so far, after feeding the
-        first ``received`` bytes of ``INPUT`` (as ``feed_input()``, in the same call).
+        first ``received`` bytes of ``input`` (as ``feed_input()``, in the same call).
 
         True once it is complete; False when more input is needed.  Raises
         ``TLSHandshakeError`` with nginx's message and level on failure; the
         alert for the peer, if any, is then in ``data_to_send()``.
         """
-        code = lib.mg_conn_handshake(self._conn, _INPUT_ADDRESS, received)
+        code = lib.mg_conn_handshake(self._conn, self._input_address, received)
         if code == _NONE:
             self.handshake_done = True
             return True
