@@ -29,6 +29,15 @@ def wait_for(events, kind, timeout=5.0):
     raise AssertionError(f"no {kind} event in {events}")
 
 
+def established(pki, ctx):
+    """(server, client, a 100-byte buffer) after a handshake, with what the handshake
+    left for the server to read (TLS 1.3 tickets' answers) already read."""
+    server, client = memory_handshake(ctx, client_context(pki))
+    buf = bytearray(100)
+    server.recv_into(buf)
+    return server, client, buf
+
+
 # ---- handshake failures --------------------------------------------------------------
 
 def test_plain_http_instead_of_tls(ctx, serve):
@@ -127,9 +136,7 @@ def test_many_records_in_and_out_in_one_call(pki, ctx):
 
 
 def test_has_input_tells_whether_recv_into_has_work(pki, ctx):
-    server, client = memory_handshake(ctx, client_context(pki))
-    buf = bytearray(100)
-    server.recv_into(buf)  # whatever the handshake left behind
+    server, client, buf = established(pki, ctx)
     assert server.has_input() is False
     assert server.recv_into(buf) == 0
     client.write(b"one")
@@ -148,9 +155,7 @@ def test_has_input_tells_whether_recv_into_has_work(pki, ctx):
 
 
 def test_feed_eof_tells_whether_only_the_close_is_left(pki, ctx):
-    server, client = memory_handshake(ctx, client_context(pki))
-    buf = bytearray(100)
-    server.recv_into(buf)
+    server, client, buf = established(pki, ctx)
     client.write(b"unread")
     server.feed(client_outgoing(client))
     assert server.feed_eof() is False  # a record is still to be read
@@ -159,8 +164,7 @@ def test_feed_eof_tells_whether_only_the_close_is_left(pki, ctx):
         server.recv_into(buf)
     server.close()
 
-    server, client = memory_handshake(ctx, client_context(pki))
-    server.recv_into(buf)
+    server, _client, buf = established(pki, ctx)
     assert server.feed_eof() is True  # nothing buffered: reading on finds the close
     with pytest.raises(TLSClosed):
         server.recv_into(buf)
@@ -171,9 +175,7 @@ def test_feed_eof_without_ignore_unexpected_eof(pki, ctx):
     """Without SSL_OP_IGNORE_UNEXPECTED_EOF (which mailgate sets, as nginx does) a
     bare end of input is a failure OpenSSL reports: feed_eof() promises no clean close."""
     lib.SSL_CTX_clear_options(ctx._ctx, lib.SSL_OP_IGNORE_UNEXPECTED_EOF)
-    server, client = memory_handshake(ctx, client_context(pki))
-    buf = bytearray(100)
-    server.recv_into(buf)
+    server, _client, buf = established(pki, ctx)
     assert server.feed_eof() is False
     with pytest.raises(TLSError) as info:
         server.recv_into(buf)
@@ -225,9 +227,7 @@ def test_encrypt_returns_the_records_waiting_with_its_own(pki, ctx):
 
 
 def test_feed_input_reads_the_threads_input_buffer(pki, ctx):
-    server, client = memory_handshake(ctx, client_context(pki))
-    buf = bytearray(100)
-    server.recv_into(buf)
+    server, client, buf = established(pki, ctx)
     client.write(b"through input")
     data = client_outgoing(client)
     server.input[: len(data)] = data

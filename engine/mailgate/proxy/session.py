@@ -368,7 +368,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             self.client_host = (TEMPUNAVAIL if self.unix else UNAVAILABLE).encode()
             self.machine = server_for(config, tls=self.tls is not None,
                                       client_addr=self.client_address,
-                                      client_host=self.client_host)
+                                      client_host=self.client_host, greeted=greeted)
         else:
             self.machine = server_for(config, tls=self.tls is not None, greeted=greeted)
         return self.machine
@@ -717,8 +717,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
 
     def _finish(self) -> None:
         self._closed = True
-        if self._slot is not None:  # _close() has mostly cancelled it already
-            self.cancel_timeout()
+        self.cancel_timeout()
         if self.backend is not None:
             self.backend.close()
         if self.tls is not None:

@@ -17,7 +17,7 @@ import enum
 import functools
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSContext
@@ -79,11 +79,10 @@ class CertificateCheck:
 
     verdict: CertificateVerdict
     message: str | None = None
-    #: whether the session goes on (a field, not a property: read once per handshake)
-    ok: bool = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "ok", self.verdict is CertificateVerdict.OK)
+    @property
+    def ok(self) -> bool:
+        return self.verdict is CertificateVerdict.OK
 
 
 _CHECK_OK = CertificateCheck(CertificateVerdict.OK)
