@@ -214,3 +214,24 @@ def test_from_client_machine_to_relay(impl, machine, protocol, login):
     b.start()
     assert b.m.buffer is not client.m.buffer
     assert b.m.impl is client.m.impl
+
+
+@pytest.mark.parametrize("echo", [b"secret pass", b"c2VjcmV0IHBhc3M=", b"AGdvb2QAc2VjcmV0IHBhc3M="])
+@pytest.mark.parametrize("pass_error", [False, True])
+def test_backend_echoing_the_password_is_not_logged(impl, echo, pass_error):
+    # issue 11: a backend that echoes what it received must not put a password in a log
+    h = imap_backend(impl, proxy_pass_error_message=pass_error)
+    h.feed(b"* OK\r\n"), h.feed(b"+ \r\n"), h.feed(b"+ \r\n")
+    h.feed(b"a1 NO bad password " + echo + b" for good\r\n")
+    assert h.last(LoginFailed) is not None
+    (line,) = h.logs()
+    assert line == 'upstream sent invalid response: "NO bad password ... for good"'
+
+
+def test_backend_echo_in_too_long_line_is_not_logged(impl):
+    h = backend(Pop3BackendLogin, impl, "pop3", login=b"good", password=b"secret pass",
+                config={"proxy_buffer": "64"})
+    h.feed(b"+OK\r\n"), h.feed(b"+OK\r\n")
+    h.feed(b"-ERR secret pass " + b"x" * 60)
+    (line,) = h.logs("error")
+    assert "secret" not in line and line.startswith('upstream sent too long response line: "-ERR ...')

@@ -189,3 +189,44 @@ def test_no_secret_in_logs(impl):
     h.start()
     h.feed(b"EHLO x\r\nAUTH PLAIN AGdvb2QAc2VjcmV0\r\n")
     assert h.logs("info") == ['client was rejected before greeting: "EHLO x__AUTH ..."']
+
+
+SECRET_B64 = base64.b64encode(b"S3cr3tP4ss")
+
+
+def test_pipelined_auth_login_password_not_logged(impl):
+    # issue 11, defect 1: the password line pipelined with the next command was logged
+    # in the rejection of that command ("client was rejected: "UzNj...==__MAIL ...")
+    h = smtp(impl)
+    h.feed(b"EHLO x\r\n")
+    assert h.feed(b"AUTH LOGIN\r\n") == b"334 VXNlcm5hbWU6\r\n"
+    assert h.feed(base64.b64encode(b"denyuser") + b"\r\n") == b"334 UGFzc3dvcmQ6\r\n"
+    h.feed(SECRET_B64 + b"\r\nMAIL FROM:<a@b>\r\n")
+    assert request(h).password == b"S3cr3tP4ss"
+    h.call("auth_result", AuthFailed(b"no", wait=1))
+    h.call("timer_expired")
+    logs = h.logs()
+    assert 'client was rejected: "...__MAIL FROM:<a@b>__"' in logs
+    assert not [line for line in logs if SECRET_B64.decode() in line or "S3cr3t" in line]
+
+
+def test_whole_pipelined_auth_login_not_logged(impl):
+    h = smtp(impl)
+    h.feed(b"EHLO x\r\nAUTH LOGIN\r\n" + base64.b64encode(b"denyuser") + b"\r\n"
+           + SECRET_B64 + b"\r\nMAIL FROM:<a@b>\r\n")
+    h.call("auth_result", AuthFailed(b"no", wait=1))
+    h.call("timer_expired")
+    assert 'client was rejected: "EHLO x__AUTH ...__...__...__MAIL FROM:<a@b>__"' in h.logs()
+
+
+def test_pipelined_auth_plain_response_not_logged(impl):
+    h = smtp(impl)
+    h.feed(b"EHLO x\r\n")
+    assert h.feed(b"AUTH PLAIN\r\n") == b"334 \r\n"
+    response = base64.b64encode(b"\0denyuser\0S3cr3tP4ss")
+    h.feed(response + b"\r\nMAIL FROM:<a@b>\r\n")
+    h.call("auth_result", AuthFailed(b"no", wait=1))
+    h.call("timer_expired")
+    logs = h.logs()
+    assert 'client was rejected: "...__MAIL FROM:<a@b>__"' in logs
+    assert not [line for line in logs if response.decode() in line]

@@ -10,6 +10,8 @@ what the client must see first.
 
 from __future__ import annotations
 
+import base64
+
 from mailgate.log import printable
 from mailgate.protocol import _impl
 from mailgate.protocol.events import (
@@ -47,6 +49,8 @@ class BackendLogin:
     """
 
     INTERNAL_ERROR = b""
+    _login = b""
+    _password: bytes | None = None
 
     def __init__(self, config, *, implementation: str | None = None) -> None:
         self.config = config
@@ -127,7 +131,7 @@ class BackendLogin:
         data = buf.readable()
         if data[-2:] != b"\r\n":
             if buf.full:
-                text = _c_string(bytes(data[:-1]))
+                text = _c_string(self._scrub(bytes(data[:-1])))
                 self._out.append(Log("error", f'upstream sent too long response line: "{text}"',
                                      self.log_action))
                 self._fail(self.INTERNAL_ERROR)
@@ -152,8 +156,19 @@ class BackendLogin:
         """The reply was the expected one: send the next command or finish."""
         raise NotImplementedError
 
+    def _scrub(self, line: bytes) -> bytes:
+        """``line`` with the password sent to the backend (as is or in base64) withheld:
+        a backend that echoes what it received must not put a password in the log."""
+        password = self._password
+        if not password:
+            return line
+        for secret in (base64.b64encode(b"\0" + self._login + b"\0" + password),
+                       base64.b64encode(password), password):
+            line = line.replace(secret, b"...")
+        return line
+
     def _bad_reply(self, reply: bytes, skip: int) -> None:
-        line = reply[skip:-2]
+        line = self._scrub(reply[skip:-2])
         if self.config.proxy_pass_error_message:
             self._out.append(Log("info", 'upstream sent invalid response: "%s"'
                                  % printable(line), self.log_action))

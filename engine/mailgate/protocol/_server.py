@@ -104,6 +104,11 @@ class ServerMachine:
         self._error_line = b""
         self._backlog = bytearray()
         self._out: list = []
+        # (start, end) in the command buffer of every SASL response line read since the
+        # buffer was last emptied: secrets wherever they sit (see _loggable)
+        self._sasl_spans: list[tuple[int, int]] = []
+        self._command_start = 0  # where the command being read began in the buffer
+        self._between_commands = True
 
     @classmethod
     def fixed_greeting(cls, config) -> bytes | None:
@@ -266,8 +271,20 @@ class ServerMachine:
 
     def _process(self) -> None:
         reader = self.reader
+        buffer = self.buffer
         while self.phase == AUTH:
+            start = buffer.pos
+            if self._between_commands:
+                self._command_start = start
+            spans = self._sasl_spans
+            if spans and start < spans[-1][1]:
+                spans.clear()  # the buffer was emptied since: those bytes are gone
+            sasl_response = self.mail_state != START
             rc = reader.parse()
+            # an IMAP literal (LITERAL) or a partial line (AGAIN) leaves the command open
+            self._between_commands = rc == OK or rc == INVALID
+            if sasl_response and self._between_commands:
+                spans.append((self._command_start, buffer.pos))
             if rc == AGAIN:
                 if not self.buffer.full:
                     return
@@ -419,25 +436,42 @@ class ServerMachine:
         return self._set_credentials(creds)
 
     def _loggable(self, data: bytes, mark_line_ends: bool = False) -> str:
-        """Buffer text for a log line, with anything that may be a secret cut off.
+        """Buffer text for a log line, with anything that may be a secret withheld.
 
-        nginx logs such buffers raw; a password or SASL response must never reach
-        a log here, so the text stops after the first command word that carries
-        credentials (and is withheld entirely inside a SASL exchange).  With
-        ``mark_line_ends`` CR and LF show as ``_``, as in nginx's SMTP rejections.
+        nginx logs such buffers raw; a password or SASL response must never reach a
+        log here.  ``data`` is the command buffer from its start: a SASL response line
+        read earlier shows as ``...`` wherever it sits; a command carrying credentials
+        keeps only its command word; nothing is shown after such a command that has
+        not been read whole yet (what follows may be its SASL response).  Inside a SASL
+        exchange the whole buffer is withheld.  With ``mark_line_ends`` CR and LF show
+        as ``_``, as in nginx's SMTP rejections.
         """
         if self.mail_state != START:
             return "..." if data else ""
+        read_before = self._command_start
+        spans = self._sasl_spans
+        out = []
         offset = 0
         for line in data.splitlines(keepends=True):
-            end = self._secret_word_end(line)
-            if end is not None:
-                data = data[:offset + end] + b" ..."
-                break
+            body = line.rstrip(b"\r\n")
+            ending = line[len(body):]
+            if any(start <= offset < end for start, end in spans):
+                out.append(b"..." + ending)
+            else:
+                word_end = self._secret_word_end(line)
+                if word_end is None:
+                    out.append(line)
+                elif offset + len(line) > read_before:
+                    # not read whole yet: the lines after it may be its SASL responses
+                    out.append(line[:word_end] + b" ...")
+                    break
+                else:
+                    out.append(line[:word_end] + b" ..." + ending)
             offset += len(line)
+        text = b"".join(out)
         if mark_line_ends:
-            data = data.replace(b"\r", b"_").replace(b"\n", b"_")
-        return printable(data)
+            text = text.replace(b"\r", b"_").replace(b"\n", b"_")
+        return printable(text)
 
     def _secret_word_end(self, line: bytes) -> int | None:
         """Where the command word ends if ``line`` carries credentials."""
