@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_config
-from mailgate.log import format_line
+from mailgate.log import format_line, write_stderr
 from mailgate.oserror import os_error_text
 from mailgate.server.cycle import check_worker_connections
 from mailgate.tls import build_contexts
@@ -133,7 +133,7 @@ class StartupLog:
             try:
                 self.file = open(full, "a", encoding="utf-8", errors="surrogateescape")
             except OSError as exc:
-                sys.stderr.write(
+                write_stderr(
                     '%s: [alert] could not open error log file: open() "%s" failed %s\n'
                     % (NAME, full, os_error_text(exc))
                 )
@@ -141,21 +141,20 @@ class StartupLog:
     def log(self, level: str, message: str) -> None:
         line = format_line(level, message)
         if self.file is None:
-            sys.stderr.write(line)
-            sys.stderr.flush()
+            write_stderr(line)
             return
         self.file.write(line)
         self.file.flush()
         if level in ("emerg", "alert", "crit", "error", "warn"):
-            sys.stderr.write("%s: [%s] %s\n" % (NAME, level, message))
-            sys.stderr.flush()
+            # raw bytes as nginx prints them: a config's invalid UTF-8 stays as it was
+            write_stderr("%s: [%s] %s\n" % (NAME, level, message))
 
     def message(self, item: ConfigMessage) -> None:
         self.log(item.level, str(item))
 
 
 def _stderr(text: str) -> None:
-    sys.stderr.write("%s: %s\n" % (NAME, text))
+    write_stderr("%s: %s\n" % (NAME, text))
 
 
 def version_text(details: bool) -> str:

@@ -623,3 +623,31 @@ def test_locations_of_directives():
 
 def test_config_error_without_location():
     assert str(ConfigError("plain")) == "plain"
+
+
+def test_repeated_array_directives_grow_one_list_in_place():
+    # issue 11, defect 2: each repetition copied the whole tuple (quadratic: a 4 MB file
+    # of imap_capabilities lines never finished); now one list grows and is frozen once
+    from mailgate.config.loader import Loader
+    from mailgate.config.registry import Ctx
+
+    loader = Loader("/", "<test>", "/")
+    loader.parse_text("mail { %s imap_capabilities a b; imap_capabilities c;\n"
+                      " auth_http_header X-A 1; auth_http_header X-B 2;\n"
+                      " server { listen 127.0.0.1:1; protocol imap; } }\n"
+                      "env A=1; env B;\n" % AUTH, "<test>", loader.main, Ctx.MAIN)
+    caps = loader.mail.values["imap_capabilities"]
+    assert caps == ["a", "b", "c"]
+    loader.parse_text("imap_capabilities d;", "<test>", loader.mail, Ctx.MAIL)
+    assert loader.mail.values["imap_capabilities"] is caps  # the same list, grown in place
+    config = loader.build()
+    (server,) = config.servers
+    assert server.imap_capabilities == ("a", "b", "c", "d")
+    assert server.auth_http_header == (("X-A", "1"), ("X-B", "2"))
+    assert config.main.env == ("A=1", "B")
+
+
+def test_a_large_file_of_repeated_lists_loads_whole():
+    line = 'imap_capabilities "IMAP4rev1" "IDLE" "ID";\n'
+    server_ = server(mail=line * 20000)
+    assert len(server_.imap_capabilities) == 60000

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from mailgate.config import ConfigError, load_config
+from mailgate.config import ConfigError, load_config, loader
 
 AUTH = "auth_http 127.0.0.1:9;"
 
@@ -75,3 +79,49 @@ def test_unreadable_include(tmp_path):
         load_config(str(tmp_path / "mail.conf"))
     assert str(info.value) == 'open() "%s" failed (21: Is a directory) in %s:1' % (
         tmp_path / "dir", tmp_path / "mail.conf")
+
+
+# -- bounded reading (issue 11, defect 2) ------------------------------------------------
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+def test_a_device_is_refused_before_reading(tmp_path, device):
+    write(tmp_path / "mail.conf", "mail { include %s; }\n" % device)
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "mail.conf"))
+    assert str(info.value) == '"%s" is not a regular file in %s:1' % (device, tmp_path / "mail.conf")
+
+
+def test_a_device_as_the_main_file_is_refused():
+    with pytest.raises(ConfigError) as info:
+        load_config("/dev/zero")
+    assert str(info.value) == '"/dev/zero" is not a regular file'
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    write(tmp_path / "mail.conf", "mail { include fifo; }\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "mail.conf"))  # opening it blocking would never return
+    assert str(info.value).startswith('"%s" is not a regular file' % (tmp_path / "fifo"))
+
+
+def test_what_all_the_files_hold_is_capped(tmp_path, monkeypatch):
+    monkeypatch.setattr(loader, "MAX_CONFIG_BYTES", 1000)
+    write(tmp_path / "mail.conf", "mail { include a.conf; include b.conf; }\n")
+    write(tmp_path / "a.conf", "#" * 500 + "\n")
+    write(tmp_path / "b.conf", "#" * 500 + "\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(str(tmp_path / "mail.conf"))
+    assert str(info.value) == (
+        '"%s" is too large: a configuration may hold 1000 bytes in all in %s:1'
+        % (tmp_path / "b.conf", tmp_path / "mail.conf"))
+
+
+def test_invalid_bytes_are_printed_raw_as_nginx_prints_them(tmp_path):
+    (tmp_path / "mail.conf").write_bytes(b"mail { foo\xff\xfe bar; }\n")
+    result = subprocess.run([sys.executable, "-m", "mailgate", "-t", "-c", str(tmp_path / "mail.conf")],
+                            capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert b'unknown directive "foo\xff\xfe" in ' in result.stderr
+    assert b"\\udc" not in result.stderr

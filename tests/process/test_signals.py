@@ -84,6 +84,23 @@ def test_reload_with_an_error_keeps_the_old_configuration(mailgate_instance):
     assert capability(port) == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN\r\n"
 
 
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_reload_with_an_endless_include_keeps_the_old_configuration(mailgate_instance, device):
+    # issue 11, defect 2: the master read the device until memory ran out, then logged
+    # a MemoryError traceback
+    mg = mailgate_instance
+    port = mg.write_imap(capabilities="IMAP4rev1 XOLD")
+    master = mg.start()
+    workers = mg.workers()
+    mg.conf.write_text(mg.conf.read_text() + "\ninclude %s;\n" % device)
+    mg.signal(signal.SIGHUP)
+    log = mg.wait_log(r'\[emerg\] %d#%d: "%s" is not a regular file in ' % (master, master, device))
+    assert "Traceback" not in log and "[alert]" not in log
+    time.sleep(0.3)
+    assert mg.workers() == workers
+    assert capability(port) == b"* CAPABILITY IMAP4rev1 XOLD AUTH=PLAIN\r\n"
+
+
 def test_reload_with_a_bad_certificate_keeps_the_old_configuration(mailgate_instance, pki):
     mg = mailgate_instance
     tls = "starttls on; ssl_certificate %s; ssl_certificate_key %s;"

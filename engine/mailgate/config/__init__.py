@@ -81,10 +81,16 @@ def load_config(
         on_message=on_message,
         require_auth_http=require_auth_http,
     )
-    if directives:
-        loader.parse_text(directives, COMMAND_LINE, loader.main, loader.main.ctx, parameter=True)
-    loader.read_file(conf_file)
-    return loader.build()
+    try:
+        if directives:
+            loader.parse_text(directives, COMMAND_LINE, loader.main, loader.main.ctx,
+                              parameter=True)
+        loader.read_file(conf_file)
+        return loader.build()
+    except MemoryError:
+        # a configuration within MAX_CONFIG_BYTES that still exhausts memory: refused
+        # like any other bad configuration (the caller keeps what it had)
+        raise ConfigError("not enough memory to read the configuration", conf_file) from None
 
 
 def _from_string(

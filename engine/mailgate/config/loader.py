@@ -9,8 +9,10 @@ part for every server before the next module runs.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
+import stat
 from types import MappingProxyType
 from typing import Any, Callable, Iterator
 
@@ -24,6 +26,11 @@ __all__ = ["Loader", "MergeStep", "COMMAND_LINE"]
 
 COMMAND_LINE = "command line"
 MAX_INCLUDE_DEPTH = 64
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+"""What all the files of one configuration may hold together.  nginx has no limit; a
+mail configuration is kilobytes, and without one an ``include`` of something endless
+would take all the memory there is."""
+_READ_SIZE = 1024 * 1024
 
 
 class MergeStep:
@@ -88,6 +95,7 @@ class Loader:
         self.listen_addresses: set[tuple[int, str, int]] = set()
         self._stream: Iterator[Statement] = iter(())
         self._depth = 0
+        self._bytes_read = 0  # of every file read so far (MAX_CONFIG_BYTES)
 
     # --- helpers for handlers ----------------------------------------------------
 
@@ -117,14 +125,14 @@ class Loader:
         if self._depth >= MAX_INCLUDE_DEPTH and call is not None:
             # nginx would recurse until it runs out of file descriptors
             raise call.error('too deep nesting of "include" at "%s"' % path)
+        def error(message: str) -> ConfigError:
+            return ConfigError(message) if call is None else call.error(message)
+
         try:
-            with open(path, "rb") as f:
-                text = f.read().decode(*ENCODING)
+            data = self._read_bounded(path, error)
         except OSError as exc:
-            message = 'open() "%s" failed %s' % (path, os_error_text(exc))
-            if call is None:
-                raise ConfigError(message) from None
-            raise call.error(message) from None
+            raise error('open() "%s" failed %s' % (path, os_error_text(exc))) from None
+        text = data.decode(*ENCODING)
         self.files.append((path, text))
         self._depth += 1
         try:
@@ -133,6 +141,32 @@ class Loader:
             )
         finally:
             self._depth -= 1
+
+    def _read_bounded(self, path: str, error: Callable[[str], ConfigError]) -> bytes:
+        """A regular file's bytes, read in chunks up to what is left of MAX_CONFIG_BYTES.
+
+        A device, a FIFO or a socket (``/dev/zero``, ``/dev/stdin``) is refused before a
+        byte is read: reading one may never end.  The file is opened non-blocking, so
+        that opening a FIFO without a writer does not wait for one.
+        """
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with open(fd, "rb", buffering=0) as f:
+            mode = os.fstat(fd).st_mode
+            if stat.S_ISDIR(mode):
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+            if not stat.S_ISREG(mode):
+                raise error('"%s" is not a regular file' % path)
+            chunks = []
+            while True:
+                left = MAX_CONFIG_BYTES - self._bytes_read
+                chunk = f.read(min(_READ_SIZE, left + 1))
+                if not chunk:
+                    return b"".join(chunks)
+                chunks.append(chunk)
+                self._bytes_read += len(chunk)
+                if self._bytes_read > MAX_CONFIG_BYTES:
+                    raise error('"%s" is too large: a configuration may hold %d bytes in all'
+                                % (path, MAX_CONFIG_BYTES))
 
     def parse_text(
         self, text: str, file: str, level: Level, ctx: Ctx, *, parameter: bool = False
@@ -196,6 +230,9 @@ class Loader:
 
     def build(self) -> Config:
         """Merge every server and assemble the immutable Config."""
+        for level in (self.main, self.events, self.mail, *self.servers):
+            if level is not None:
+                level.freeze()
         main = self.main_module.build_main(self)
         mail = self.mail or Level(Ctx.MAIL, self.conf_file, 0)
         values = [dict() for _ in self.servers]

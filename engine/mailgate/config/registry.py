@@ -92,6 +92,12 @@ class Level:
     def __contains__(self, name: str) -> bool:
         return name in self.values
 
+    def freeze(self) -> None:
+        """Turn the lists that array directives grew (``Call.extend``) into tuples."""
+        for name, value in self.values.items():
+            if type(value) is list:
+                self.values[name] = tuple(value)
+
 
 @dataclass
 class Call:
@@ -132,7 +138,17 @@ class Call:
 
     def append(self, value: Any) -> None:
         """Add to this level's list of values (array slots)."""
-        self.store(self.level.values.get(self.name, ()) + (value,))
+        self.extend((value,))
+
+    def extend(self, values) -> None:
+        """Add ``values`` to this level's list.  The list grows in place while the
+        configuration is read (repeating a directive costs the same each time) and
+        becomes a tuple when the levels are frozen for merging (``Level.freeze``)."""
+        current = self.level.values.get(self.name)
+        if current is None:
+            self.store(list(values))
+        else:
+            current.extend(values)
 
 
 Handler = Callable[[Call], None]

@@ -9,4 +9,4 @@ __all__ = ["capabilities_slot"]
 
 def capabilities_slot(call: Call) -> None:
     """Every argument is one capability; repeated directives add to the level's list."""
-    call.store(call.level.get(call.name, ()) + call.args)
+    call.extend(call.args)

@@ -117,7 +117,7 @@ def _listen(call: Call) -> None:
                 Listen(address.host, port, address.family, text, file=call.file, line=call.line,
                        **params)
             )
-    call.store(call.level.get("listen", ()) + tuple(listens))
+    call.extend(listens)
 
 
 def _protocol(call: Call) -> None:

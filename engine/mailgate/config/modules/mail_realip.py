@@ -35,7 +35,7 @@ def _network(call: Call, text: str) -> tuple[str, ...]:
 def _set_real_ip_from(call: Call) -> None:
     text = call.args[0]
     entries = ("unix:",) if text == "unix:" else _network(call, text)
-    call.store(call.level.get(call.name, ()) + entries)
+    call.extend(entries)
 
 
 DIRECTIVES = (
