@@ -45,6 +45,7 @@ long mg_ctx_live(void);
 typedef ... mg_conn;
 static const int MG_DONE_STORE_FAILED;
 static const int MG_FEED_FAILED;
+static const int MG_RENEGOTIATION;
 
 mg_conn *mg_conn_new(SSL_CTX *, int);
 void mg_conn_free(mg_conn *);

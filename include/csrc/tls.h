@@ -39,13 +39,17 @@ long mg_ctx_live(void);
 
 typedef struct mg_conn mg_conn;
 
-/* Connection flag: the shared cache could not store the new session. */
+/* Connection flags: the shared cache could not store the new session; the
+   peer asked for a renegotiation, refused with the no_renegotiation alert. */
 #define MG_CONN_STORE_FAILED   0x01u
+#define MG_CONN_RENEGOTIATION  0x02u
 
 /* mg_conn_handshake() results beside SSL_ERROR_*: done, and nginx's shared cache
-   warning is to be logged; the received bytes could not be buffered. */
+   warning is to be logged; the received bytes could not be buffered.  From
+   mg_conn_read(): a renegotiation was refused (the alert waits to be taken). */
 #define MG_DONE_STORE_FAILED   (-1)
 #define MG_FEED_FAILED         (-2)
+#define MG_RENEGOTIATION       (-3)
 
 mg_conn *mg_conn_new(SSL_CTX *ctx, int server);
 void mg_conn_free(mg_conn *c);

@@ -272,6 +272,12 @@ mg_conn_read(mg_conn *c, char *buf, size_t len, size_t *nread)
 
     *nread = total;
     release_bio(c, 1);
+    if (c->flags & MG_CONN_RENEGOTIATION) {
+        /* nginx's "SSL renegotiation disabled": neither sends nor waits for
+           close_notify */
+        c->flags |= MG_NO_WAIT_SHUTDOWN | MG_NO_SEND_SHUTDOWN;
+        return MG_RENEGOTIATION;
+    }
     return failed(c, err);
 }
 

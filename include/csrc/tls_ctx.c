@@ -108,7 +108,17 @@ info_callback(const SSL *ssl, int where, int ret)
     SSL_SESSION  *sess;
     long          now, time0, timeout, conf_timeout;
 
-    (void) ret;
+    if ((where & SSL_CB_WRITE_ALERT) && (ret & 0xff) == SSL_AD_NO_RENEGOTIATION) {
+        /* OpenSSL refuses a renegotiation with this warning alert and reads on:
+           the peer would wait for a handshake that never comes.  As nginx's
+           info callback does, remember it; the next read reports it, and the
+           session closes after sending the alert. */
+        c = SSL_get_ex_data(ssl, mg_conn_index);
+        if (c != NULL) {
+            mg_conn_set_flags(c, MG_CONN_RENEGOTIATION);
+        }
+        return;
+    }
 
     if ((where & SSL_CB_ACCEPT_LOOP) != SSL_CB_ACCEPT_LOOP
         || SSL_version(ssl) != TLS1_3_VERSION)

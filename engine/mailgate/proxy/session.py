@@ -681,6 +681,9 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         if self.tls is not None:
             if quiet or self._client_eof:
                 self.tls.abort()
+                # what OpenSSL itself sent the peer (an alert after a failure, a
+                # refused renegotiation) goes out, as through nginx's socket BIO
+                self._flush_tls()
             elif self._tls_shutdown():
                 self._tls_closing = True
                 self.arm_timeout(TLS_SHUTDOWN_WAIT)

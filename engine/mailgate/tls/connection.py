@@ -33,6 +33,7 @@ _WANT_WRITE = lib.SSL_ERROR_WANT_WRITE
 _ZERO_RETURN = lib.SSL_ERROR_ZERO_RETURN
 _DONE_STORE_FAILED = lib.MG_DONE_STORE_FAILED
 _FEED_FAILED = lib.MG_FEED_FAILED
+_RENEGOTIATION = lib.MG_RENEGOTIATION
 
 # ngx_ssl_verify_error_optional(): what optional_no_ca forgives.
 _NO_CA_ERRORS = frozenset(
@@ -272,9 +273,13 @@ class TLSConnection:
         n = self._nbytes[0]
         if code in (_NONE, _WANT_READ, _WANT_WRITE):
             return n
-        if _peer_closed(code):
+        pending: Callable[[], BaseException]
+        if code == _RENEGOTIATION:
+            # the no_renegotiation alert is in data_to_send(): send it, then close
+            pending = functools.partial(TLSError, "SSL renegotiation disabled", "info")
+        elif _peer_closed(code):
             lib.ERR_clear_error()
-            pending: Callable[[], BaseException] = TLSClosed
+            pending = TLSClosed
         else:
             failure = _failure(code, "SSL_read() failed")
             pending = functools.partial(TLSError, failure.message, failure.level)
