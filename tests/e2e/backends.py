@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from tests.support.ports import PortAllocator
 from tests.support.procs import wait_until
 
-__all__ = ["Connection", "ProxyHeaderRelay", "TcpBackend", "greet_then", "silent"]
+__all__ = ["Connection", "ProxyHeaderRelay", "TcpBackend", "greet_then", "greet_then_close",
+           "silent"]
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -103,6 +104,21 @@ def greet_then(*chunks: bytes, hold: float = 30.0) -> Handler:
         for chunk in chunks:
             conn.sock.sendall(chunk)
         _drain(conn, hold)
+
+    return handle
+
+
+def greet_then_close(greeting: bytes, *, lines: int = 1) -> Handler:
+    """Send ``greeting`` (nothing if empty), read ``lines`` command lines, close."""
+
+    def handle(conn: Connection) -> None:
+        if greeting:
+            conn.sock.sendall(greeting)
+        deadline = time.monotonic() + 10
+        while conn.received.count(b"\n") < lines and time.monotonic() < deadline:
+            if not conn.recv(timeout=max(0.01, deadline - time.monotonic())):
+                break
+        conn.sock.close()
 
     return handle
 

@@ -10,7 +10,7 @@ import struct
 import crc32c
 import pytest
 
-from tests.e2e.backends import ProxyHeaderRelay, greet_then, silent
+from tests.e2e.backends import ProxyHeaderRelay, greet_then, greet_then_close, silent
 from tests.e2e.configs import TLS
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log
@@ -327,6 +327,37 @@ def test_backend_silent_hits_the_login_timer(gate, auth_server, tcp_backend):
 
 
 GREETINGS = {"imap": b"* OK ", "pop3": b"+OK ", "smtp": b"220 "}
+FIRST_STEP = {"imap": "sending LOGIN command to upstream", "pop3": "sending user name to upstream",
+              "smtp": "sending HELO/EHLO to upstream"}
+
+
+@pytest.mark.parametrize("when", ["at-connect", "after-first-command"])
+def test_backend_closing_during_login_is_logged(gate, auth_server, tcp_backend, when):
+    # issue 11, defect 5: the client got its error line, the operator nothing (nginx
+    # logs nothing either: mailgate says which backend left, and in which step)
+    backends = {}
+    for protocol in PROTOCOLS:
+        if when == "at-connect":
+            backends[protocol] = tcp_backend(greet_then_close(b"", lines=0))
+        else:
+            backends[protocol] = tcp_backend(greet_then_close(GREETINGS[protocol] + b"ready\r\n"))
+    auth_server.policy = lambda request: ok(
+        (backends[request.protocol].host, backends[request.protocol].port), Auth_Pass="x")
+    gate.start(BROKEN)
+
+    def run(protocol):
+        transcript = run_script(gate.address(protocol), login_script(protocol))
+        assert transcript.replies()[-1] == INTERNAL_ERROR[protocol]
+        assert transcript.closed_by_server
+        if gate.name == "nginx":
+            return
+        action = "connecting to upstream" if when == "at-connect" else FIRST_STEP[protocol]
+        upstream = f"127.0.0.1:{backends[protocol].port}"
+        wait_for_log(gate, "upstream prematurely closed connection while " + action
+                     + context(gate, protocol, upstream=upstream), "error")
+
+    each_protocol(run)
+
 INVALID_GREETINGS = {
     "imap": b"* PREAUTH ready", "pop3": b"-ERR go away", "smtp": b"554 5.3.2 not now"}
 

@@ -146,7 +146,10 @@ class BackendSession(Timed):
 
     def eof(self) -> None:
         if self.relay_buffer is None:
-            # nginx treats the backend's close during the login as a failed read: no log line
+            # nginx fails the login without a word (ngx_mail_proxy_read_response reads
+            # 0 bytes); the operator is told which backend left, and in which step
+            if not self._closed and not self.machine.finished:
+                self.client._log("error", "upstream prematurely closed connection")
             self.client.backend_actions(self.machine.connection_lost())
         else:
             self.client.backend_closed()
