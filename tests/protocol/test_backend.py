@@ -235,3 +235,10 @@ def test_backend_echo_in_too_long_line_is_not_logged(impl):
     h.feed(b"-ERR secret pass " + b"x" * 60)
     (line,) = h.logs("error")
     assert "secret" not in line and line.startswith('upstream sent too long response line: "-ERR ...')
+
+
+def test_a_short_password_is_withheld_only_as_a_word(impl):
+    h = backend(Pop3BackendLogin, impl, "pop3", login=b"good", password=b"x")
+    h.feed(b"+OK\r\n"), h.feed(b"+OK\r\n")
+    h.feed(b"-ERR xxx x (x) box\r\n")
+    assert h.logs("error") == ['upstream sent invalid response: "-ERR xxx ... (...) box"']

@@ -11,6 +11,7 @@ what the client must see first.
 from __future__ import annotations
 
 import base64
+import re
 
 from mailgate.log import printable
 from mailgate.protocol import _impl
@@ -158,13 +159,18 @@ class BackendLogin:
 
     def _scrub(self, line: bytes) -> bytes:
         """``line`` with the password sent to the backend (as is or in base64) withheld:
-        a backend that echoes what it received must not put a password in the log."""
+        a backend that echoes what it received must not put a password in the log.
+
+        Only whole words are withheld (a password of one letter must not blank that
+        letter everywhere); base64 characters count as part of a word.
+        """
         password = self._password
         if not password:
             return line
         for secret in (base64.b64encode(b"\0" + self._login + b"\0" + password),
                        base64.b64encode(password), password):
-            line = line.replace(secret, b"...")
+            line = re.sub(rb"(?<![A-Za-z0-9+/=])%s(?![A-Za-z0-9+/=])" % re.escape(secret),
+                          b"...", line)
         return line
 
     def _bad_reply(self, reply: bytes, skip: int) -> None:
