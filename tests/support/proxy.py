@@ -31,11 +31,13 @@ from .procs import ServerProcess, StartupError, kill_group, pid_alive, wait_for_
 
 __all__ = [
     "IMPLEMENTATIONS",
+    "LOOPS",
     "REPO_ROOT",
     "ConfigCheck",
     "Implementation",
     "MailProxy",
     "Mailgate",
+    "MailgateOnLoop",
     "Nginx",
 ]
 
@@ -155,6 +157,27 @@ class Mailgate(Implementation):
 IMPLEMENTATIONS: dict[str, Implementation] = {"nginx": Nginx(), "mailgate": Mailgate()}
 
 
+# -- issue 11: the binary on a chosen event loop ---------------------------------------------
+
+LOOPS = ("uvloop", "asyncio")
+"""The event loops a ``mailgate`` binary's workers can be told to run (``MAILGATE_LOOP``)."""
+
+
+class MailgateOnLoop(Mailgate):
+    """The ``mailgate`` binary with ``MAILGATE_LOOP`` set: its workers run ``loop`` whatever
+    is installed (``mailgate-uvloop``, ``mailgate-asyncio``)."""
+
+    def __init__(self, loop: str) -> None:
+        self.loop = loop
+        self.name = f"mailgate-{loop}"
+
+    def environment(self) -> dict[str, str]:
+        return dict(super().environment(), MAILGATE_LOOP=self.loop)
+
+
+IMPLEMENTATIONS.update({f"mailgate-{loop}": MailgateOnLoop(loop) for loop in LOOPS})
+
+
 class MailProxy:
     """One proxy instance: renders the config, starts, waits, stops, reads the log.
 
@@ -193,6 +216,10 @@ class MailProxy:
         self.daemon_pid: int | None = None
         self.tolerate_problems = False
         """Set when a test provokes [alert]/[emerg] lines on purpose."""
+        self.worker_processes = 1
+        """``worker_processes`` of the rendered file (set before ``start``)."""
+        self.events = "worker_connections 1024;"
+        """The ``events {}`` body of the rendered file (set before ``start``)."""
         self._ports = ports
         self._port_map: dict[str, int] = {}
 
@@ -213,12 +240,12 @@ class MailProxy:
         """``(host, port)`` of ``${port_NAME}``."""
         return self.host, self.port(name)
 
-    def render(
-        self, mail_body: str, *, main: str = "", events: str = "worker_connections 1024;"
-    ) -> str:
-        """The whole configuration file for ``mail { mail_body }``."""
+    def render(self, mail_body: str, *, main: str = "", events: str | None = None) -> str:
+        """The whole configuration file for ``mail { mail_body }`` (``events`` by default
+        the ``events`` attribute)."""
+        events = self.events if events is None else events
         text = (
-            "worker_processes 1;\n"
+            f"worker_processes {self.worker_processes};\n"
             f"error_log {self.error_log_path} info;\n"
             f"pid {self.pid_path};\n"
             f"events {{ {events} }}\n"
