@@ -1,0 +1,203 @@
+"""What the fault tests share: starting a gate on the loop asked for, the check that its
+workers survived and still serve, a scripted DNS server on a thread, and backends that
+fail on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import socket
+import struct
+import threading
+
+import pytest
+
+from tests.e2e.backends import Connection
+from tests.e2e.gates import EmbeddedGate, worker_pids
+from tests.e2e.scripts import PROTOCOLS, login_script
+from tests.netbits.dns_server import DNSServer
+from tests.support.procs import wait_until
+from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
+
+__all__ = [
+    "SESSION_END",
+    "DNSThread",
+    "ResetRelay",
+    "assert_serves",
+    "auth_reset_midway",
+    "close_after",
+    "reset",
+    "start",
+    "worker_loop",
+]
+
+
+def worker_loop(pid: int, timeout: float = 5.0) -> str | None:
+    """The event loop a worker runs, told by its descriptors once it has made it (None
+    if it has not within ``timeout``).  Both loops make a unix socket pair as they start
+    (asyncio's self-pipe, uvloop's signal wake-up, after its own descriptors); libuv
+    also wakes its loop through an eventfd (``uv_async_send``), asyncio never makes one."""
+    links: list[str] = []
+
+    def made() -> bool:
+        links[:] = _fd_links(pid)
+        with open("/proc/net/unix") as table:
+            unix = {f"socket:[{line.split()[6]}]" for line in list(table)[1:]}
+        return sum(link in unix for link in links) >= 2
+
+    if not wait_until(made, timeout):
+        return None
+    return "uvloop" if "anon_inode:[eventfd]" in links else "asyncio"
+
+
+def _fd_links(pid: int) -> list[str]:
+    links = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except OSError:
+            continue  # closed meanwhile
+    return links
+
+
+def start(gate, body: str, **kwargs):
+    """Start ``gate`` on ``body`` and wait for its workers; the binary's workers must run
+    the loop its name asks for, else the test is skipped (a binary that does not read ``MAILGATE_LOOP`` yet
+    would run uvloop twice; ``test_loops.py`` fails for that)."""
+    gate.start(body, **kwargs)
+    wanted = getattr(getattr(gate, "implementation", None), "loop", None)
+    if wanted is not None:
+        assert wait_until(lambda: len(worker_pids(gate)) == gate.worker_processes, 10), (
+            "the workers did not start")
+        running = {worker_loop(pid) for pid in worker_pids(gate)}
+        if running != {wanted}:
+            pytest.skip(f"MAILGATE_LOOP={wanted} is not honoured yet: the workers run {running}")
+    return gate
+
+
+SESSION_END = {
+    "imap": [ReadTagged(b"a1"), b"a2 LOGOUT\r\n", ReadEOF()],
+    "pop3": [ReadLine(), b"QUIT\r\n", ReadEOF()],
+    "smtp": [ReadLine(), b"QUIT\r\n", ReadEOF()],
+}
+"""After ``login_script``'s credentials: the login's answer, the way out, the close."""
+
+_LOGGED_IN = {"imap": b"a1 OK ", "pop3": b"+OK Logged in.", "smtp": b"235 "}
+_GOODBYE = {"imap": b"a2 OK ", "pop3": b"+OK ", "smtp": b"221 "}
+
+
+def assert_serves(gate, workers: list[int], ports: dict[str, str] | None = None) -> None:
+    """The same workers as before the fault (``workers``) and a whole session on every
+    protocol: greeting, login, logout.  ``ports`` maps a protocol to its listener's
+    name (default: the protocol's own name)."""
+    assert worker_pids(gate) == workers, "a worker died or was replaced"
+    for protocol in PROTOCOLS:
+        name = (ports or {}).get(protocol, protocol)
+        transcript = run_script(gate.address(name),
+                                login_script(protocol, then=SESSION_END[protocol]))
+        replies = transcript.replies()
+        assert any(r.startswith(_LOGGED_IN[protocol]) for r in replies), (protocol, transcript)
+        assert _GOODBYE[protocol] in replies[-1] and transcript.closed_by_server, (
+            protocol, transcript)
+    if isinstance(gate, EmbeddedGate):
+        assert gate.loop_errors == []
+
+
+def reset(sock: socket.socket) -> None:
+    """Close with a TCP reset (SO_LINGER 0), as a process that dies with unread input."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# -- backends that fail --------------------------------------------------------------------
+
+_GREETINGS = {"imap": b"* OK ready\r\n", "pop3": b"+OK ready\r\n", "smtp": b"220 backend ESMTP\r\n"}
+_NEXT = {"imap": b"+ go ahead\r\n", "pop3": b"+OK\r\n", "smtp": b"250 backend\r\n"}
+"""What makes the proxy send its next login command: the IMAP literal's continuation,
+POP3's +OK after USER, SMTP's 250 after EHLO/HELO."""
+
+
+def close_after(protocol: str, commands: int):
+    """A backend handler: greet, answer the proxy's login commands until ``commands``
+    have arrived, then close (FIN) without answering the last one."""
+
+    def handle(conn: Connection) -> None:
+        conn.sock.sendall(_GREETINGS[protocol])
+        for seen in range(1, commands + 1):
+            while conn.received.count(b"\n") < seen:
+                if not conn.recv():
+                    return
+            if seen < commands:
+                conn.sock.sendall(_NEXT[protocol])
+        conn.sock.close()
+
+    return handle
+
+
+class ResetRelay:
+    """A backend handler relaying to ``target`` (Dovecot) that resets the proxy's
+    connection once ``after`` bytes have gone from the backend to the proxy."""
+
+    def __init__(self, target: tuple[str, int], after: int):
+        self.target = target
+        self.after = after
+
+    def __call__(self, conn: Connection) -> None:
+        relayed = 0
+        with socket.create_connection(self.target, timeout=10) as upstream:
+            while True:
+                ready, _, _ = select.select([conn.sock, upstream], [], [], 10)
+                if not ready:
+                    return
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    if sock is conn.sock:
+                        upstream.sendall(data)
+                        continue
+                    conn.sock.sendall(data)
+                    relayed += len(data)
+                    if relayed >= self.after:
+                        reset(conn.sock)
+                        return
+
+
+def auth_reset_midway(conn: Connection) -> None:
+    """An auth_http server handler: read the request, send half an answer, reset."""
+    while b"\r\n\r\n" not in conn.received:
+        if not conn.recv():
+            return
+    conn.sock.sendall(b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Ser")
+    reset(conn.sock)
+
+
+# -- DNS -------------------------------------------------------------------------------------
+
+
+class DNSThread:
+    """tests/netbits' scripted DNS server on an event loop thread of its own, for a
+    proxy in another process (or on another loop)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server: DNSServer = self._call(DNSServer().start())
+
+    def _call(self, coro):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for the ``resolver`` directive."""
+        host, port = self.server.address
+        return f"{host}:{port}"
+
+    def close(self) -> None:
+        self._call(self.server.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
