@@ -1,0 +1,38 @@
+"""Coverage-guided fuzzing of every parser of untrusted bytes, with atheris.
+
+``tests/fuzz/targets/NAME.py`` drives one parser through its real entry points;
+``corpus/NAME/`` holds its hand-made seeds, ``regressions/NAME/`` the inputs that once
+broke it (replayed by ``test_fuzz_smoke.py``, with the fix in the engine).  Run one::
+
+    python -m tests.fuzz machines --seconds 60
+    python -m tests.fuzz --all --seconds 5
+
+See ``tests/fuzz/README.md`` for the targets and their contracts, ``RESULTS.md`` for
+the last long run.  Nothing here may import ``mailgate`` at module level: the runner
+imports the targets under atheris's instrumentation, which only covers modules it
+imports first.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+CORPUS = HERE / "corpus"
+REGRESSIONS = HERE / "regressions"
+
+#: every target, in the order ``--all`` runs them
+TARGETS: tuple[str, ...] = (
+    "machines", "readers", "backend_login", "sasl", "auth_http", "proxy_protocol",
+    "dns_answer", "config", "tls",
+)
+
+
+def load(name: str) -> ModuleType:
+    """The module of target ``name``."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown fuzz target {name!r}: one of {', '.join(TARGETS)}")
+    return importlib.import_module(f"tests.fuzz.targets.{name}")

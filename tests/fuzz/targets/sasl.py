@@ -1,0 +1,85 @@
+"""Target ``sasl``: the SASL decoders and nginx's base64, compiled against pure Python.
+
+Every client SASL response goes through ``decode_base64`` (``pyx/_b64.pxi``, reference
+``protocol/_b64.py``) and one of the decoders of ``protocol/sasl.py``: PLAIN's
+``authzid NUL authcid NUL passwd``, LOGIN's user name and password, CRAM-MD5's
+``login SP digest``, EXTERNAL's identity; ``parse_auth_command`` classifies the
+AUTH/AUTHENTICATE arguments.
+
+Input: any bytes, used whole as a response and as an argument list (split at spaces).
+
+Contract: ``decode_base64`` returns bytes or None, the same on both implementations, and
+agrees with the standard library wherever ``base64.b64decode(validate=True)`` accepts
+a padded input; ``encode_base64`` is the standard encoding and decodes back; the
+decoders return ``Credentials`` or raise ``SaslRejected`` (with nginx's log text), the
+same with either base64; ``parse_auth_command`` returns one of its kinds or raises
+``SaslRejected``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from mailgate.protocol import _impl, sasl
+
+DECODERS = (
+    lambda response, decode: sasl.decode_plain(response, decode),
+    lambda response, decode: sasl.decode_login_password(b"user", response, decode),
+    lambda response, decode: sasl.decode_cram_md5(response, decode),
+    lambda response, decode: sasl.decode_external(response, decode),
+    lambda response, decode: sasl.Credentials("plain", sasl.decode_login_username(
+        response, decode), b""),
+)
+KINDS = frozenset({sasl.AUTH_LOGIN, sasl.AUTH_LOGIN_USERNAME, sasl.AUTH_PLAIN,
+                   sasl.AUTH_PLAIN_DONE, sasl.AUTH_CRAM_MD5, sasl.AUTH_EXTERNAL,
+                   sasl.AUTH_EXTERNAL_DONE})
+
+DICTIONARY = (b"=", b"==", b"*", b"AGdvb2QAcHc=", b"dXNlcg==", b"PLAIN", b"LOGIN",
+              b"CRAM-MD5", b"EXTERNAL", b"AHVzZXIA", b"+", b"/")
+
+
+def _outcome(decoder, response: bytes, decode) -> tuple:
+    try:
+        creds = decoder(response, decode)
+    except sasl.SaslRejected as exc:
+        assert str(exc).startswith("client sent invalid "), exc
+        return ("rejected", str(exc))
+    assert isinstance(creds.login, bytes) and isinstance(creds.password, bytes)
+    return (creds.method, creds.login, creds.password)
+
+
+def _check_base64(data: bytes, impls) -> None:
+    decoded = [impl.decode_base64(data) for impl in impls]
+    assert all(d == decoded[0] for d in decoded), (data, decoded)
+    if decoded[0] is not None:
+        assert isinstance(decoded[0], bytes)
+        # four characters give three bytes; a group of two or three, one or two
+        assert len(decoded[0]) == len(data.partition(b"=")[0]) * 3 // 4
+    if len(data) % 4 == 0:
+        try:
+            reference = base64.b64decode(data, validate=True)
+        except binascii.Error:
+            pass
+        else:
+            assert decoded[0] == reference, (data, decoded[0], reference)
+    encoded = [impl.encode_base64(data) for impl in impls]
+    assert all(e == base64.b64encode(data) for e in encoded), (data, encoded)
+    assert all(impl.decode_base64(encoded[0]) == data for impl in impls)
+
+
+def one_input(data: bytes) -> None:
+    """Decode ``data`` every way a client response is decoded."""
+    impls = [_impl.get(name) for name in _impl.available()]
+    _check_base64(data, impls)
+    for decoder in DECODERS:
+        outcomes = [_outcome(decoder, data, impl.decode_base64) for impl in impls]
+        assert all(o == outcomes[0] for o in outcomes), (data, outcomes)
+    args = data.split(b" ")[:11]
+    try:
+        kind = sasl.parse_auth_command(args)
+    except sasl.SaslRejected as exc:
+        assert str(exc) == ""
+    else:
+        assert kind in KINDS and len(args) == (2 if kind.endswith("-done")
+                                               or kind == sasl.AUTH_LOGIN_USERNAME else 1)
