@@ -5,7 +5,6 @@ fail on purpose."""
 from __future__ import annotations
 
 import asyncio
-import os
 import select
 import socket
 import struct
@@ -17,6 +16,7 @@ from tests.e2e.backends import Connection
 from tests.e2e.gates import EmbeddedGate, worker_pids
 from tests.e2e.scripts import PROTOCOLS, login_script
 from tests.netbits.dns_server import DNSServer
+from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 
@@ -29,36 +29,7 @@ __all__ = [
     "close_after",
     "reset",
     "start",
-    "worker_loop",
 ]
-
-
-def worker_loop(pid: int, timeout: float = 5.0) -> str | None:
-    """The event loop a worker runs, told by its descriptors once it has made it (None
-    if it has not within ``timeout``).  Both loops make a unix socket pair as they start
-    (asyncio's self-pipe, uvloop's signal wake-up, after its own descriptors); libuv
-    also wakes its loop through an eventfd (``uv_async_send``), asyncio never makes one."""
-    links: list[str] = []
-
-    def made() -> bool:
-        links[:] = _fd_links(pid)
-        with open("/proc/net/unix") as table:
-            unix = {f"socket:[{line.split()[6]}]" for line in list(table)[1:]}
-        return sum(link in unix for link in links) >= 2
-
-    if not wait_until(made, timeout):
-        return None
-    return "uvloop" if "anon_inode:[eventfd]" in links else "asyncio"
-
-
-def _fd_links(pid: int) -> list[str]:
-    links = []
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            continue  # closed meanwhile
-    return links
 
 
 def start(gate, body: str, **kwargs):
@@ -70,7 +41,7 @@ def start(gate, body: str, **kwargs):
     if wanted is not None:
         assert wait_until(lambda: len(worker_pids(gate)) == gate.worker_processes, 10), (
             "the workers did not start")
-        running = {worker_loop(pid) for pid in worker_pids(gate)}
+        running = {event_loop(pid) for pid in worker_pids(gate)}
         if running != {wanted}:
             pytest.skip(f"MAILGATE_LOOP={wanted} is not honoured yet: the workers run {running}")
     return gate

@@ -5,7 +5,6 @@ new logins once the others have gone)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import resource
 import socket
 import ssl
@@ -17,6 +16,7 @@ import pytest
 
 from tests.e2e.gates import rss_bytes, worker_pids
 from tests.faults.helpers import assert_serves, start
+from tests.support.procinfo import fd_count
 from tests.support.procs import wait_until
 from tests.support.transcript import ReadLine, ReadTagged, run_script
 
@@ -98,10 +98,6 @@ async def _open_idle(address, context: ssl.SSLContext, count: int) -> list[IdleT
     return await asyncio.gather(*(one() for _ in range(count)))
 
 
-def _fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
-
-
 @pytest.fixture
 def descriptors() -> Iterator[int]:
     """This process may open as many descriptors as its hard limit allows (for
@@ -130,13 +126,13 @@ def test_ten_thousand_idle_tls_connections(binary, descriptors, auth_server, dov
             client.reset()
         loop.run_until_complete(asyncio.sleep(0.5))
         (worker,) = worker_pids(binary)
-        rss0, fds0 = rss_bytes(worker), _fds(worker)
+        rss0, fds0 = rss_bytes(worker), fd_count(worker)
         started = time.monotonic()
         clients = loop.run_until_complete(asyncio.wait_for(
             _open_idle(address, tls_client_context, IDLE), IDLE_LIMIT))
         opened = time.monotonic() - started
         loop.run_until_complete(asyncio.sleep(0.5))
-        rss1, fds1 = rss_bytes(worker), _fds(worker)
+        rss1, fds1 = rss_bytes(worker), fd_count(worker)
         assert worker_pids(binary) == [worker]
         assert fds1 - fds0 == IDLE  # every client is held, each by one descriptor
         per_connection = (rss1 - rss0) / IDLE
@@ -149,7 +145,7 @@ def test_ten_thousand_idle_tls_connections(binary, descriptors, auth_server, dov
     finally:
         loop.close()
     # every descriptor comes back, and the worker still logs in
-    assert wait_until(lambda: _fds(worker) == fds0, 30), (_fds(worker), fds0)
+    assert wait_until(lambda: fd_count(worker) == fds0, 30), (fd_count(worker), fds0)
     transcript = run_script(address, [ReadLine(), b"a1 LOGIN alice alice-secret\r\n",
                                       ReadTagged(b"a1")],
                             tls_context=tls_client_context, implicit_tls=True,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.gates import worker_pids
-from tests.faults.helpers import worker_loop
+from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
 
 MAIL = """
@@ -21,4 +21,4 @@ def test_mailgate_loop_chooses_the_workers_event_loop(binary):
     binary.worker_processes = 2
     binary.start(MAIL)
     assert wait_until(lambda: len(worker_pids(binary)) == 2, 10)
-    assert [worker_loop(pid) for pid in worker_pids(binary)] == [binary.implementation.loop] * 2
+    assert [event_loop(pid) for pid in worker_pids(binary)] == [binary.implementation.loop] * 2

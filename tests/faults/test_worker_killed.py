@@ -11,7 +11,8 @@ import signal
 import socket
 
 from tests.e2e.gates import worker_pids
-from tests.faults.helpers import assert_serves, start, worker_loop
+from tests.faults.helpers import assert_serves, start
+from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
 from tests.support.users import ALICE
 
@@ -91,7 +92,7 @@ def test_worker_killed_during_sessions(binary, dovecot, auth_server, smtp_backen
     assert wait_until(lambda: victim not in worker_pids(binary)
                       and len(worker_pids(binary)) == 2, 10), worker_pids(binary)
     (new,) = set(worker_pids(binary)) - {survivor}
-    assert worker_loop(new) == worker_loop(survivor)
+    assert event_loop(new) == event_loop(survivor)
 
     message = dovecot.delivered(ALICE.login)[0].data
     for n, session in enumerate(sessions):
