@@ -217,7 +217,8 @@ class Bench:
         self.auth: AuthHttpServer | None = None
         self.proxies: dict[str, BenchProxy] = {}
 
-    def start(self) -> None:
+    def start(self, proxies: tuple[str, ...] = PROXIES) -> None:
+        """Backends, the auth server, then ``proxies``."""
         self.dovecot.start()
         self.smtp.start()
         policy = DefaultPolicy(DEFAULT_USERS, {
@@ -227,10 +228,10 @@ class Bench:
         })
         self.auth = AuthHttpServer(self.ports, policy)
         self.auth.start()
-        self.start_proxies()
+        self.start_proxies(proxies)
 
-    def start_proxies(self) -> None:
-        """Start both proxies (stopping any that run): fresh processes, fresh heaps."""
+    def start_proxies(self, proxies: tuple[str, ...] = PROXIES) -> None:
+        """Start the proxies (stopping any that run): fresh processes, fresh heaps."""
         for proxy in self.proxies.values():
             proxy.stop()
         values = {
@@ -238,7 +239,7 @@ class Bench:
             "ecdsa_cert": self.pki.server_ecdsa.cert, "ecdsa_key": self.pki.server_ecdsa.key_file,
             "rsa_cert": self.pki.server_rsa.cert, "rsa_key": self.pki.server_rsa.key_file,
         }
-        for name in PROXIES:
+        for name in proxies:
             proxy = BenchProxy(IMPLEMENTATIONS[name], self.directory / name, self.ports, values=values)
             proxy.start(MAIL)
             self.proxies[name] = proxy
@@ -427,7 +428,7 @@ def machine_facts() -> dict:
         uv = "not installed"
     from mailgate.tls._binding import ffi, lib
     nginx = subprocess.run(["/usr/sbin/nginx", "-v"], capture_output=True, text=True,
-                           check=False).stderr.strip()
+                           check=False).stderr.strip() if os.path.exists("/usr/sbin/nginx") else "—"
     return {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": model, "cores": os.cpu_count(), "kernel": platform.release(),

@@ -52,3 +52,15 @@ def test_the_floor_script_runs():
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "session / minimal" in proc.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the soak runs Dovecot, which needs root")
+def test_the_soak_script_runs():
+    """bench/soak.py (RSS and descriptors of a worker over a long run) on a tiny load."""
+    proc = subprocess.run(
+        [sys.executable, "bench/soak.py", "--handshakes", "20", "--sessions", "4",
+         "--samples", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "| smtp | 4 |" in proc.stdout and "flat?" in proc.stdout
