@@ -24,6 +24,26 @@ def compiled_parsers() -> tuple[list[str], str]:
     return names, "in use"
 
 
+def _event_loop() -> str:
+    """The workers' event loop and why (mailgate.server.process.loop_choice)."""
+    from mailgate.server.process import LOOP_VARIABLE, WorkerInitError, loop_choice
+
+    try:
+        import uvloop
+    except ImportError:
+        installed = "uvloop not installed"
+    else:
+        installed = "uvloop %s installed" % uvloop.__version__
+    try:
+        choice = loop_choice()
+    except WorkerInitError as exc:
+        return "%s (%s; the binary will not start)" % (installed, exc)
+    name = "uvloop %s" % uvloop.__version__ if choice == "uvloop" else "asyncio"
+    if os.environ.get(LOOP_VARIABLE):
+        return "%s (chosen by %s)" % (name, LOOP_VARIABLE)
+    return name if choice == "uvloop" else "asyncio (%s)" % installed
+
+
 def describe() -> list[str]:
     """Lines of build and runtime details."""
     lines = []
@@ -37,12 +57,7 @@ def describe() -> list[str]:
         lines.append("built with %s (running with %s)" % (built, running))
         lines.append("OpenSSL bindings: mailgate._openssl (cffi, API mode) in use")
     lines.append("%s %s" % (platform.python_implementation(), platform.python_version()))
-    try:
-        import uvloop
-    except ImportError:
-        lines.append("event loop: asyncio (uvloop not installed)")
-    else:
-        lines.append("event loop: uvloop %s" % uvloop.__version__)
+    lines.append("event loop: " + _event_loop())
     names, state = compiled_parsers()
     listed = ", ".join("mailgate._speedups." + n for n in names) or "none"
     lines.append("compiled extensions: %s: %s" % (listed, state))

@@ -84,6 +84,31 @@ class Listener:
         self.server: asyncio.AbstractServer | None = None
         self.nodelay_by_hand = False  # set by listen_on()
 
+    def stop_accepting(self) -> None:
+        """Take no new connection, but keep the listening socket open until ``close()``.
+
+        asyncio's own loops set up a connection they accepted in a task of its own that
+        runs later; closing the server before those tasks run makes them fail (its
+        sockets are gone) and drops the connection without a word.  So on those loops
+        only the socket's reader goes; the server closes once the sessions are over.
+        uvloop sets a connection up in the accept callback itself: its server closes now.
+        """
+        server = self.server
+        if server is None:
+            return
+        loop = server.get_loop()
+        if isinstance(loop, asyncio.selector_events.BaseSelectorEventLoop):
+            for sock in server.sockets:
+                loop.remove_reader(sock.fileno())
+        else:
+            server.close()
+
+    def close(self) -> None:
+        """Close the listening socket (after ``stop_accepting()`` and the sessions)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+
     async def listen_on(self, sock: socket.socket) -> None:
         """Accept connections on ``sock``, on the running loop."""
         loop = asyncio.get_running_loop()
@@ -111,7 +136,11 @@ class Listener:
         if proxy.connection_limit is not None and proxy.connections_in_use() >= proxy.connection_limit:
             proxy.refused()
             return _Refused()
-        return ClientSession(self, proxy.next_connection_number())
+        session = ClientSession(self, proxy.next_connection_number())
+        # counted from now, not from connection_made(), which the loop calls later: a
+        # graceful stop in between must wait for this connection too
+        proxy.sessions.add(session)
+        return session
 
 
 class _Refused(asyncio.Protocol):
@@ -245,13 +274,14 @@ class MailProxy:
         await self._closed.wait()
 
     def stop_accepting(self) -> None:
-        """Close the listening sockets; sessions in progress go on."""
-        self._stop_listeners()
+        """Take no new connections; sessions in progress go on, also those accepted a
+        moment ago and not yet set up (see ``Listener.stop_accepting``)."""
+        for listener in self.listeners:
+            listener.stop_accepting()
 
     def _stop_listeners(self) -> None:
         for listener in self.listeners:
-            if listener.server is not None:
-                listener.server.close()
+            listener.close()
         for listener in self.listeners:
             if listener.listen.family == socket.AF_UNIX and self._sockets is None:
                 try:
@@ -280,12 +310,16 @@ class MailProxy:
     async def close(self, *, graceful: bool = True, timeout: float | None = None) -> None:
         """Stop accepting; with ``graceful`` let sessions finish (up to ``timeout``), then end them."""
         self.stop_accepting()
+        # connections accepted just before wait in the loop's queue to be set up: let
+        # them get their session first, so that the drain below counts them
+        await asyncio.sleep(0)
         if graceful:
             if not await self.drain(timeout):
                 self.close_sessions("shutdown timeout")
         else:
             self.close_sessions()
         await self.drain(5)
+        self._stop_listeners()
         if self.timers is not None:
             self.timers.close()
         if self._own_zones and self._zones is not None:

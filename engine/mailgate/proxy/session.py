@@ -113,8 +113,9 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
     def connection_made(self, transport) -> None:
         self.transport = transport
         peer = transport.get_extra_info("peername")
-        if peer is None:
-            # reset before it was accepted (uvloop has no address for it then): nothing to serve
+        if peer is None or self._closed:
+            # reset before it was accepted (uvloop has no address for it then), or ended
+            # by a fast stop before the loop got here: nothing to serve
             self._closed = True
             transport.abort()
             return
@@ -126,7 +127,6 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             self.unix = True
             self.client_address = "unix:"
         self.runtime = self.listener.route(transport)
-        self.proxy.sessions.add(self)
         log = self.runtime.log
         if log.enabled("info"):
             log.log("info", "*%d client %s connected to %s" % (
@@ -709,7 +709,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
 
     def shutdown(self, reason: str | None = None) -> None:
         """End the session now (fast shutdown, or a graceful one that ran out of time)."""
-        if reason:
+        if reason and self.runtime is not None:
             self._log("info", reason, "proxying" if self.phase == RELAY else None)
         self._close(quiet=True)
 

@@ -61,10 +61,11 @@ def run(opts, log, prefix: str) -> int:
 
     zones = SessionZones()
     try:
+        process.loop_choice()  # a MAILGATE_LOOP that cannot be honoured stops here
         config = load_config(opts.conf_file, prefix, directives=opts.directives,
                              on_message=log.message)
         cycle = Cycle.open(config, zones, on_message=log.message)
-    except ConfigError as exc:
+    except (ConfigError, process.WorkerInitError) as exc:
         log.log("emerg", str(exc))
         zones.close()
         return 1

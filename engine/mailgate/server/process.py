@@ -29,6 +29,7 @@ __all__ = [
     "daemonize",
     "drop_privileges",
     "event_method",
+    "loop_choice",
     "new_event_loop",
     "os_status",
     "redirect_stderr",
@@ -58,9 +59,31 @@ def set_title(title: str) -> None:
         _setproctitle("mailgate: " + title)
 
 
+LOOP_VARIABLE = "MAILGATE_LOOP"
+LOOPS = ("uvloop", "asyncio")
+
+
+def loop_choice() -> str:
+    """The workers' event loop: ``MAILGATE_LOOP`` (``uvloop`` or ``asyncio``) when set,
+    else uvloop when it is installed, else asyncio's own.
+
+    Raises WorkerInitError for a value that cannot be honoured.
+    """
+    wanted = os.environ.get(LOOP_VARIABLE, "")
+    if not wanted:
+        return "uvloop" if _uvloop is not None else "asyncio"
+    if wanted not in LOOPS:
+        raise WorkerInitError('%s="%s": use "uvloop" or "asyncio"' % (LOOP_VARIABLE, wanted))
+    if wanted == "uvloop" and _uvloop is None:
+        raise WorkerInitError("%s=uvloop, but uvloop is not installed" % LOOP_VARIABLE)
+    return wanted
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A fresh event loop for a worker: uvloop when installed, else asyncio's."""
-    return _uvloop.new_event_loop() if _uvloop is not None else asyncio.new_event_loop()
+    """A fresh event loop for a worker, as ``loop_choice()`` says."""
+    if loop_choice() == "uvloop":
+        return _uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def event_method() -> str:
