@@ -32,7 +32,7 @@ if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
 
 import uvloop
 from mailgate import Config
-from mailgate.proxy.server import MailProxy
+from mailgate.proxy.mailproxy import MailProxy
 from mailgate.tls import TLSConnection
 
 from tests.support.certs import make_pki

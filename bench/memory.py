@@ -19,7 +19,7 @@ import tempfile
 from mailgate import Config
 from mailgate.log import ErrorLog, LogFiles
 from mailgate.protocol.events import AuthOK
-from mailgate.proxy.server import Listener, MailProxy, ServerRuntime
+from mailgate.proxy.mailproxy import Listener, MailProxy, ServerRuntime
 from mailgate.proxy.session import ClientSession
 from mailgate.proxy.timers import TimerWheel
 from mailgate.tls import SessionZones, TLSConnection, build_contexts

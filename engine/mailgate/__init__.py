@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 _LAZY = {
-    "MailProxy": ("mailgate.proxy.server", "MailProxy"),
+    "MailProxy": ("mailgate.proxy.mailproxy", "MailProxy"),
     "AuthFacts": ("mailgate.auth.facts", "AuthFacts"),
     "AuthOK": ("mailgate.protocol.events", "AuthOK"),
     "AuthFailed": ("mailgate.protocol.events", "AuthFailed"),

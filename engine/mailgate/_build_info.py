@@ -25,8 +25,8 @@ def compiled_parsers() -> tuple[list[str], str]:
 
 
 def _event_loop() -> str:
-    """The workers' event loop and why (mailgate.server.process.loop_choice)."""
-    from mailgate.server.process import LOOP_VARIABLE, WorkerInitError, loop_choice
+    """The workers' event loop and why (mailgate.process.system.loop_choice)."""
+    from mailgate.process.system import LOOP_VARIABLE, WorkerInitError, loop_choice
 
     try:
         import uvloop

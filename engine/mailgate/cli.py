@@ -13,7 +13,7 @@ from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_config
 from mailgate.log import format_line, write_stderr
 from mailgate.oserror import os_error_text
-from mailgate.server.cycle import check_worker_connections
+from mailgate.process.cycle import check_worker_connections
 from mailgate.tls import build_contexts
 
 __all__ = ["main", "DEFAULT_CONF", "Options"]
@@ -187,7 +187,7 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
     if not opts.quiet:
         _stderr("the configuration file %s syntax is ok" % conf_path)
     try:
-        from mailgate.server.listeners import check_bindable
+        from mailgate.process.listeners import check_bindable
 
         check_bindable(config)
     except ConfigError as exc:
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     log = StartupLog(opts.error_log, prefix)
     if opts.test:
         return test_configuration(opts, log, prefix)
-    from mailgate.server.master import run
+    from mailgate.process.master import run
 
     return run(opts, log, prefix)
 

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.backends import Connection
 from tests.e2e.gates import EmbeddedGate, worker_pids
 from tests.e2e.scripts import PROTOCOLS, login_script
-from tests.netbits.dns_server import DNSServer
+from tests.support.dns_server import DNSServer
 from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
@@ -148,7 +148,7 @@ def auth_reset_midway(conn: Connection) -> None:
 
 
 class DNSThread:
-    """tests/netbits' scripted DNS server on an event loop thread of its own, for a
+    """tests/proxy' scripted DNS server on an event loop thread of its own, for a
     proxy in another process (or on another loop)."""
 
     def __init__(self) -> None:

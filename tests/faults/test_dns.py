@@ -12,7 +12,7 @@ from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log, worker_pids
 from tests.e2e.scripts import context, login_script
 from tests.faults.helpers import DNSThread, assert_serves, start
-from tests.netbits.dns_server import reverse_name
+from tests.support.dns_server import reverse_name
 from tests.support.transcript import ReadLine, run_script
 
 MAIL = """

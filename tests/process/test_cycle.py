@@ -9,10 +9,10 @@ import pytest
 from mailgate import Config
 from mailgate.config import ConfigError
 from mailgate.log import ErrorLog
-from mailgate.server import process
-from mailgate.server.cycle import Cycle, check_worker_connections
-from mailgate.server.pidfile import create_pidfile, delete_pidfile
-from mailgate.server.signals import received
+from mailgate.process import system
+from mailgate.process.cycle import Cycle, check_worker_connections
+from mailgate.process.pidfile import create_pidfile, delete_pidfile
+from mailgate.process.signals import received
 from mailgate.tls import SessionZones
 
 
@@ -139,10 +139,10 @@ def test_signal_lines():
 
 
 def test_os_status_and_event_method():
-    status = process.os_status()
+    status = system.os_status()
     assert status[0].startswith("OS: Linux ")
     assert status[1].startswith("getrlimit(RLIMIT_NOFILE): ")
-    assert process.event_method() == "epoll"
+    assert system.event_method() == "epoll"
 
 
 def test_error_log_object_is_the_main_one(tmp_path, zones):

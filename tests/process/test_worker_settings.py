@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mailgate.server.process import _set_environment
+from mailgate.process.system import _set_environment
 
 from tests.process.conftest import GREETING, WAIT, greeting, imap_session, wait_for
 from tests.support.procs import pid_alive

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from mailgate import Config
 from mailgate.log import LogFiles
-from mailgate.proxy.server import MailProxy
+from mailgate.proxy.mailproxy import MailProxy
 
 
 class EmbeddedProxy:

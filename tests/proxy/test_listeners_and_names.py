@@ -6,7 +6,7 @@ import imaplib
 import smtplib
 import socket
 
-from tests.netbits.dns_server import DNSServer
+from tests.support.dns_server import DNSServer
 from tests.support.clients import imap_fetch, imap_login
 from tests.support.messages import make_message
 from tests.support.users import ALICE

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 
-from mailgate.proxy import upstream
+from mailgate.proxy import backend
 
 
 def _in_thread(function):
@@ -17,7 +17,7 @@ def _in_thread(function):
 
 
 def test_the_relay_read_buffer_is_per_thread():
-    here = upstream._thread_relay_input.view
-    assert upstream._thread_relay_input.view is here  # shared on one thread
-    there = _in_thread(lambda: upstream._thread_relay_input.view)
-    assert there.obj is not here.obj and len(there) == len(here) == upstream.RELAY_READ_SIZE
+    here = backend._thread_relay_input.view
+    assert backend._thread_relay_input.view is here  # shared on one thread
+    there = _in_thread(lambda: backend._thread_relay_input.view)
+    assert there.obj is not here.obj and len(there) == len(here) == backend.RELAY_READ_SIZE

@@ -8,7 +8,7 @@ import time
 import pytest
 from mailgate import Config
 from mailgate.log import LogFiles
-from mailgate.proxy.server import MailProxy
+from mailgate.proxy.mailproxy import MailProxy
 
 from tests.proxy.conftest import EmbeddedProxy
 from tests.support.auth_http import Reply, SequencePolicy

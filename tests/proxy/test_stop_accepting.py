@@ -30,8 +30,8 @@ import uvloop
 
 from mailgate import Config
 from mailgate.log import LogFiles
-from mailgate.proxy import server as proxy_server
-from mailgate.proxy.server import MailProxy
+from mailgate.proxy import mailproxy
+from mailgate.proxy.mailproxy import MailProxy
 
 CLIENTS = 20
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
@@ -57,7 +57,7 @@ def _serve(loop_name: str, listening: socket.socket, stopped: threading.Event,
 
     stop_on_first = [None]
     created = []
-    original = proxy_server.Listener.session
+    original = mailproxy.Listener.session
 
     def session(listener):
         if stop_on_first[0] is not None:  # the first connection of the burst stops the proxy
@@ -69,11 +69,11 @@ def _serve(loop_name: str, listening: socket.socket, stopped: threading.Event,
         return created[-1]
 
     loop = LOOPS[loop_name]()
-    proxy_server.Listener.session = session
+    mailproxy.Listener.session = session
     try:
         loop.run_until_complete(asyncio.wait_for(main(), 20))
     finally:
-        proxy_server.Listener.session = original
+        mailproxy.Listener.session = original
         loop.close()
         stopped.set()
 

@@ -124,7 +124,7 @@ class Mailgate(Implementation):
     def available(self) -> tuple[bool, str]:
         import importlib.util
 
-        if importlib.util.find_spec("mailgate.server.master") is None:
+        if importlib.util.find_spec("mailgate.process.master") is None:
             return False, "mailgate's process model is not built yet: only the nginx side runs"
         return True, ""
 

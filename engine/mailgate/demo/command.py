@@ -171,7 +171,7 @@ def prepare(host: str = "127.0.0.1", *, directory: Path | None = None,
 
 async def run(setup: DemoSetup, *, ready=None) -> None:
     """Serve the demo until cancelled; ``ready(setup)`` is called once it listens."""
-    from mailgate.proxy.server import MailProxy
+    from mailgate.proxy.mailproxy import MailProxy
 
     config = Config.from_string(setup.config_text, name="<demo>", require_auth_http=False)
     async with DemoMailServer(setup.store, host=setup.host, hostname="backend.mailgate.demo") as backend:

@@ -44,8 +44,8 @@ from mailgate.proxy.timers import Timed
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
 if TYPE_CHECKING:
-    from mailgate.proxy.server import Listener
-    from mailgate.proxy.upstream import BackendSession
+    from mailgate.proxy.mailproxy import Listener
+    from mailgate.proxy.backend import BackendSession
 
 __all__ = ["ClientSession"]
 
@@ -526,7 +526,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
     # -- backend ------------------------------------------------------------------------------
 
     def _connect_backend(self, target: ConnectBackend) -> None:
-        from mailgate.proxy.upstream import BackendSession
+        from mailgate.proxy.backend import BackendSession
 
         self.phase = BACKEND
         self.ctx.login = self.machine.login

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from mailgate.config import Config, ConfigError, ConfigMessage, Listen
 from mailgate.log import ErrorLog, LogFiles
 from mailgate.oserror import os_error_text
-from mailgate.server.listeners import BIND_TRIES, configure_listen, open_listen
+from mailgate.process.listeners import BIND_TRIES, configure_listen, open_listen
 
 __all__ = ["Cycle", "check_worker_connections"]
 

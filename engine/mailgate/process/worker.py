@@ -24,8 +24,8 @@ import os
 import signal
 import traceback
 
-from mailgate.server import process, signals
-from mailgate.server.cycle import Cycle
+from mailgate.process import signals, system
+from mailgate.process.cycle import Cycle
 
 __all__ = ["Worker"]
 
@@ -44,13 +44,13 @@ class Worker:
         self._closing: asyncio.Task | None = None
 
     def run(self) -> int:
-        """Serve until told to stop; the process exit code (``process.FATAL``: do not respawn)."""
+        """Serve until told to stop; the process exit code (``system.FATAL``: do not respawn)."""
         config = self.cycle.config
-        process.set_title("worker process")
-        process.apply_worker_limits(config.main, self.log)
-        from mailgate.proxy.server import MailProxy
+        system.set_title("worker process")
+        system.apply_worker_limits(config.main, self.log)
+        from mailgate.proxy.mailproxy import MailProxy
 
-        loop = self.loop = process.new_event_loop()
+        loop = self.loop = system.new_event_loop()
         asyncio.set_event_loop(loop)
         self._exit = loop.create_future()
         self.proxy = MailProxy(
@@ -67,14 +67,14 @@ class Worker:
             loop.run_until_complete(self.proxy.start())
         except Exception as exc:  # noqa: BLE001 - a worker that cannot serve is not respawned
             self.log.log("emerg", "worker process cannot start: %s" % exc)
-            return process.FATAL
+            return system.FATAL
         # the proxy has read its certificates and keys as root, as nginx's master does;
         # the switch comes before the loop runs on to serve anyone
         try:
-            process.drop_privileges(config.main)
-        except process.WorkerInitError as exc:
+            system.drop_privileges(config.main)
+        except system.WorkerInitError as exc:
             self.log.log("emerg", str(exc))
-            return process.FATAL
+            return system.FATAL
         signals.watch(signals.WORKER_SIGNALS, self._deliver)
         # what exists now (modules, configuration, contexts) lives as long as the worker:
         # keep the cyclic collector from walking it again and again
@@ -109,7 +109,7 @@ class Worker:
         self.log.log("notice", "gracefully shutting down")
         if self._closing is not None:
             return
-        process.set_title("worker process is shutting down")
+        system.set_title("worker process is shutting down")
         self._closing = self.loop.create_task(self._drain())
 
     async def _drain(self) -> None:
@@ -127,7 +127,7 @@ class Worker:
         """USR1: reopen the log files (the rotated ones are let go)."""
         self.log.log("notice", "reopening logs")
         self.cycle.log_files.reopen()
-        process.redirect_stderr(self.cycle.first_log_file())
+        system.redirect_stderr(self.cycle.first_log_file())
 
     def _finish(self) -> None:
         if not self._exit.done():

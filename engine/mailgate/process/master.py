@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from mailgate._version import __version__
 from mailgate.config import ConfigError, ConfigMessage, load_config
 from mailgate.oserror import os_error_text
-from mailgate.server import process, signals
-from mailgate.server.cycle import Cycle
-from mailgate.server.pidfile import create_pidfile, delete_pidfile
-from mailgate.server.worker import run_worker
+from mailgate.process import signals, system
+from mailgate.process.cycle import Cycle
+from mailgate.process.pidfile import create_pidfile, delete_pidfile
+from mailgate.process.worker import run_worker
 
 __all__ = ["Master", "run"]
 
@@ -61,11 +61,11 @@ def run(opts, log, prefix: str) -> int:
 
     zones = SessionZones()
     try:
-        process.loop_choice()  # a MAILGATE_LOOP that cannot be honoured stops here
+        system.loop_choice()  # a MAILGATE_LOOP that cannot be honoured stops here
         config = load_config(opts.conf_file, prefix, directives=opts.directives,
                              on_message=log.message)
         cycle = Cycle.open(config, zones, on_message=log.message)
-    except (ConfigError, process.WorkerInitError) as exc:
+    except (ConfigError, system.WorkerInitError) as exc:
         log.log("emerg", str(exc))
         zones.close()
         return 1
@@ -101,14 +101,14 @@ class Master:
     def run(self) -> int:
         """Start the workers and serve signals until the end; the exit status."""
         config = self.cycle.config
-        self.log.log("notice", 'using the "%s" event method' % process.event_method())
+        self.log.log("notice", 'using the "%s" event method' % system.event_method())
         self.log.log("notice", "mailgate/%s" % __version__)
-        for line in process.os_status():
+        for line in system.os_status():
             self.log.log("notice", line)
         signals.block(signals.MASTER_SIGNALS)
         detach = None
         if config.main.daemon:
-            detach = process.daemonize()
+            detach = system.daemonize()
             self.daemonized = True
             self.pid = os.getpid()
         try:
@@ -122,8 +122,8 @@ class Master:
             return 1
         if detach is not None:
             detach(True)
-        process.redirect_stderr(self.cycle.first_log_file())
-        process.set_title("master process mailgate %s" % " ".join(sys.argv[1:]))
+        system.redirect_stderr(self.cycle.first_log_file())
+        system.set_title("master process mailgate %s" % " ".join(sys.argv[1:]))
         self.start_workers()
         return self.serve()
 
@@ -189,7 +189,7 @@ class Master:
                 self.log.log("notice", "%s %d exited with code %d" % (name, pid, code))
             if record is None:
                 continue
-            if code == process.FATAL and record.respawn:
+            if code == system.FATAL and record.respawn:
                 self.log.log("alert", "%s %d exited with fatal code %d and cannot be respawned"
                              % (name, pid, code))
                 record.respawn = False
@@ -237,7 +237,7 @@ class Master:
                 self.reopen = False
                 self.log.log("notice", "reopening logs")
                 self.cycle.reopen_logs()
-                process.redirect_stderr(self.cycle.first_log_file())
+                system.redirect_stderr(self.cycle.first_log_file())
                 self.signal_workers(signal.SIGUSR1)
             if self.noaccept:
                 self.noaccept = False
@@ -301,8 +301,8 @@ class Master:
         self.cycle = cycle
         self.generation += 1
         old.release(successor=cycle)
-        process.redirect_stderr(cycle.first_log_file())
-        self.log.log("notice", 'using the "%s" event method' % process.event_method())
+        system.redirect_stderr(cycle.first_log_file())
+        self.log.log("notice", 'using the "%s" event method' % system.event_method())
         self.start_workers()
         time.sleep(RELOAD_PAUSE)
         self.signal_workers(signal.SIGQUIT, old_only=True)

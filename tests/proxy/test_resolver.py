@@ -15,7 +15,7 @@ from mailgate.protocol.events import Log
 from mailgate.proxy.resolver import (
     ACTION_ADDRESS, ACTION_NAME, TEMPUNAVAIL, UNAVAILABLE, ClientName, ClientNameResolver,
     strerror)
-from tests.netbits.dns_server import (
+from tests.support.dns_server import (
     DNSServer, answer_with, garbage, other_question, reverse_name, wrong_id)
 
 CLIENT = "127.0.0.1"

@@ -21,7 +21,7 @@ import pytest
 
 from mailgate.config.model import Resolver
 from mailgate.proxy.resolver import ClientNameResolver
-from tests.netbits.dns_server import DNSServer, reverse_name
+from tests.support.dns_server import DNSServer, reverse_name
 
 MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 pytestmark = [

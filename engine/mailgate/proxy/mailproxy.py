@@ -230,7 +230,7 @@ class MailProxy:
         """Build the TLS contexts and start accepting on every listen socket."""
         if self._started:
             return
-        from mailgate.server.listeners import open_listen_sockets
+        from mailgate.process.listeners import open_listen_sockets
         from mailgate.tls import SessionZones, build_contexts
 
         config = self.config
