@@ -4,7 +4,7 @@
 
 One process runs the embedded proxy (one implicit-TLS IMAP server, shared session
 cache, tickets off) and, on a second port, a minimal uvloop ``BufferedProtocol`` on
-the same ``TLSConnection`` and TLS context that only feeds, handshakes, writes a fixed
+the same ``TLSStream`` and TLS context that only feeds, handshakes, writes a fixed
 greeting and closes: no session, no protocol machine, no timeout, no log.  The load
 generator resumes sessions against each port in turn (2,000 connections a run,
 alternating); the figure is this process's CPU per connection (scheduler run time;
@@ -33,7 +33,7 @@ if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
 import uvloop
 from mailgate import Config
 from mailgate.proxy.mailproxy import MailProxy
-from mailgate.tls import TLSConnection
+from mailgate.tls import TLSStream
 
 from tests.support.certs import make_pki
 from tests.support.ports import PortAllocator
@@ -51,7 +51,7 @@ class Minimal(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.tls = TLSConnection(self.context)
+        self.tls = TLSStream(self.context)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self.tls.input

@@ -1,7 +1,7 @@
 """In-memory TLS peers and sessions for the microbenchmarks: no sockets anywhere.
 
 * ``server_context()`` builds mailgate's ``TLSContext`` from a ``mail {}`` text, as the
-  proxy does; ``TLSPair`` joins a ``TLSConnection`` to a client made with Python's
+  proxy does; ``TLSPair`` joins a ``TLSStream`` to a client made with Python's
   ``ssl`` module over memory BIOs and runs the handshake between them.
 * ``MemoryProxy.session()`` runs a real ``ClientSession`` (and its ``BackendSession``)
   on memory transports: the client logs in through an auth callable, the backend
@@ -22,7 +22,7 @@ from mailgate.protocol.events import AuthOK
 from mailgate.proxy.mailproxy import Listener, MailProxy, ServerRuntime
 from mailgate.proxy.session import ClientSession
 from mailgate.proxy.timers import TimerWheel
-from mailgate.tls import SessionZones, TLSConnection, build_contexts
+from mailgate.tls import SessionZones, TLSStream, build_contexts
 
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
@@ -101,10 +101,10 @@ class MemoryClient:
 
 
 class TLSPair:
-    """A mailgate ``TLSConnection`` and a Python client, handshaken in memory."""
+    """A mailgate ``TLSStream`` and a Python client, handshaken in memory."""
 
     def __init__(self, server_ctx, client_ctx: ssl.SSLContext):
-        self.server = TLSConnection(server_ctx)
+        self.server = TLSStream(server_ctx)
         self.client = MemoryClient(client_ctx)
         done_client = done_server = False
         for _ in range(20):

@@ -130,12 +130,3 @@ cdef class RelayBuffer:
         if n:
             self.buffer_updated(n)
         return n
-
-    def drain_to(self, send):
-        """Call ``send(view)`` on the filled part and consume what it returns."""
-        if self.pos == self.last:
-            return 0
-        n = send(self._view[self.pos:self.last])
-        if n:
-            self.consume(n)
-        return n

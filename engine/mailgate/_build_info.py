@@ -13,12 +13,14 @@ __all__ = ["describe", "compiled_parsers"]
 def compiled_parsers() -> tuple[list[str], str]:
     """The compiled hot-path modules found, and whether they are in use (and why not)."""
     from mailgate import _speedups
+    from mailgate.protocol._impl import PURE_VARIABLE, pure_python_requested
 
     names = sorted(m.name for m in pkgutil.iter_modules(_speedups.__path__))
     if not names:
         return names, "not built (pure Python in use)"
-    if os.environ.get("MAILGATE_PURE") == "1":
-        return names, "disabled by MAILGATE_PURE=1 (pure Python in use)"
+    if pure_python_requested():
+        return names, "disabled by %s=%s (pure Python in use)" % (
+            PURE_VARIABLE, os.environ[PURE_VARIABLE])
     for name in names:
         importlib.import_module("mailgate._speedups." + name)
     return names, "in use"

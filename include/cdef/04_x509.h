@@ -15,6 +15,7 @@ static const int X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN;
 static const int X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY;
 static const int X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
 static const int X509_V_ERR_CERT_UNTRUSTED;
+static const int X509_V_ERR_HOSTNAME_MISMATCH;
 
 static const int NID_commonName;
 

@@ -23,7 +23,6 @@ static const int SSL_VERIFY_PEER;
 static const int TLS1_3_VERSION;
 
 /* csrc/compat.h */
-static const int MG_HAVE_CERTIFICATE_COMPRESSION;
 uint64_t mg_base_options(void);
 int mg_compress_certs(SSL_CTX *);
 
@@ -33,7 +32,6 @@ void SSL_CTX_free(SSL_CTX *);
 
 uint64_t SSL_CTX_set_options(SSL_CTX *, uint64_t);
 uint64_t SSL_CTX_clear_options(SSL_CTX *, uint64_t);
-uint64_t SSL_CTX_get_options(const SSL_CTX *);
 long SSL_CTX_set_mode(SSL_CTX *, long);
 int SSL_CTX_set_min_proto_version(SSL_CTX *, int);
 int SSL_CTX_set_max_proto_version(SSL_CTX *, int);
@@ -47,7 +45,6 @@ int SSL_CTX_add1_chain_cert(SSL_CTX *, X509 *);
 int SSL_CTX_use_PrivateKey(SSL_CTX *, EVP_PKEY *);
 
 void SSL_CTX_set_verify_depth(SSL_CTX *, int);
-int SSL_CTX_get_verify_mode(const SSL_CTX *);
 X509_STORE *SSL_CTX_get_cert_store(const SSL_CTX *);
 int SSL_CTX_add_client_CA(SSL_CTX *, X509 *);
 
@@ -55,7 +52,6 @@ long SSL_CTX_set_tmp_dh(SSL_CTX *, DH *);
 int SSL_CTX_set1_curves_list(SSL_CTX *, char *);
 
 long SSL_CTX_set_timeout(SSL_CTX *, long);
-long SSL_CTX_get_timeout(const SSL_CTX *);
 int SSL_CTX_set_session_id_context(SSL_CTX *, const unsigned char *, unsigned int);
 long SSL_CTX_set_session_cache_mode(SSL_CTX *, long);
 long SSL_CTX_sess_set_cache_size(SSL_CTX *, long);

@@ -21,5 +21,9 @@ void SSL_get0_alpn_selected(const SSL *, const unsigned char **, unsigned int *)
 int SSL_session_reused(const SSL *);
 SSL_SESSION *SSL_get0_session(const SSL *);
 X509 *SSL_get_certificate(const SSL *);
-int SSL_is_init_finished(const SSL *);
-const unsigned char *SSL_SESSION_get_id(const SSL_SESSION *, unsigned int *);
+
+/* client side: resuming a session with the same server */
+SSL_SESSION *SSL_get1_session(SSL *);
+int SSL_set_session(SSL *, SSL_SESSION *);
+void SSL_SESSION_free(SSL_SESSION *);
+int SSL_SESSION_is_resumable(const SSL_SESSION *);

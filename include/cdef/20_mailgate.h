@@ -14,17 +14,13 @@ typedef struct {
     uint64_t  failed;
 } mg_zone_stats;
 
-static const int MG_SESSION_ID_MAX;
 static const int MG_SESSION_DER_MAX;
 static const int MG_ZONE_STORED;
 static const int MG_ZONE_FAILED;
 static const int MG_ZONE_FAILED_WARN;
-static const int MG_ZONE_REJECTED;
 
 mg_zone *mg_zone_create(const char *, size_t);
 void mg_zone_release(mg_zone *);
-const char *mg_zone_name(const mg_zone *);
-size_t mg_zone_size(const mg_zone *);
 int mg_zone_put(mg_zone *, const unsigned char *, size_t, const unsigned char *,
                 size_t, int64_t, int64_t);
 size_t mg_zone_get(mg_zone *, const unsigned char *, size_t, unsigned char *,
@@ -48,6 +44,7 @@ static const int MG_FEED_FAILED;
 static const int MG_RENEGOTIATION;
 
 mg_conn *mg_conn_new(SSL_CTX *, int);
+int mg_conn_set_server_name(mg_conn *, const char *, const char *);
 void mg_conn_free(mg_conn *);
 SSL *mg_conn_ssl(const mg_conn *);
 long mg_conn_live(void);

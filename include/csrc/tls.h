@@ -51,7 +51,9 @@ typedef struct mg_conn mg_conn;
 #define MG_FEED_FAILED         (-2)
 #define MG_RENEGOTIATION       (-3)
 
+/* A server-side (server != 0) or client-side connection of ctx. */
 mg_conn *mg_conn_new(SSL_CTX *ctx, int server);
+int mg_conn_set_server_name(mg_conn *c, const char *sni, const char *verify_name);
 void mg_conn_free(mg_conn *c);
 SSL *mg_conn_ssl(const mg_conn *c);
 long mg_conn_live(void);

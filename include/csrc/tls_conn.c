@@ -62,10 +62,12 @@ mg_conn_new(SSL_CTX *ctx, int server)
 
     if (server) {
         SSL_set_accept_state(c->ssl);
-        SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
     } else {
         SSL_set_connect_state(c->ssl);
     }
+    /* neither side renegotiates: a request is refused with the
+       no_renegotiation alert (see the info callback) */
+    SSL_set_options(c->ssl, SSL_OP_NO_RENEGOTIATION);
 
     __atomic_add_fetch(&mg_conn_count, 1, __ATOMIC_RELAXED);
     return c;
@@ -89,6 +91,21 @@ long
 mg_conn_live(void)
 {
     return __atomic_load_n(&mg_conn_count, __ATOMIC_RELAXED);
+}
+
+
+/* Client mode: the name sent in SNI (NULL: none) and the name the server's
+   certificate must carry (NULL: not checked). */
+int
+mg_conn_set_server_name(mg_conn *c, const char *sni, const char *verify_name)
+{
+    if (sni != NULL && !SSL_set_tlsext_host_name(c->ssl, sni)) {
+        return 0;
+    }
+    if (verify_name != NULL && !SSL_set1_host(c->ssl, verify_name)) {
+        return 0;
+    }
+    return 1;
 }
 
 

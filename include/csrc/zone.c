@@ -207,20 +207,6 @@ mg_zone_release(mg_zone *z)
 }
 
 
-const char *
-mg_zone_name(const mg_zone *z)
-{
-    return z->hdr->name;
-}
-
-
-size_t
-mg_zone_size(const mg_zone *z)
-{
-    return z->size;
-}
-
-
 static int32_t
 zone_find(mg_zone *z, const unsigned char *id, size_t len, uint32_t hash)
 {

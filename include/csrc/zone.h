@@ -56,8 +56,6 @@ typedef struct {
 mg_zone *mg_zone_create(const char *name, size_t size);
 void mg_zone_retain(mg_zone *zone);
 void mg_zone_release(mg_zone *zone);
-const char *mg_zone_name(const mg_zone *zone);
-size_t mg_zone_size(const mg_zone *zone);
 
 int mg_zone_put(mg_zone *zone, const unsigned char *id, size_t id_len,
     const unsigned char *der, size_t der_len, int64_t expire, int64_t now);

@@ -271,7 +271,7 @@ mail {
 
 def tls() -> Iterator[tuple[str, bytes]]:
     """Client flights captured from Python's ssl module, raw or after a handshake."""
-    from mailgate.tls import TLSConnection
+    from mailgate.tls import TLSStream
 
     from tests.fuzz.targets import tls as tls_target
 
@@ -289,7 +289,7 @@ def tls() -> Iterator[tuple[str, bytes]]:
     def client_flights(which: int) -> bytes:
         """All the client sent in a whole handshake; replayed, its key exchange and
         CertificateVerify no longer match the server's random (TLS 1.2 reaches them)."""
-        server = TLSConnection(contexts[which])
+        server = TLSStream(contexts[which])
         to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
         client = clients[which].wrap_bio(to_client, to_server, server_hostname="mail.test")
         sent = bytearray()

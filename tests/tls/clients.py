@@ -93,15 +93,15 @@ def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float =
 
 
 def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mail.test", log=None):
-    """A handshake between a TLSConnection and an ssl.SSLObject, in memory.
+    """A handshake between a TLSStream and an ssl.SSLObject, in memory.
 
     Returns (server, client) once both sides are done and the client has
     processed everything the server sent (TLS 1.3 tickets included); the
     client's memory BIOs are ``client.incoming`` and ``client.outgoing``.
     """
-    from mailgate.tls import TLSConnection
+    from mailgate.tls import TLSStream
 
-    server = TLSConnection(context, log=log)
+    server = TLSStream(context, log=log)
     to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
     client = client_ctx.wrap_bio(to_client, to_server, server_hostname=server_hostname, session=session)
     client.incoming, client.outgoing = to_client, to_server

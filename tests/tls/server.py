@@ -1,6 +1,6 @@
-"""A small TLS server for the tests, speaking TLS through TLSConnection.
+"""A small TLS server for the tests, speaking TLS through TLSStream.
 
-It shows how a session plugs TLSConnection into an asyncio BufferedProtocol:
+It shows how a session plugs TLSStream into an asyncio BufferedProtocol:
 the transport reads into one preallocated buffer, the ciphertext is fed as a
 memoryview slice, plaintext is decrypted into a second preallocated buffer,
 and everything OpenSSL wants to send leaves in one transport write.
@@ -18,7 +18,7 @@ import os
 import signal
 import threading
 
-from mailgate.tls import TLSClosed, TLSConnection, TLSError
+from mailgate.tls import TLSClosed, TLSStream, TLSError
 
 BUFFER_SIZE = 65536
 
@@ -27,7 +27,7 @@ class TLSServerProtocol(asyncio.BufferedProtocol):
     def __init__(self, context, events: list):
         self.context = context
         self.events = events
-        self.tls: TLSConnection | None = None
+        self.tls: TLSStream | None = None
         self.transport = None
         self._inbuf = memoryview(bytearray(BUFFER_SIZE))
         self._plain = memoryview(bytearray(BUFFER_SIZE))
@@ -38,7 +38,7 @@ class TLSServerProtocol(asyncio.BufferedProtocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        self.tls = TLSConnection(self.context)
+        self.tls = TLSStream(self.context)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._inbuf
@@ -104,7 +104,7 @@ class TLSServerProtocol(asyncio.BufferedProtocol):
         check = tls.check_client_certificate()
         if not check.ok:
             self.events.append(("cert", check.verdict.value, check.message))
-            tls.send(b"ERR " + check.verdict.value.encode() + b"\r\n")
+            self.transport.write(tls.encrypt(b"ERR " + check.verdict.value.encode() + b"\r\n"))
             self._quit()
             return
         cert = tls.client_certificate()
@@ -118,7 +118,7 @@ class TLSServerProtocol(asyncio.BufferedProtocol):
             **vars(cert),
         }
         self.events.append(("handshake", facts))
-        tls.send(b"OK " + json.dumps(facts).encode() + b"\r\n")
+        self.transport.write(tls.encrypt(b"OK " + json.dumps(facts).encode() + b"\r\n"))
 
     def _serve_lines(self) -> None:
         while not self._closing:
@@ -128,10 +128,10 @@ class TLSServerProtocol(asyncio.BufferedProtocol):
             line = bytes(self._lines[: end + 1])
             del self._lines[: end + 1]
             if line.rstrip() == b"QUIT":
-                self.tls.send(b"BYE\r\n")
+                self.transport.write(self.tls.encrypt(b"BYE\r\n"))
                 self._quit()
             else:
-                self.tls.send(line)
+                self.transport.write(self.tls.encrypt(line))
 
     def _quit(self) -> None:
         self._closing = True

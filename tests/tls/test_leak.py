@@ -58,7 +58,7 @@ def test_20000_handshakes(tmp_path, pki):
             client.write(b"ping")
             server.feed(client.outgoing.read())
             assert server.recv_into(buf) == 4
-            server.send(b"pong")
+            client.incoming.write(bytes(server.encrypt(b"pong")))
         server.shutdown()
         client.incoming.write(bytes(server.data_to_send()))
         if sessions[k] is None:

@@ -69,8 +69,17 @@ def set_active(name: str) -> None:
     _active = get(name)
 
 
+PURE_VARIABLE = "MAILGATE_PURE"
+
+
+def pure_python_requested() -> bool:
+    """Whether ``MAILGATE_PURE`` asks for the pure-Python primitives: any value but
+    empty and ``0`` does (the one reading, for the machines and for ``mailgate -V``)."""
+    return os.environ.get(PURE_VARIABLE, "") not in ("", "0")
+
+
 def _initial() -> SimpleNamespace:
-    if os.environ.get("MAILGATE_PURE", "") not in ("", "0") or _compiled is None:
+    if pure_python_requested() or _compiled is None:
         return _python
     return _compiled
 

@@ -1,4 +1,4 @@
-"""Fixed-size byte buffer: the pure-Python reference of ``pyx/relay.pyx``.
+"""Fixed-size byte buffer: the pure-Python reference of ``pyx/_relay.pxi``.
 
 The buffer has nginx's ``ngx_buf_t`` shape: ``start <= pos <= last <= end``.  A
 producer writes into the free space ``[last:end]`` and commits what it wrote; a
@@ -7,9 +7,8 @@ consumer has taken everything, both marks go back to the start, as nginx does in
 its relay loop; nothing is ever moved inside the buffer (no compaction).
 
 It composes with asyncio's ``BufferedProtocol`` (``get_buffer`` / ``buffer_updated``)
-and with a TLS object offering ``recv_into(memoryview) -> int`` and
-``send(memoryview) -> int``, so bytes go socket -> buffer -> TLS or transport
-without intermediate copies.
+and with a TLS stream's ``recv_into(memoryview) -> int`` (``fill_from``), so bytes go
+socket or TLS -> buffer -> transport without intermediate copies.
 
 The storage is allocated on first use (``get_buffer``, ``write``, ``fill_from``): a
 session that waits for input it has not received yet holds no buffer memory.
@@ -127,13 +126,4 @@ class RelayBuffer:
         n = recv_into(self._view[self.last:])
         if n:
             self.buffer_updated(n)
-        return n
-
-    def drain_to(self, send) -> int:
-        """Call ``send(view)`` on the filled part and consume what it returns."""
-        if self.pos == self.last:
-            return 0
-        n = send(self._view[self.pos:self.last])
-        if n:
-            self.consume(n)
         return n

@@ -1,10 +1,15 @@
 """The backend side of a session: connect, PROXY header, login machine, relay.
 
-``BackendSession`` owns the backend connection of one ``ClientSession``: it opens
-it (the login timer, ``timeout``, covers connect, greeting and the whole login, as
-in nginx), sends the PROXY protocol header first when ``proxy_protocol`` is on,
-feeds the backend's replies to the login machine, and after the login relays the
-backend's bytes to the client through the proxy buffer.
+``BackendSession`` owns the backend connection of one client session: it opens it
+(the login timer, ``timeout``, covers connect, greeting and the whole login, as in
+nginx's ngx_mail_proxy_module.c), sends the PROXY protocol header first when
+``proxy_protocol`` is on, carries out the backend login machine's actions, and after
+the login relays the backend's bytes to the client.
+
+It talks to the client session only through ``ClientSide``: log a line in the
+session's context, hand over the first bytes of the relay, fail the login with a
+reply for the client, deliver relayed bytes, and tell that the backend ended or that
+its socket is full.
 """
 
 from __future__ import annotations
@@ -13,19 +18,51 @@ import asyncio
 import errno
 import socket
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mailgate.oserror import os_error_text
-from mailgate.protocol.events import ConnectBackend
+from mailgate.protocol.events import (
+    ArmTimer,
+    ConnectBackend,
+    DisarmTimer,
+    Log,
+    LoginDone,
+    LoginFailed,
+    SendUpstream,
+)
+from mailgate.proxy.actions import run_actions
 from mailgate.proxy.timers import Timed
 
 if TYPE_CHECKING:
-    from mailgate.proxy.session import ClientSession
+    from mailgate.proxy.stats import WorkerStats
+    from mailgate.proxy.timers import TimerWheel
 
-__all__ = ["BackendSession"]
+__all__ = ["BackendSession", "ClientSide", "RELAY_READ_SIZE"]
 
 _DISCARD = memoryview(bytearray(4096))
 RELAY_READ_SIZE = 64 * 1024
+
+
+class ClientSide(Protocol):
+    """What the backend side needs of the client session it serves."""
+
+    def log(self, level: str, message: str, action: str | None = None) -> None:
+        """A line in the session's context (``action`` None: the session's current one)."""
+
+    def login_done(self, first: bytes) -> None:
+        """The backend took the login; ``first`` is what the client sees before the relay."""
+
+    def login_failed(self, reply: bytes) -> None:
+        """The login failed: send ``reply`` (may be empty) to the client and end."""
+
+    def deliver(self, data) -> None:
+        """Relayed backend bytes for the client."""
+
+    def backend_closed(self) -> None:
+        """The backend ended the relay (end of input or an error)."""
+
+    def backend_paused(self, paused: bool) -> None:
+        """The backend's socket is full (True) or drained (False)."""
 
 
 class _ThreadRelayInput(threading.local):
@@ -44,6 +81,8 @@ _thread_relay_input = _ThreadRelayInput()
 
 class _BackendProtocol(asyncio.BufferedProtocol):
     """asyncio's view of the backend connection; the work is done by BackendSession."""
+
+    __slots__ = ("owner",)
 
     def __init__(self, owner: "BackendSession"):
         self.owner = owner
@@ -67,33 +106,88 @@ class _BackendProtocol(asyncio.BufferedProtocol):
         owner.lost(exc)
 
     def pause_writing(self) -> None:
-        self.owner.client.peer_paused(True)
+        self.owner.client.backend_paused(True)
 
     def resume_writing(self) -> None:
-        self.owner.client.peer_paused(False)
+        self.owner.client.backend_paused(False)
 
 
 class BackendSession(Timed):
-    """The backend connection and login of one client session."""
+    """The backend connection and login of one client session.
 
-    def __init__(self, client: "ClientSession", target: ConnectBackend):
+    ``machine`` is the backend login machine (``ServerMachine.backend_login()``),
+    ``config`` the server's settings, ``proxy_header`` the bytes to send first (the
+    PROXY protocol header, or empty).
+    """
+
+    __slots__ = ("_closed", "_connect_task", "_due", "_failure", "_reading", "_relay_in", "_slot",
+                 "_wheel", "client", "config", "loop", "machine", "proxy_header", "relaying",
+                 "stats", "target", "transport")
+
+    def __init__(self, client: ClientSide, target: ConnectBackend, machine, config,
+                 wheel: "TimerWheel", stats: "WorkerStats", proxy_header: bytes = b""):
         self.client = client
         self.target = target
-        self.loop = client.loop
-        self.machine = client.machine.backend_login()
+        self.machine = machine
+        self.config = config
+        self.proxy_header = proxy_header
+        self.stats = stats
+        self._wheel = wheel  # the login timer (Timed)
+        self._due = self._slot = None
+        self.loop = wheel.loop
         self.transport: asyncio.Transport | None = None
-        self.relay_buffer = None
+        self.relaying = False
         self._relay_in = _thread_relay_input.view  # the buffer of this session's thread
-        self._wheel = client.proxy.timers  # the login timer (Timed)
         self._connect_task: asyncio.Task | None = None
         self._reading = True
         self._closed = False
-        client.proxy.backends += 1
+        # why a login fails, for the stats: what the machine did not like, unless the
+        # connection failed, closed or timed out first
+        self._failure = "invalid_response"
+        stats.backend_opened()
+
+    @property
+    def log_action(self) -> str:
+        """nginx's action for the login step the backend is in."""
+        return self.machine.log_action or ""
+
+    # -- the machine's actions --------------------------------------------------------
+
+    def run(self, actions) -> None:
+        """Carry out the backend login machine's actions."""
+        run_actions(self, _ACTIONS, actions)
+
+    def _send_upstream(self, action: SendUpstream) -> None:
+        self.write(action.data)
+
+    def _arm(self, action: ArmTimer) -> None:
+        self.arm_timeout(action.seconds)
+
+    def _disarm(self, action: DisarmTimer) -> None:
+        self.cancel_timeout()
+
+    def _log(self, action: Log) -> None:
+        self.client.log(action.level, action.message, action.action or "")
+
+    def _login_done(self, action: LoginDone) -> bool:
+        """The login is done: the login buffer (what the client sees first) and what the
+        backend sent after it go to the client, and the relay starts."""
+        self.relaying = True
+        buffer = action.buffer
+        first = bytes(buffer.readable())
+        buffer.consume(len(buffer))
+        self.client.login_done(first + self.machine.take_unread())
+        return True
+
+    def _login_failed(self, action: LoginFailed) -> bool:
+        self.stats.backend_error(self._failure)
+        self.client.login_failed(action.to_client)
+        return True
 
     # -- life cycle ------------------------------------------------------------
 
     def start(self) -> None:
-        self.client.backend_actions(self.machine.start())
+        self.run(self.machine.start())
         self._connect_task = self.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -107,14 +201,15 @@ class BackendSession(Timed):
         except OSError as exc:
             if self._closed:
                 return
+            self._failure = "connect"
             if exc.errno == errno.ECONNREFUSED:
                 # nginx connects without blocking and meets the refusal in recv()
-                self.client._log("error", "recv() failed %s" % os_error_text(exc),
-                                 "reading response from upstream")
+                self.client.log("error", "recv() failed %s" % os_error_text(exc),
+                                "reading response from upstream")
             else:
-                self.client._log("error", "connect() to %s failed %s" % (target.upstream, os_error_text(exc)),
-                                 "connecting to upstream")
-            self.client.backend_actions(self.machine.connection_lost())
+                self.client.log("error", "connect() to %s failed %s"
+                                % (target.upstream, os_error_text(exc)), "connecting to upstream")
+            self.run(self.machine.connection_lost())
 
     def connected(self, transport) -> None:
         self.transport = transport
@@ -122,16 +217,16 @@ class BackendSession(Timed):
             transport.close()
             return
         # TCP_NODELAY is set by asyncio and uvloop alike on every TCP transport
-        transport.set_write_buffer_limits(high=self.client.runtime.config.proxy_buffer * 4)
-        mode = self.client.runtime.config.proxy_protocol
-        if mode != "off":
-            # the very first bytes, in one write, before anything is read (SPEC §9.1)
-            self.transport.write(self.client.proxy_protocol_header(mode))
+        transport.set_write_buffer_limits(high=self.config.proxy_buffer * 4)
+        if self.proxy_header:
+            # the very first bytes, in one write, before anything is read
+            # (ngx_mail_proxy_send_proxy_protocol())
+            transport.write(self.proxy_header)
 
     # -- reading -----------------------------------------------------------------
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        if self.relay_buffer is not None:
+        if self.relaying:
             return self._relay_in
         view = self.machine.get_buffer(sizehint)
         return view if len(view) else _DISCARD
@@ -139,29 +234,32 @@ class BackendSession(Timed):
     def buffer_updated(self, nbytes: int) -> None:
         if self._closed or not nbytes:
             return
-        if self.relay_buffer is None:
-            self.client.backend_actions(self.machine.buffer_updated(nbytes))
+        if not self.relaying:
+            self.run(self.machine.buffer_updated(nbytes))
             return
-        self.client.write_from_backend(self._relay_in[:nbytes])
+        self.stats.to_client(nbytes)
+        self.client.deliver(self._relay_in[:nbytes])
 
     def eof(self) -> None:
-        if self.relay_buffer is None:
+        if not self.relaying:
             # nginx fails the login without a word (ngx_mail_proxy_read_response reads
             # 0 bytes); the operator is told which backend left, and in which step
             if not self._closed and not self.machine.finished:
-                self.client._log("error", "upstream prematurely closed connection")
-            self.client.backend_actions(self.machine.connection_lost())
+                self._failure = "closed"
+                self.client.log("error", "upstream prematurely closed connection")
+            self.run(self.machine.connection_lost())
         else:
             self.client.backend_closed()
 
     def lost(self, exc) -> None:
         if self._closed:
             return
-        if self.relay_buffer is None:
+        if not self.relaying:
             if exc is not None:
-                self.client._log("error", "recv() failed %s" % os_error_text(exc),
-                                 "reading response from upstream")
-            self.client.backend_actions(self.machine.connection_lost())
+                self._failure = "closed"
+                self.client.log("error", "recv() failed %s" % os_error_text(exc),
+                                "reading response from upstream")
+            self.run(self.machine.connection_lost())
         else:
             self.client.backend_closed()
 
@@ -181,29 +279,34 @@ class BackendSession(Timed):
         if self.transport is not None and not self._closed:
             self.transport.write(bytes(data))
 
+    def relay(self, data) -> None:
+        """Client bytes for the backend, in the relay."""
+        self.stats.to_backend(len(data))
+        self.write(data)
+
     def timeout_expired(self) -> None:
         if not self._closed:
-            self.client.backend_actions(self.machine.timer_expired())
-
-    # -- relay -------------------------------------------------------------------------
-
-    def start_relay(self, buffer) -> None:
-        """The login is done: ``buffer`` (what the client sees first) becomes the relay buffer."""
-        self.relay_buffer = buffer
-        if len(buffer):
-            self.client.write_from_backend(buffer.readable())
-            buffer.consume(len(buffer))
-        rest = self.machine.take_unread()
-        if rest:
-            self.client.write_from_backend(rest)
+            self._failure = "timeout"
+            self.run(self.machine.timer_expired())
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self.client.proxy.backends -= 1
+        self.stats.backend_closed()
         self.cancel_timeout()
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()
         if self.transport is not None:
             self.transport.close()
+
+
+_ACTIONS = {
+    SendUpstream: BackendSession._send_upstream,
+    ArmTimer: BackendSession._arm,
+    DisarmTimer: BackendSession._disarm,
+    Log: BackendSession._log,
+    LoginDone: BackendSession._login_done,
+    LoginFailed: BackendSession._login_failed,
+}
+

@@ -25,6 +25,7 @@ from mailgate.protocol import SERVERS
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 from mailgate.proxy.resolver import ClientNameResolver
 from mailgate.proxy.session import ClientSession
+from mailgate.proxy.stats import WorkerStats
 from mailgate.proxy.timers import TimerWheel
 
 __all__ = ["AuthCallable", "MailProxy", "ServerRuntime"]
@@ -34,33 +35,33 @@ _RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
 
 
 class ServerRuntime:
-    """What every session of one ``server {}`` shares: settings, TLS, log, auth."""
+    """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats."""
 
     def __init__(self, proxy: "MailProxy", config: ServerConfig, tls, log: ErrorLog):
         self.proxy = proxy
         self.config = config
         self.tls = tls
         self.log = log
+        self.stats = proxy.counters
         self.resolver = ClientNameResolver.from_server(config)
         #: the greeting actions when they are the same for every connection (see
         #: ServerMachine.fixed_start), else None
         self.fixed_start = SERVERS[config.protocol].fixed_start(config)
-
-    @property
-    def sessions(self) -> set:
-        return self.proxy.sessions
 
     async def authenticate(self, facts: AuthFacts, log):
         """The auth decision for ``facts``: the embedder's callable, or auth_http."""
         hook = self.proxy.auth
         config = self.config
         if hook is None:
-            self.proxy.auth_requests += 1
+            stats = self.stats
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            stats.auth_request_started()
             try:
                 return await auth_http.query(config.auth_http, config.auth_http_header,
                                              config.auth_http_timeout, facts, log)
             finally:
-                self.proxy.auth_requests -= 1
+                stats.auth_request_done(loop.time() - started)
         try:
             result = await asyncio.wait_for(hook(facts), config.auth_http_timeout)
         except asyncio.TimeoutError:
@@ -163,6 +164,8 @@ class MailProxy:
     (aligned with ``config.servers``, as ``build_contexts`` returns them).
     ``connection_limit`` is what ``worker_connections`` leaves for sessions: client,
     backend and auth_http connections together; new clients beyond it are refused.
+    ``stats_memory`` is where the counters live (``WorkerStats.SIZE`` bytes, e.g. a
+    worker's slot in memory the master shares); without it they live in the proxy.
     """
 
     def __init__(
@@ -175,6 +178,7 @@ class MailProxy:
         log_files: LogFiles | None = None,
         connection_limit: int | None = None,
         contexts=None,
+        stats_memory=None,
     ):
         self.config = load_config(config) if isinstance(config, str) else config
         self.auth = auth
@@ -190,8 +194,8 @@ class MailProxy:
         self._contexts = contexts
         self.log_files = log_files or LogFiles()
         self.connection_limit = connection_limit
-        self.backends = 0  # backend connections of the sessions, counted by BackendSession
-        self.auth_requests = 0  # auth_http connections open now
+        #: this proxy's counters (``stats()`` reads them)
+        self.counters = WorkerStats(stats_memory)
         self._connections = 0
         self._refused_logged = 0.0
         self._main_log: ErrorLog | None = None
@@ -206,7 +210,12 @@ class MailProxy:
 
     def connections_in_use(self) -> int:
         """Client, backend and auth_http connections open now (what worker_connections counts)."""
-        return len(self.sessions) + self.backends + self.auth_requests
+        counters = self.counters
+        return len(self.sessions) + counters.backend_connections + counters.auth_connections
+
+    def stats(self) -> dict:
+        """What the sessions of this proxy counted so far (``WorkerStats.snapshot()``)."""
+        return self.counters.snapshot()
 
     def refused(self) -> None:
         """A client was refused for lack of connections: nginx's alert (nginx logs it for

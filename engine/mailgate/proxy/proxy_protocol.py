@@ -347,6 +347,17 @@ class TLSFacts:
     key_alg: str | None = None
 
 
+def tls_facts(tls) -> TLSFacts:
+    """The v2 header's facts of a client connection's ``TLSStream`` (after its handshake)."""
+    sig_alg, key_alg = tls.server_certificate_algorithms()
+    cn = tls.peer_common_name()
+    return TLSFacts(
+        sni=tls.server_name, alpn=(tls.alpn_protocol or "").encode() or None,
+        version=tls.protocol, cipher=tls.cipher, cn=cn, has_cert=cn is not None,
+        verify_result=tls.verify_result, resumed=tls.session_reused,
+        sig_alg=sig_alg, key_alg=key_alg)
+
+
 def _value(value: str | bytes | None) -> bytes:
     if value is None:
         return b""
@@ -411,6 +422,15 @@ def build_v2(client: Endpoint, local: Endpoint, tls: TLSFacts | None = None) -> 
     header = bytearray(SIGNATURE + struct.pack("!BBH", command, family, len(body)) + body)
     header[-4:] = struct.pack("!I", crc32c(header))
     return bytes(header)
+
+
+def backend_header(mode: str, client: Endpoint, local: Endpoint, tls=None) -> bytes:
+    """What a session sends its backend first for ``proxy_protocol mode``: nothing when
+    ``off``; ``tls`` is the client connection's ``TLSStream`` (its facts go in v2)."""
+    if mode == "off":
+        return b""
+    facts = tls_facts(tls) if mode == "v2" and tls is not None else None
+    return outbound_header(mode, client, local, facts)
 
 
 def outbound_header(mode: str, client: Endpoint, local: Endpoint,

@@ -1,4 +1,4 @@
-"""Server TLS for mailgate through its own OpenSSL bindings (``mailgate._openssl``).
+"""TLS for mailgate through its own OpenSSL bindings (``mailgate._openssl``).
 
 In the master, before forking::
 
@@ -6,24 +6,27 @@ In the master, before forking::
     zones.configure(config)                  # shared session caches
     contexts = build_contexts(config, zones)  # one TLSContext per TLS server
 
-Per connection::
+Per connection (server side; a ``TLSClientContext`` makes a client-side stream)::
 
-    tls = TLSConnection(contexts[i])
+    tls = TLSStream(contexts[i])
     tls.feed(ciphertext); tls.do_handshake(); transport.write(tls.data_to_send())
     (or read into tls.input and tls.feed_input(nbytes): no copy of the bytes in Python)
     tls.check_client_certificate(); tls.client_certificate()
-    n = tls.recv_into(buf); tls.send(plaintext)
+    n = tls.recv_into(buf); transport.write(tls.encrypt(plaintext))
     tls.shutdown() / tls.abort(); tls.close()
+
+This package knows no mail protocol.
 """
 
-from mailgate.tls.connection import (
+from mailgate.tls.context import TLSClientContext, TLSContext, build_contexts
+from mailgate.tls.errors import ConfigError, TLSClosed, TLSError, TLSHandshakeError
+from mailgate.tls.stream import (
     CertificateCheck,
     CertificateVerdict,
     ClientCertificate,
-    TLSConnection,
+    TLSSession,
+    TLSStream,
 )
-from mailgate.tls.context import TLSContext, build_contexts
-from mailgate.tls.errors import ConfigError, TLSClosed, TLSError, TLSHandshakeError
 from mailgate.tls.zones import SessionZone, SessionZones, ZoneStats
 
 __all__ = [
@@ -33,11 +36,13 @@ __all__ = [
     "ConfigError",
     "SessionZone",
     "SessionZones",
+    "TLSClientContext",
     "TLSClosed",
-    "TLSConnection",
     "TLSContext",
     "TLSError",
     "TLSHandshakeError",
+    "TLSSession",
+    "TLSStream",
     "ZoneStats",
     "build_contexts",
 ]

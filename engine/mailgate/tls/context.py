@@ -31,7 +31,7 @@ from mailgate.tls._keys import (
 from mailgate.tls.errors import ConfigError
 from mailgate.tls.zones import SessionZone, SessionZones
 
-__all__ = ["TLSContext", "build_contexts"]
+__all__ = ["TLSClientContext", "TLSContext", "build_contexts"]
 
 OnMessage = Callable[[ConfigMessage], None]
 
@@ -75,49 +75,22 @@ def _read_ticket_key(path: str, where: tuple[str, int] | None) -> bytearray:
     return data
 
 
-class TLSContext:
-    """The TLS context of one mail server (``SSL_CTX``).
+class _Context:
+    """What a server and a client context share: the ``SSL_CTX``, its protocols,
+    ciphers, certificate/key pairs, trusted certificates and CRL, ``ssl_conf_command``.
 
-    ``server`` is a merged ``ServerConfig``; ``zone`` the shared session zone
-    its ``ssl_session_cache shared:NAME:SIZE`` names, if any.  Relative paths
-    in ``ssl_conf_command`` values that OpenSSL takes as files or directories
-    are taken from ``conf_prefix`` (the configuration's directory).  Warnings
-    (a feature this OpenSSL lacks, a truncated password) go to ``on_message``.
-    Build it in the master before forking: the workers then share its ticket
-    keys and builtin cache state copy-on-write, as nginx's do.
+    The steps take plain values, so that the server's ``ssl_*`` directives and the
+    backend's ``proxy_ssl_*`` ones (ngx_stream_proxy_module) build their contexts
+    the same way.
     """
 
-    def __init__(
-        self,
-        server: ServerConfig,
-        zone: SessionZone | None = None,
-        *,
-        conf_prefix: str | None = None,
-        on_message: OnMessage | None = None,
-    ):
-        self.server = server
-        self.protocol: str = server.protocol
-        self.verify_client: str = server.ssl_verify_client
-        self.session_zone: SessionZone | None = None
-        self._conf_prefix = conf_prefix if conf_prefix is not None else os.path.dirname(server.file)
+    #: OpenSSL flags of the SSL_CONF commands this side accepts
+    _conf_flags = 0
+
+    def __init__(self, conf_prefix: str, on_message: OnMessage | None) -> None:
+        self._conf_prefix = conf_prefix
         self._on_message = on_message
         self._cert_digests: list[bytes] = []
-        self._ca_name_digests: list[bytes] = []
-
-        try:
-            self._create(server)
-            self._set_alpn(server.protocol)
-            self._set_ciphers(server.ssl_ciphers, server.ssl_prefer_server_ciphers)
-            self._use_certificates(server)
-            self._compress_certificates(server.ssl_certificate_compression)
-            self._verify_clients(server)
-            self._set_dhparam(server.ssl_dhparam)
-            self._set_ecdh_curve(server.ssl_ecdh_curve)
-            self._set_session_cache(server, zone)
-            self._set_tickets(server)
-            self._apply_conf_commands(server.ssl_conf_command)
-        finally:
-            lib.ERR_clear_error()
 
     def _message(self, level: str, text: str) -> None:
         if self._on_message is not None:
@@ -125,7 +98,7 @@ class TLSContext:
 
     # ---- the steps, in nginx's order ------------------------------------------
 
-    def _create(self, server) -> None:
+    def _create(self, protocols: Sequence[str]) -> None:
         ctx = lib.SSL_CTX_new(lib.TLS_method())
         if ctx == ffi.NULL:
             raise ConfigError("SSL_CTX_new() failed" + ssl_error_text())
@@ -139,7 +112,7 @@ class TLSContext:
         lib.SSL_CTX_clear_options(ctx, _ALL_PROTOCOL_OPTIONS)
         disabled = 0
         for name, option in _PROTOCOL_OPTIONS.items():
-            if name not in server.ssl_protocols:
+            if name not in protocols:
                 disabled |= option
         lib.SSL_CTX_set_options(ctx, disabled)
         lib.SSL_CTX_set_min_proto_version(ctx, 0)
@@ -148,22 +121,16 @@ class TLSContext:
         lib.SSL_CTX_set_mode(ctx, lib.SSL_MODE_RELEASE_BUFFERS | lib.SSL_MODE_NO_AUTO_CHAIN)
         lib.SSL_CTX_set_read_ahead(ctx, 1)
 
-    def _set_alpn(self, protocol: str) -> None:
-        name = protocol.encode()
-        wire = bytes([len(name)]) + name
-        if not lib.mg_ctx_set_alpn(self._ctx, wire, len(wire)):
-            raise ConfigError("SSL_CTX_set_alpn_select_cb() failed")
-
     def _set_ciphers(self, ciphers: str, prefer_server: bool) -> None:
         if not lib.SSL_CTX_set_cipher_list(self._ctx, ciphers.encode()):
             raise ConfigError(f'SSL_CTX_set_cipher_list("{ciphers}") failed' + ssl_error_text())
         if prefer_server:
             lib.SSL_CTX_set_options(self._ctx, lib.SSL_OP_CIPHER_SERVER_PREFERENCE)
 
-    def _use_certificates(self, server) -> None:
+    def _use_certificates(self, pairs, passwords) -> None:
+        """Each (certificate file, key) pair with its chain; ``passwords`` for the keys."""
         ctx = self._ctx
-        passwords = server.ssl_password_file.passwords if server.ssl_password_file else None
-        for cert, key in zip(server.ssl_certificate, server.ssl_certificate_key):
+        for cert, key in pairs:
             try:
                 chain = load_certificate_chain(cert)
             except LoadFailure as failure:
@@ -190,6 +157,115 @@ class TLSContext:
             if not lib.SSL_CTX_use_PrivateKey(ctx, pkey):
                 raise ConfigError(f'SSL_CTX_use_PrivateKey("{shown(key)}") failed' + ssl_error_text())
 
+    @staticmethod
+    def _add_to_store(store, path: str) -> list:
+        try:
+            certs = load_ca_certificates(path)
+        except LoadFailure as failure:
+            raise ConfigError(f'cannot load certificate "{path}": {failure}' + ssl_error_text()) from None
+        for cert in certs:
+            if not lib.X509_STORE_add_cert(store, cert):
+                raise ConfigError(f'X509_STORE_add_cert("{path}") failed' + ssl_error_text())
+        return certs
+
+    def _apply_conf_commands(self, commands: Sequence[tuple[str, str]]) -> None:
+        if not commands:
+            return
+        cctx = lib.SSL_CONF_CTX_new()
+        if cctx == ffi.NULL:
+            raise ConfigError("SSL_CONF_CTX_new() failed" + ssl_error_text())
+        try:
+            lib.SSL_CONF_CTX_set_flags(
+                cctx,
+                lib.SSL_CONF_FLAG_FILE
+                | self._conf_flags
+                | lib.SSL_CONF_FLAG_CERTIFICATE
+                | lib.SSL_CONF_FLAG_SHOW_ERRORS,
+            )
+            lib.SSL_CONF_CTX_set_ssl_ctx(cctx, self._ctx)
+            for name, value in commands:
+                kind = lib.SSL_CONF_cmd_value_type(cctx, name.encode())
+                if kind in (lib.SSL_CONF_TYPE_FILE, lib.SSL_CONF_TYPE_DIR):
+                    value = os.path.join(self._conf_prefix, value)
+                if lib.SSL_CONF_cmd(cctx, name.encode(), value.encode()) <= 0:
+                    raise ConfigError(f'SSL_CONF_cmd("{name}", "{value}") failed' + ssl_error_text())
+            if lib.SSL_CONF_CTX_finish(cctx) != 1:
+                raise ConfigError("SSL_CONF_finish() failed" + ssl_error_text())
+        finally:
+            lib.SSL_CONF_CTX_free(cctx)
+
+    def _trust(self, trusted: str | None, crl: str | None, depth: int) -> None:
+        """Verify the peer's chain: the trusted certificates, the CRL, the depth."""
+        lib.mg_ctx_set_verify(self._ctx, lib.SSL_VERIFY_PEER)
+        lib.SSL_CTX_set_verify_depth(self._ctx, depth)
+        store = lib.SSL_CTX_get_cert_store(self._ctx)
+        if trusted:
+            self._add_to_store(store, trusted)
+        if crl:
+            try:
+                crls = load_crls(crl)
+            except LoadFailure as failure:
+                raise ConfigError(f'cannot load CRL "{crl}": {failure}' + ssl_error_text()) from None
+            for item in crls:
+                if not lib.X509_STORE_add_crl(store, item):
+                    raise ConfigError(f'X509_STORE_add_crl("{crl}") failed' + ssl_error_text())
+            lib.X509_STORE_set_flags(store, lib.X509_V_FLAG_CRL_CHECK | lib.X509_V_FLAG_CRL_CHECK_ALL)
+
+
+class TLSContext(_Context):
+    """The TLS context of one mail server (``SSL_CTX``).
+
+    ``server`` is a merged ``ServerConfig``; ``zone`` the shared session zone
+    its ``ssl_session_cache shared:NAME:SIZE`` names, if any.  Relative paths
+    in ``ssl_conf_command`` values that OpenSSL takes as files or directories
+    are taken from ``conf_prefix`` (the configuration's directory).  Warnings
+    (a feature this OpenSSL lacks, a truncated password) go to ``on_message``.
+    Build it in the master before forking: the workers then share its ticket
+    keys and builtin cache state copy-on-write, as nginx's do.
+    """
+
+    server_side = True
+    _conf_flags = lib.SSL_CONF_FLAG_SERVER | lib.SSL_CONF_FLAG_CLIENT
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        zone: SessionZone | None = None,
+        *,
+        conf_prefix: str | None = None,
+        on_message: OnMessage | None = None,
+    ):
+        super().__init__(conf_prefix if conf_prefix is not None else os.path.dirname(server.file),
+                         on_message)
+        self.server = server
+        self.protocol: str = server.protocol
+        self.verify_client: str = server.ssl_verify_client
+        self.session_zone: SessionZone | None = None
+        self._ca_name_digests: list[bytes] = []
+        passwords = server.ssl_password_file.passwords if server.ssl_password_file else None
+
+        try:
+            self._create(server.ssl_protocols)
+            self._set_alpn(server.protocol)
+            self._set_ciphers(server.ssl_ciphers, server.ssl_prefer_server_ciphers)
+            self._use_certificates(zip(server.ssl_certificate, server.ssl_certificate_key),
+                                   passwords)
+            self._compress_certificates(server.ssl_certificate_compression)
+            self._verify_clients(server)
+            self._set_dhparam(server.ssl_dhparam)
+            self._set_ecdh_curve(server.ssl_ecdh_curve)
+            self._set_session_cache(server, zone)
+            self._set_tickets(server)
+            self._apply_conf_commands(server.ssl_conf_command)
+        finally:
+            lib.ERR_clear_error()
+
+    def _set_alpn(self, protocol: str) -> None:
+        name = protocol.encode()
+        wire = bytes([len(name)]) + name
+        if not lib.mg_ctx_set_alpn(self._ctx, wire, len(wire)):
+            raise ConfigError("SSL_CTX_set_alpn_select_cb() failed")
+
     def _compress_certificates(self, enabled: bool) -> None:
         if enabled and not lib.mg_compress_certs(self._ctx):
             lib.ERR_clear_error()
@@ -200,10 +276,7 @@ class TLSContext:
         if mode == "off":
             return
         ctx = self._ctx
-        client_ca, trusted = server.ssl_client_certificate, server.ssl_trusted_certificate
-
-        lib.mg_ctx_set_verify(ctx, lib.SSL_VERIFY_PEER)
-        lib.SSL_CTX_set_verify_depth(ctx, server.ssl_verify_depth)
+        client_ca = server.ssl_client_certificate
         store = lib.SSL_CTX_get_cert_store(ctx)
 
         if client_ca:
@@ -217,29 +290,7 @@ class TLSContext:
                     raise ConfigError(f'SSL_CTX_add_client_CA("{client_ca}") failed' + ssl_error_text())
                 self._ca_name_digests.append(_sha1(lib.X509_NAME_digest, name))
 
-        if trusted:
-            self._add_to_store(store, trusted)
-
-        if server.ssl_crl:
-            try:
-                crls = load_crls(server.ssl_crl)
-            except LoadFailure as failure:
-                raise ConfigError(f'cannot load CRL "{server.ssl_crl}": {failure}' + ssl_error_text()) from None
-            for crl in crls:
-                if not lib.X509_STORE_add_crl(store, crl):
-                    raise ConfigError(f'X509_STORE_add_crl("{server.ssl_crl}") failed' + ssl_error_text())
-            lib.X509_STORE_set_flags(store, lib.X509_V_FLAG_CRL_CHECK | lib.X509_V_FLAG_CRL_CHECK_ALL)
-
-    @staticmethod
-    def _add_to_store(store, path: str) -> list:
-        try:
-            certs = load_ca_certificates(path)
-        except LoadFailure as failure:
-            raise ConfigError(f'cannot load certificate "{path}": {failure}' + ssl_error_text()) from None
-        for cert in certs:
-            if not lib.X509_STORE_add_cert(store, cert):
-                raise ConfigError(f'X509_STORE_add_cert("{path}") failed' + ssl_error_text())
-        return certs
+        self._trust(server.ssl_trusted_certificate, server.ssl_crl, server.ssl_verify_depth)
 
     def _set_dhparam(self, path: str | None) -> None:
         if not path:
@@ -340,39 +391,55 @@ class TLSContext:
         elif self.session_zone is not None and not lib.mg_ctx_use_zone_ticket_keys(ctx):
             raise ConfigError("SSL_CTX_set_ex_data() failed")
 
-    def _apply_conf_commands(self, commands: Sequence[tuple[str, str]]) -> None:
-        if not commands:
-            return
-        cctx = lib.SSL_CONF_CTX_new()
-        if cctx == ffi.NULL:
-            raise ConfigError("SSL_CONF_CTX_new() failed" + ssl_error_text())
-        try:
-            lib.SSL_CONF_CTX_set_flags(
-                cctx,
-                lib.SSL_CONF_FLAG_FILE
-                | lib.SSL_CONF_FLAG_SERVER
-                | lib.SSL_CONF_FLAG_CLIENT
-                | lib.SSL_CONF_FLAG_CERTIFICATE
-                | lib.SSL_CONF_FLAG_SHOW_ERRORS,
-            )
-            lib.SSL_CONF_CTX_set_ssl_ctx(cctx, self._ctx)
-            for name, value in commands:
-                kind = lib.SSL_CONF_cmd_value_type(cctx, name.encode())
-                if kind in (lib.SSL_CONF_TYPE_FILE, lib.SSL_CONF_TYPE_DIR):
-                    value = os.path.join(self._conf_prefix, value)
-                if lib.SSL_CONF_cmd(cctx, name.encode(), value.encode()) <= 0:
-                    raise ConfigError(f'SSL_CONF_cmd("{name}", "{value}") failed' + ssl_error_text())
-            if lib.SSL_CONF_CTX_finish(cctx) != 1:
-                raise ConfigError("SSL_CONF_finish() failed" + ssl_error_text())
-        finally:
-            lib.SSL_CONF_CTX_free(cctx)
-
-    # ---- used by TLSConnection -------------------------------------------------
-
     def _forget_session(self, session) -> None:
         """Forget a session in the builtin and shared caches (after a client
         certificate failed verification, so that it cannot be resumed)."""
         lib.mg_ctx_remove_session(self._ctx, session)
+
+
+
+class TLSClientContext(_Context):
+    """The context of connections mailgate opens itself as a TLS client (to a backend,
+    to an auth server over HTTPS), built as ngx_stream_proxy_module builds its
+    ``proxy_ssl_*`` context: protocols, ciphers, an optional client certificate, and
+    with ``verify`` the trusted certificates, the CRL and the depth.
+
+    The verdict on the server's certificate is taken after the handshake
+    (``TLSStream.check_server_certificate``), as nginx's ngx_ssl_verify_callback
+    accepts every chain during it.
+    """
+
+    server_side = False
+    _conf_flags = lib.SSL_CONF_FLAG_CLIENT
+
+    def __init__(
+        self,
+        *,
+        protocols: Sequence[str] = ("TLSv1.2", "TLSv1.3"),
+        ciphers: str = "DEFAULT",
+        verify: bool = False,
+        trusted: str | None = None,
+        crl: str | None = None,
+        verify_depth: int = 1,
+        certificate: str | None = None,
+        certificate_key: str | None = None,
+        passwords: Sequence[bytes] | None = None,
+        conf_commands: Sequence[tuple[str, str]] = (),
+        conf_prefix: str = "",
+        on_message: OnMessage | None = None,
+    ):
+        super().__init__(conf_prefix, on_message)
+        self.verify = verify
+        try:
+            self._create(protocols)
+            self._set_ciphers(ciphers, False)
+            if certificate:
+                self._use_certificates([(certificate, certificate_key or certificate)], passwords)
+            if verify:
+                self._trust(trusted, crl, verify_depth)
+            self._apply_conf_commands(conf_commands)
+        finally:
+            lib.ERR_clear_error()
 
 
 def build_contexts(

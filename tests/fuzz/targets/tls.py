@@ -1,4 +1,4 @@
-"""Target ``tls``: raw TLS records into a server-side ``TLSConnection`` (``mailgate/tls``).
+"""Target ``tls``: raw TLS records into a server-side ``TLSStream`` (``mailgate/tls``).
 
 Every byte a TLS client sends reaches OpenSSL through mailgate's cffi layer and its C
 helpers (``include/csrc/tls_conn.c``): ``feed()``/``feed_input()``, ``do_handshake()``,
@@ -36,7 +36,7 @@ import ssl
 import tempfile
 
 from mailgate._openssl import lib
-from mailgate.tls import SessionZones, TLSClosed, TLSConnection, TLSError
+from mailgate.tls import SessionZones, TLSClosed, TLSStream, TLSError
 
 from tests.fuzz.common import WIDE, steps
 from tests.tls.clients import client_context, memory_handshake
@@ -91,7 +91,7 @@ class _Ended(Exception):
 class _Session:
     """One server connection, its optional client, and what each side has seen."""
 
-    def __init__(self, server: TLSConnection, client: ssl.SSLObject | None) -> None:
+    def __init__(self, server: TLSStream, client: ssl.SSLObject | None) -> None:
         self.server = server
         self.client = client
         self.sent = bytearray()  # plaintext the client sent
@@ -214,7 +214,7 @@ class _Session:
         assert bytes(got) == chunk, "the client read other bytes"
 
 
-def _facts(server: TLSConnection) -> None:
+def _facts(server: TLSStream) -> None:
     """Everything the session and auth_http read after the handshake."""
     assert server.protocol.startswith("TLSv1.") and server.cipher
     assert server.server_name in (None, "mail.test")
@@ -240,7 +240,7 @@ def one_input(data: bytes) -> None:
         session = _Session(server, client)
         session.advance()
     else:
-        session = _Session(TLSConnection(contexts[which]), None)
+        session = _Session(TLSStream(contexts[which]), None)
     try:
         for op, chunk in steps(data, 1, WIDE):
             session.step(op, chunk)

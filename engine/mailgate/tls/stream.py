@@ -1,14 +1,21 @@
-"""``TLSConnection``: TLS over memory BIOs, for any event loop.
+"""``TLSStream``: one socket's TLS, server or client side, over memory BIOs.
 
-The transport hands received ciphertext to ``feed()``; plaintext comes out of
-``recv_into()``; plaintext goes in through ``send()``; the ciphertext to write
-is taken with ``data_to_send()``, all of it at once, which is usually several
-records per transport write.  Each of these is one call into C however many
-records it covers, so the Python work per record stays small.
+The stream knows no socket and no event loop: ciphertext in (``feed()``, or
+``feed_input(n)`` after the transport read into ``input``), plaintext out
+(``recv_into()``), ciphertext to send (``data_to_send()``, or ``encrypt(data)``,
+all of it at once: usually several records per transport write), and what
+happened as return values and exceptions (handshake done, ``TLSClosed``,
+``TLSError``).  Each call is one call into C however many records it covers, so
+the Python work per record stays small.
 
-After the handshake, ``check_client_certificate()`` applies nginx's policy
-for ``ssl_verify_client`` (SPEC.md 10.8) and ``client_certificate()`` gives
-the facts auth_http sends (Auth-SSL-*).
+The side comes from the context: a ``TLSContext`` (a mail server's) makes a
+server-side stream, a ``TLSClientContext`` a client-side one (to a backend, to an
+auth server).  After the handshake the facts are properties (version, cipher,
+reuse, SNI name, certificates); ``check_client_certificate()`` applies nginx's
+``ssl_verify_client`` policy (ngx_mail_verify_cert() in ngx_mail_handler.c) and
+``client_certificate()`` gives what auth_http sends (Auth-SSL-*);
+``check_server_certificate()`` is the client side's verdict on the server
+(ngx_ssl_check_host() and the verify result, as ngx_stream_proxy_module takes it).
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
-from mailgate.tls.context import TLSContext
+from mailgate.tls.context import TLSClientContext, TLSContext
 from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
 
-__all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSConnection"]
+__all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSSession",
+           "TLSStream"]
 
 Log = Callable[[str, str], None]  # (nginx level, message)
 
@@ -61,7 +69,7 @@ def _peer_closed(code: int) -> bool:
 
 
 class CertificateVerdict(enum.Enum):
-    """What the session does after the handshake (SPEC.md 10.8, 2.6)."""
+    """What the session does after the handshake (ngx_mail_verify_cert())."""
 
     OK = "ok"
     #: send the protocol's "SSL certificate error" line and close
@@ -144,15 +152,31 @@ def _bio_text(write) -> str:
         lib.BIO_free(bio)
 
 
-class TLSConnection:
-    """One server-side TLS connection of a ``TLSContext``.
+class TLSSession:
+    """A client-side TLS session to offer again to the same server (``SSL_SESSION``)."""
 
-    Lifecycle: ``feed()`` what the client sent and call ``do_handshake()``
-    until it returns True, writing ``data_to_send()`` to the client after
-    every call; then ``recv_into()``/``send()``; at the end ``shutdown()``
-    (close_notify; True once the peer's close_notify arrived too, nginx waits
-    up to 3 s for it) or ``abort()`` after errors and timeouts, and finally
-    ``close()``, which frees the SSL object.  Not thread-safe; any event loop.
+    __slots__ = ("_session",)
+
+    def __init__(self, session) -> None:
+        self._session = ffi.gc(session, lib.SSL_SESSION_free)
+
+    @property
+    def resumable(self) -> bool:
+        return bool(lib.SSL_SESSION_is_resumable(self._session))
+
+
+class TLSStream:
+    """The TLS of one connection: server side with a ``TLSContext``, client side with a
+    ``TLSClientContext`` (then ``server_name`` goes in SNI, ``verify_name`` is the name
+    the server's certificate must carry, and ``session`` is offered for resumption).
+
+    Lifecycle: ``feed()`` what the peer sent and call ``do_handshake()`` until it
+    returns True, writing ``data_to_send()`` to the peer after every call (a client
+    calls it once before anything came, for its ClientHello); then
+    ``recv_into()``/``encrypt()``; at the end ``shutdown()`` (close_notify; True once
+    the peer's close_notify arrived too, nginx waits up to 3 s for it) or ``abort()``
+    after errors and timeouts, and finally ``close()``, which frees the SSL object.
+    Not thread-safe; any event loop.
 
     ``log(level, message)`` receives what the TLS layer itself logs during a
     handshake: nginx's rate-limited warning when the shared session cache is
@@ -162,11 +186,15 @@ class TLSConnection:
     __slots__ = ("_conn", "_input_address", "_log", "_nbytes", "_pending", "context",
                  "handshake_done", "input")
 
-    def __init__(self, context: TLSContext, *, log: Log | None = None):
-        conn = lib.mg_conn_new(context._ctx, 1)
+    def __init__(self, context: TLSContext | TLSClientContext, *, log: Log | None = None,
+                 server_name: str | None = None, verify_name: str | None = None,
+                 session: TLSSession | None = None):
+        conn = lib.mg_conn_new(context._ctx, 1 if context.server_side else 0)
         if conn == ffi.NULL:
             raise MemoryError("SSL_new() failed")
         self._conn = ffi.gc(conn, lib.mg_conn_free)
+        if not context.server_side:
+            self._client_setup(server_name, verify_name, session)
         self.context = context
         self._log = log
         self._nbytes = ffi.new("size_t *")
@@ -176,6 +204,17 @@ class TLSConnection:
         #: do_handshake(n): the buffer of the thread the connection was made on
         self.input: memoryview = _thread_input.view
         self._input_address = _thread_input.address
+
+    def _client_setup(self, server_name: str | None, verify_name: str | None,
+                      session: TLSSession | None) -> None:
+        ssl = lib.mg_conn_ssl(self._conn)
+        if not lib.mg_conn_set_server_name(
+                self._conn, server_name.encode("idna") if server_name else ffi.NULL,
+                verify_name.encode() if verify_name else ffi.NULL):
+            lib.ERR_clear_error()
+            raise TLSError("SSL_set_tlsext_host_name(\"%s\") failed" % server_name)
+        if session is not None and not lib.SSL_set_session(ssl, session._session):
+            lib.ERR_clear_error()  # a session this context cannot use: a full handshake
 
     # ---- bytes in and out ----------------------------------------------------
 
@@ -290,22 +329,12 @@ class TLSConnection:
             return n
         raise pending()
 
-    def send(self, data) -> int:
-        """Encrypt plaintext (any bytes-like); returns its length.  The
-        records are then in ``data_to_send()``."""
-        self._write(data)
-        return len(data)
-
     def encrypt(self, data) -> bytearray:
-        """``send(data)`` and ``data_to_send()`` in one: the records to write now
-        (what was waiting before included)."""
-        return self._take(self._write(data))
-
-    def _write(self, data) -> int:
-        """SSL_write(); the ciphertext waiting afterwards."""
+        """Encrypt plaintext (any bytes-like): the records to write now, what was
+        waiting before (e.g. what the handshake left) included."""
         code = lib.mg_conn_write(self._conn, ffi.from_buffer(data), len(data), self._nbytes)
         if code == _NONE:
-            return self._nbytes[0]
+            return self._take(self._nbytes[0])
         # after the peer's close_notify OpenSSL says "zero return" where the
         # write really failed
         raise _failure(lib.SSL_ERROR_SYSCALL if code == _ZERO_RETURN else code, "SSL_write() failed")
@@ -399,6 +428,29 @@ class TLSConnection:
         if key != ffi.NULL:
             key_alg = "%s%d" % (text(lib.EVP_PKEY_get0_type_name(key)), lib.EVP_PKEY_get_bits(key))
         return (text(sig) if sig != ffi.NULL else None), key_alg
+
+    def session(self) -> TLSSession | None:
+        """The client side's session, to offer in the next connection to this server."""
+        session = lib.SSL_get1_session(self._ssl)
+        return TLSSession(session) if session != ffi.NULL else None
+
+    def check_server_certificate(self, name: str | None) -> str | None:
+        """The client side's verdict on the server's certificate, after the handshake:
+        None when it is good, else nginx's reason (ngx_stream_proxy_ssl_handshake():
+        ``upstream SSL certificate verify error: (N:text)`` or ``upstream SSL
+        certificate does not match "NAME"``).  The name was checked during the
+        handshake when the stream was made with ``verify_name``."""
+        rc = lib.SSL_get_verify_result(self._ssl)
+        if rc == lib.X509_V_ERR_HOSTNAME_MISMATCH:
+            return f'upstream SSL certificate does not match "{name}"'
+        if rc != lib.X509_V_OK:
+            reason = text(lib.X509_verify_cert_error_string(rc))
+            return f"upstream SSL certificate verify error: ({rc}:{reason})"
+        cert = lib.SSL_get1_peer_certificate(self._ssl)
+        if cert == ffi.NULL:
+            return "upstream sent no required SSL certificate"
+        lib.X509_free(cert)
+        return None
 
     def check_client_certificate(self) -> CertificateCheck:
         """nginx's post-handshake policy for ``ssl_verify_client``.
