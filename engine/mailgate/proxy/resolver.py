@@ -45,9 +45,9 @@ import dns.rdataclass
 import dns.rdatatype
 
 from mailgate.config.model import Resolver, ServerConfig
+from mailgate.inet import IPAddress, format_ip, peer_ip
 from mailgate.log import printable
 from mailgate.protocol.events import Log
-from mailgate.proxy.realip import IPAddress, format_ip, peer_ip
 
 __all__ = [
     "ACTION_ADDRESS",
