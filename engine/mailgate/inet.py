@@ -10,7 +10,8 @@ Every IP and socket address text the proxy parses or prints goes through here:
   ``[::1]:25``, ``unix:/path``);
 * :func:`sockaddr_family` and :func:`sockaddr_ip` read a socket address in the form
   Python gives it (a transport's ``peername``/``sockname``);
-* :func:`ptocidr` and :class:`CIDRList` are ``ngx_ptocidr`` and ``ngx_cidr_match``.
+* :func:`ptocidr` and :class:`CIDRList` are ``ngx_ptocidr`` and ``ngx_cidr_match``;
+* :data:`UNAVAILABLE` and :data:`TEMPUNAVAIL` are the SMTP client host placeholders.
 
 nginx's own address text routines differ from Python's ``ipaddress`` at the edges:
 nginx prints IPv4-mapped and IPv4-compatible IPv6 addresses with a dotted tail
@@ -32,6 +33,8 @@ __all__ = [
     "IPAddress",
     "IPNetwork",
     "SockAddr",
+    "TEMPUNAVAIL",
+    "UNAVAILABLE",
     "format_ip",
     "parse_ip",
     "peer_ip",
@@ -50,6 +53,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: flowinfo, scope_id)`` for AF_INET6, the path for AF_UNIX (a str, bytes for an abstract
 #: name, empty for an unnamed socket).
 SockAddr = tuple | str | bytes
+
+# The SMTP client's host when it has no name: ngx_mail_smtp_handler.c's
+# smtp_unavailable (no resolver, a name that does not resolve back to the client) and
+# smtp_tempunavail (a UNIX-socket client, a failed lookup).  Text, as every name the
+# resolver finds is and as AuthFacts.client_host hands it to an embedder's auth
+# callable; the two wires that carry it (XCLIENT NAME=, the Client-Host header) encode
+# it where they are written.
+UNAVAILABLE = "[UNAVAILABLE]"
+TEMPUNAVAIL = "[TEMPUNAVAIL]"
 
 _INADDR_NONE = 0xFFFFFFFF
 _HEX = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}

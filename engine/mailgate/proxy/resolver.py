@@ -45,7 +45,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from mailgate.config.model import Resolver, ServerConfig
-from mailgate.inet import IPAddress, format_ip, peer_ip
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE, IPAddress, format_ip, peer_ip
 from mailgate.log import printable
 from mailgate.protocol.events import Log
 
@@ -56,14 +56,10 @@ __all__ = [
     "ClientNameResolver",
     "NXDOMAIN",
     "RESEND_INTERVAL",
-    "TEMPUNAVAIL",
     "TIMEDOUT",
-    "UNAVAILABLE",
     "strerror",
 ]
 
-UNAVAILABLE = "[UNAVAILABLE]"
-TEMPUNAVAIL = "[TEMPUNAVAIL]"
 ACTION_ADDRESS = "in resolving client address"
 ACTION_NAME = "in resolving client hostname"
 

@@ -20,6 +20,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from mailgate.auth import AuthFacts, ProxyAddresses, SSLFacts
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.log import SessionContext
 from mailgate.oserror import os_error_text
 from mailgate.protocol import server_for
@@ -39,7 +40,6 @@ from mailgate.protocol.events import (
 )
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.realip import realip_for
-from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.proxy.timers import Timed
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
@@ -95,7 +95,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         self.client_port = 0
         self.unix = False
         self.proxy_addresses: ProxyAddresses | None = None
-        self.client_host: bytes | None = None
+        self.client_host: str | None = None
         self.backend: "BackendSession | None" = None
         self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
@@ -365,7 +365,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
         if config.protocol == "smtp":
             # without a resolver (or until it answers) the SMTP client is [UNAVAILABLE];
             # a UNIX-socket client is [TEMPUNAVAIL] (SPEC §6.1)
-            self.client_host = (TEMPUNAVAIL if self.unix else UNAVAILABLE).encode()
+            self.client_host = TEMPUNAVAIL if self.unix else UNAVAILABLE
             self.machine = server_for(config, tls=self.tls is not None,
                                       client_addr=self.client_address,
                                       client_host=self.client_host, greeted=greeted)
@@ -398,7 +398,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             return
         for line in name.logs:
             self._log(line.level, line.message, line.action or "")
-        self.client_host = name.host.encode()
+        self.client_host = name.host
         self.machine.client_host = self.client_host
         self._greet()
 
@@ -502,7 +502,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             protocol=request.protocol, method=request.method, login=request.login,
             password=request.password, login_attempt=request.login_attempt,
             client_ip=self.client_address, salt=request.salt,
-            client_host=self.client_host.decode() if self.client_host else None,
+            client_host=self.client_host or None,
             proxy_protocol=self.proxy_addresses, smtp_helo=request.smtp_helo,
             smtp_from=request.smtp_from, smtp_to=request.smtp_to, ssl=ssl)
 
