@@ -5,10 +5,9 @@ Every SMTP wire string of the proxy lives here.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 
-from mailgate.inet import UNAVAILABLE
+from mailgate.inet import UNAVAILABLE, peer_ip
 from mailgate.protocol import sasl
 from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
 from mailgate.protocol._codes import (
@@ -255,10 +254,8 @@ def xtext(data: bytes) -> bytes:
 
 def xclient_line(client_addr: str, login: bytes, host: str) -> bytes:
     """``XCLIENT ADDR=… [LOGIN=…] NAME=…`` CRLF (``login`` empty: no LOGIN=)."""
-    try:
-        ipv6 = ipaddress.ip_address(client_addr).version == 6
-    except ValueError:
-        ipv6 = False
+    address = peer_ip(client_addr)
+    ipv6 = address is not None and address.version == 6
     line = b"XCLIENT ADDR=" + (b"IPV6:" if ipv6 else b"") + client_addr.encode()
     if login:
         line += b" LOGIN=" + xtext(login)

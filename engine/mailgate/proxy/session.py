@@ -20,7 +20,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from mailgate.auth import AuthFacts, ProxyAddresses, SSLFacts
-from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE, sockaddr_text
 from mailgate.log import SessionContext
 from mailgate.oserror import os_error_text
 from mailgate.protocol import server_for
@@ -139,11 +139,7 @@ class ClientSession(asyncio.BufferedProtocol, Timed):
             self._after_proxy_header()
 
     def _peer_text(self, peer) -> str:
-        if self.unix:
-            return "unix:"
-        if ":" in self.client_address:
-            return "[%s]:%d" % (self.client_address, self.client_port)
-        return "%s:%d" % (self.client_address, self.client_port)
+        return "unix:" if self.unix else sockaddr_text(peer)
 
     def connection_lost(self, exc) -> None:
         if not self._closed and self.ctx is not None:
