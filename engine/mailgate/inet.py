@@ -1,6 +1,6 @@
 """Addresses as nginx reads and prints them: mailgate's ``src/core/ngx_inet.c``.
 
-Every IP and socket address text the proxy parses or prints goes through here:
+The address rules the configuration, the protocol machines and the proxy share:
 
 * :func:`parse_ip` reads an address the way ``ngx_parse_addr`` does (``ngx_inet_addr``,
   then ``ngx_inet6_addr``): the text a peer sent, such as a PROXY header's source;
@@ -29,12 +29,12 @@ import socket
 from collections.abc import Iterable
 
 __all__ = [
+    "TEMPUNAVAIL",
+    "UNAVAILABLE",
     "CIDRList",
     "IPAddress",
     "IPNetwork",
     "SockAddr",
-    "TEMPUNAVAIL",
-    "UNAVAILABLE",
     "format_ip",
     "parse_ip",
     "peer_ip",
