@@ -19,6 +19,8 @@ import threading
 import time
 from typing import Iterable
 
+from mailgate.inet import sockaddr_family
+
 __all__ = [
     "LEVELS",
     "SYSLOG_FACILITIES",
@@ -173,9 +175,7 @@ class _SyslogDestination(_Destination):
 
     def _socket(self) -> socket.socket:
         if self.sock is None:
-            family = socket.AF_UNIX if isinstance(self.address, str) else (
-                socket.AF_INET6 if ":" in self.address[0] else socket.AF_INET)
-            sock = socket.socket(family, socket.SOCK_DGRAM)
+            sock = socket.socket(sockaddr_family(self.address), socket.SOCK_DGRAM)
             sock.setblocking(False)
             sock.connect(self.address)
             self.sock = sock

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from harness import Harness, server_config
 
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.protocol import (
     AuthOK,
     ImapBackendLogin,
@@ -123,7 +124,7 @@ def test_timeout_and_connection_loss(impl):
 def smtp_backend(impl, config=None, **kwargs):
     params = dict(login=b"good", password=b"secret pass", auth_method="plain", esmtp=True,
                   helo=b"cl", mail_from=None, rcpt_to=None, client_addr="127.0.0.1",
-                  client_host=b"[UNAVAILABLE]")
+                  client_host=UNAVAILABLE)
     params.update(kwargs)
     return backend(SmtpBackendLogin, impl, "smtp", config=config or {}, **params)
 
@@ -194,8 +195,8 @@ def test_smtp_bad_replies(impl):
 
 def test_xclient_encoding():
     assert xtext(b"a b+c=d\xff\x7f~") == b"a+20b+2Bc+3Dd+FF+7F~"
-    assert xclient_line("::1", b"u", b"h") == b"XCLIENT ADDR=IPV6:::1 LOGIN=u NAME=h\r\n"
-    assert xclient_line("unix:", b"", b"[TEMPUNAVAIL]") == (
+    assert xclient_line("::1", b"u", "h") == b"XCLIENT ADDR=IPV6:::1 LOGIN=u NAME=h\r\n"
+    assert xclient_line("unix:", b"", TEMPUNAVAIL) == (
         b"XCLIENT ADDR=unix: NAME=[TEMPUNAVAIL]\r\n")
 
 

@@ -14,10 +14,10 @@ from proxyprotocol.v1 import ProxyProtocolV1
 from proxyprotocol.v2 import ProxyProtocolV2
 
 from mailgate.auth.facts import ProxyAddresses
+from mailgate.inet import format_ip
 from mailgate.proxy.proxy_protocol import (
     PEEK_MAX, SIGNATURE, V1_MAX_HEADER, ProxyAddress, ProxyHeader, ProxyHeaderError, TLSFacts,
     build_v1, build_v2, crc32c, outbound_header, parse)
-from mailgate.proxy.realip import format_ip
 
 LIVE_V1 = b"PROXY TCP4 192.0.2.7 127.0.0.1 40000 30114\r\n"
 

@@ -11,10 +11,10 @@ import pytest
 
 from mailgate.config import Config
 from mailgate.config.model import Resolver
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.protocol.events import Log
 from mailgate.proxy.resolver import (
-    ACTION_ADDRESS, ACTION_NAME, TEMPUNAVAIL, UNAVAILABLE, ClientName, ClientNameResolver,
-    strerror)
+    ACTION_ADDRESS, ACTION_NAME, ClientName, ClientNameResolver, strerror)
 from tests.support.dns_server import (
     DNSServer, answer_with, garbage, other_question, reverse_name, wrong_id)
 

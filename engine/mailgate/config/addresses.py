@@ -4,6 +4,7 @@
 for ``listen``, a bare port or a port range; it resolves host names at load time and
 returns every address.  Errors carry nginx's short texts (``invalid port``, ``invalid
 host``, ``host not found`` ...), which each directive words into its own message.
+Addresses are printed by :func:`mailgate.inet.sock_ntop`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import socket
 from dataclasses import dataclass
 
 from mailgate.config.values import atoi
+from mailgate.inet import sock_ntop
 
-__all__ = ["AddressError", "Address", "ParsedURL", "parse_url", "sock_ntop"]
+__all__ = ["AddressError", "Address", "ParsedURL", "parse_url"]
 
 _SUN_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path) on Linux
 
@@ -47,15 +49,6 @@ class ParsedURL:
     uri: str
     wildcard: bool
     addresses: tuple[Address, ...]
-
-
-def sock_ntop(family: int, host: str, port: int) -> str:
-    """nginx's text of a socket address: ``1.2.3.4:25``, ``[::1]:25``, ``unix:/p``."""
-    if family == socket.AF_UNIX:
-        return "unix:" + host
-    if family == socket.AF_INET6:
-        return "[%s]:%d" % (host, port)
-    return "%s:%d" % (host, port)
 
 
 def _port(text: str, *, listen: bool) -> tuple[int, int]:

@@ -5,9 +5,9 @@ Every SMTP wire string of the proxy lives here.
 
 from __future__ import annotations
 
-import ipaddress
 from functools import lru_cache
 
+from mailgate.inet import UNAVAILABLE, peer_ip
 from mailgate.protocol import sasl
 from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
 from mailgate.protocol._codes import (
@@ -47,10 +47,6 @@ INTERNAL_ERROR = b"451 4.3.2 Internal server error\r\n"
 CERT_ERROR = b"421 4.7.1 SSL certificate error\r\n"
 NO_CERT = b"421 4.7.1 No required SSL certificate\r\n"
 
-# the client host name when there is no resolver (and for AF_UNIX clients)
-HOST_UNAVAILABLE = b"[UNAVAILABLE]"
-HOST_TEMPUNAVAIL = b"[TEMPUNAVAIL]"
-
 
 def _reply_lines(items: list[bytes]) -> bytes:
     """``250-a`` CRLF ... ``250 last`` CRLF."""
@@ -78,7 +74,8 @@ class SmtpServer(ServerMachine):
     """Client-facing SMTP before authentication (``ngx_mail_smtp_handler.c``).
 
     ``client_addr`` (the client IP as text, after realip) and ``client_host`` (the
-    name from the reverse/forward DNS check, SPEC §6.1) feed XCLIENT.  Start the
+    name from the reverse/forward DNS check, or ``[UNAVAILABLE]``/``[TEMPUNAVAIL]``,
+    as text) feed XCLIENT.  Start the
     machine once DNS is done; ``smtp_greeting_delay`` is handled here as a timer.
     """
 
@@ -91,7 +88,7 @@ class SmtpServer(ServerMachine):
     NO_CERT = NO_CERT
 
     def __init__(self, config, *, tls: bool = False, client_addr: str = "",
-                 client_host: bytes = HOST_UNAVAILABLE, greeted: bool = False,
+                 client_host: str = UNAVAILABLE, greeted: bool = False,
                  implementation: str | None = None, rand=None, now=None) -> None:
         super().__init__(config, tls=tls, greeted=greeted, implementation=implementation,
                          rand=rand, now=now)
@@ -255,16 +252,14 @@ def xtext(data: bytes) -> bytes:
     return bytes(out)
 
 
-def xclient_line(client_addr: str, login: bytes, host: bytes) -> bytes:
+def xclient_line(client_addr: str, login: bytes, host: str) -> bytes:
     """``XCLIENT ADDR=… [LOGIN=…] NAME=…`` CRLF (``login`` empty: no LOGIN=)."""
-    try:
-        ipv6 = ipaddress.ip_address(client_addr).version == 6
-    except ValueError:
-        ipv6 = False
+    address = peer_ip(client_addr)
+    ipv6 = address is not None and address.version == 6
     line = b"XCLIENT ADDR=" + (b"IPV6:" if ipv6 else b"") + client_addr.encode()
     if login:
         line += b" LOGIN=" + xtext(login)
-    return line + b" NAME=" + host + b"\r\n"
+    return line + b" NAME=" + host.encode() + b"\r\n"
 
 
 class SmtpBackendLogin(BackendLogin):
@@ -274,7 +269,7 @@ class SmtpBackendLogin(BackendLogin):
 
     def __init__(self, config, *, login: bytes, password: bytes | None, auth_method: str,
                  esmtp: bool, helo: bytes | None, mail_from: bytes | None,
-                 rcpt_to: bytes | None, client_addr: str, client_host: bytes,
+                 rcpt_to: bytes | None, client_addr: str, client_host: str,
                  implementation: str | None = None) -> None:
         super().__init__(config, implementation=implementation)
         self._login = login

@@ -8,7 +8,7 @@ Embedded use::
 
 The worker processes of the ``mailgate`` binary run the same object on sockets and
 shared zones the master prepared before forking.  No signal handlers, no fork:
-those belong to the process model (``mailgate.server``).
+those belong to the process model (``mailgate.process``).
 """
 
 from __future__ import annotations
@@ -17,68 +17,20 @@ import asyncio
 import socket
 from typing import Awaitable, Callable, Iterable
 
-from mailgate.auth import AuthFacts
-from mailgate.auth import http as auth_http
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
 from mailgate.log import ErrorLog, LogFiles
-from mailgate.protocol import SERVERS
-from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
-from mailgate.proxy.resolver import ClientNameResolver
+from mailgate.proxy.runtime import AuthCallable, ServerRuntime
 from mailgate.proxy.session import ClientSession
 from mailgate.proxy.stats import WorkerStats
 from mailgate.proxy.timers import TimerWheel
 
 __all__ = ["AuthCallable", "MailProxy", "ServerRuntime"]
 
-AuthCallable = Callable[[AuthFacts], Awaitable["AuthOK | AuthFailed | AuthRetry"]]
-_RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
-
-
-class ServerRuntime:
-    """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats."""
-
-    def __init__(self, proxy: "MailProxy", config: ServerConfig, tls, log: ErrorLog):
-        self.proxy = proxy
-        self.config = config
-        self.tls = tls
-        self.log = log
-        self.stats = proxy.counters
-        self.resolver = ClientNameResolver.from_server(config)
-        #: the greeting actions when they are the same for every connection (see
-        #: ServerMachine.fixed_start), else None
-        self.fixed_start = SERVERS[config.protocol].fixed_start(config)
-
-    async def authenticate(self, facts: AuthFacts, log):
-        """The auth decision for ``facts``: the embedder's callable, or auth_http."""
-        hook = self.proxy.auth
-        config = self.config
-        if hook is None:
-            stats = self.stats
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            stats.auth_request_started()
-            try:
-                return await auth_http.query(config.auth_http, config.auth_http_header,
-                                             config.auth_http_timeout, facts, log)
-            finally:
-                stats.auth_request_done(loop.time() - started)
-        try:
-            result = await asyncio.wait_for(hook(facts), config.auth_http_timeout)
-        except asyncio.TimeoutError:
-            log("error", "auth callable timed out (110: Connection timed out)")
-            return AuthInternalError()
-        if not isinstance(result, _RESULTS):
-            log("error", "auth callable returned %s, not an auth result" % type(result).__name__)
-            return AuthInternalError()
-        return result
-
-
 class Listener:
     """One listening socket: its ``listen`` and the server of each local address."""
 
     def __init__(self, proxy: "MailProxy", entry: ListenSocket, runtimes: dict[ServerConfig, ServerRuntime]):
         self.proxy = proxy
-        self.entry = entry
         self.listen = entry.listen
         self._default = runtimes[entry.server]
         self._routes = {address: runtimes[server] for address, server in entry.routes.items()}
@@ -250,7 +202,8 @@ class MailProxy:
         contexts = self._contexts if self._contexts is not None else build_contexts(config, self._zones)
         runtimes = {}
         for server, context in zip(config.servers, contexts):
-            runtimes[server] = ServerRuntime(self, server, context, ErrorLog(server.error_log, self.log_files))
+            runtimes[server] = ServerRuntime(server, context, ErrorLog(server.error_log, self.log_files),
+                                             self.counters, self.auth)
         entries = config.listen_sockets()
         if self._sockets is None:
             opened = open_listen_sockets(config)

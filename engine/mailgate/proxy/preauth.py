@@ -10,12 +10,12 @@ concern (a mixin: no object of its own per connection).
 
 from __future__ import annotations
 
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.protocol import server_for
 from mailgate.protocol.events import StartTLS
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.phases import CLOSING, HANDSHAKE, PRE_AUTH, RELAY, RESOLVING
 from mailgate.proxy.realip import realip_for
-from mailgate.proxy.resolver import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.proxy.tls_transport import DISCARD
 from mailgate.tls import TLSClosed, TLSError, TLSStream
 
@@ -137,7 +137,7 @@ class PreAuthPhase:
         if config.protocol == "smtp":
             # without a resolver (or until it answers) the SMTP client is [UNAVAILABLE];
             # a UNIX-socket client is [TEMPUNAVAIL] (ngx_mail_smtp_init_session())
-            self.client_host = (TEMPUNAVAIL if self.unix else UNAVAILABLE).encode()
+            self.client_host = TEMPUNAVAIL if self.unix else UNAVAILABLE
             self.machine = server_for(config, tls=self.tls is not None,
                                       client_addr=self.client_address,
                                       client_host=self.client_host, greeted=greeted)
@@ -166,7 +166,7 @@ class PreAuthPhase:
             return
         for line in name.logs:
             self.log(line.level, line.message, line.action or "")
-        self.client_host = name.host.encode()
+        self.client_host = name.host
         self.machine.client_host = self.client_host
         self._greet()
 

@@ -26,14 +26,12 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass
-from typing import Union
 
 from mailgate.auth.facts import ProxyAddresses
+from mailgate.inet import SockAddr, format_ip, sockaddr_ip, sockaddr_text
 from mailgate.log import printable
-from mailgate.proxy.realip import format_ip, peer_ip
 
 __all__ = [
-    "Endpoint",
     "PEEK_MAX",
     "ProxyAddress",
     "ProxyHeader",
@@ -286,39 +284,25 @@ def parse_first_read(data: bytes) -> ProxyHeader | ProxyHeaderError:
 
 # -- outbound ------------------------------------------------------------------------------
 
-#: A connection end: ``(IP text, port)`` for TCP, or the socket path for AF_UNIX (what
-#: ``getsockname``/``getpeername`` return for it: a str, or bytes for an abstract name).
-Endpoint = Union[tuple[str, int], str, bytes]
 
-
-def _endpoint_ip(end: Endpoint) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not isinstance(end, tuple):
-        return None
-    address = peer_ip(end[0])
+def _v1_text(end: SockAddr, address) -> tuple[str, int]:
+    """ngx_sock_ntop without the port: the IP as nginx prints it, or unix:PATH and 0."""
     if address is None:
-        raise ValueError("not an IP address: %r" % (end[0],))
-    return address
-
-
-def _v1_text(end: Endpoint, address) -> tuple[str, int]:
-    if address is None:
-        # ngx_sock_ntop of AF_UNIX: the path up to its first NUL; no port
-        path = end if isinstance(end, str) else end.decode("latin-1")
-        return "unix:" + path.partition("\0")[0], 0
+        return sockaddr_text(end), 0
     return format_ip(address), end[1]
 
 
-def build_v1(client: Endpoint, local: Endpoint) -> bytes:
+def build_v1(client: SockAddr, local: SockAddr) -> bytes:
     """The v1 header nginx sends: the family is the client's; AF_UNIX gives UNKNOWN.
 
     >>> build_v1(("192.0.2.7", 40000), ("127.0.0.1", 30114))
     b'PROXY TCP4 192.0.2.7 127.0.0.1 40000 30114\\r\\n'
     """
-    client_ip = _endpoint_ip(client)
+    client_ip = sockaddr_ip(client)
     if client_ip is None:
         return b"PROXY UNKNOWN\r\n"
     client_text, client_port = _v1_text(client, client_ip)
-    local_text, local_port = _v1_text(local, _endpoint_ip(local))
+    local_text, local_port = _v1_text(local, sockaddr_ip(local))
     return ("PROXY TCP%d %s %s %d %d\r\n" % (
         client_ip.version, client_text, local_text, client_port, local_port)).encode("ascii")
 
@@ -394,10 +378,10 @@ def _tls_tlvs(tls: TLSFacts) -> bytes:
     return b"".join(out)
 
 
-def _v2_addresses(client: Endpoint, local: Endpoint) -> tuple[int, int, bytes]:
+def _v2_addresses(client: SockAddr, local: SockAddr) -> tuple[int, int, bytes]:
     """(version/command byte, family/transport byte, address block) as SPEC §9.1 says."""
-    source = _endpoint_ip(client)
-    destination = _endpoint_ip(local)
+    source = sockaddr_ip(client)
+    destination = sockaddr_ip(local)
     if source is None or destination is None:
         return 0x20, 0x00, b""  # LOCAL, UNSPEC
     ports = struct.pack("!HH", client[1], local[1])
@@ -413,7 +397,7 @@ def _v2_addresses(client: Endpoint, local: Endpoint) -> tuple[int, int, bytes]:
     return 0x21, 0x21, promoted(source) + promoted(destination) + ports
 
 
-def build_v2(client: Endpoint, local: Endpoint, tls: TLSFacts | None = None) -> bytes:
+def build_v2(client: SockAddr, local: SockAddr, tls: TLSFacts | None = None) -> bytes:
     """The v2 header nginx sends: addresses, TLS TLVs when ``tls`` is given, CRC32C last."""
     command, family, body = _v2_addresses(client, local)
     if tls is not None:
@@ -424,7 +408,7 @@ def build_v2(client: Endpoint, local: Endpoint, tls: TLSFacts | None = None) -> 
     return bytes(header)
 
 
-def backend_header(mode: str, client: Endpoint, local: Endpoint, tls=None) -> bytes:
+def backend_header(mode: str, client: SockAddr, local: SockAddr, tls=None) -> bytes:
     """What a session sends its backend first for ``proxy_protocol mode``: nothing when
     ``off``; ``tls`` is the client connection's ``TLSStream`` (its facts go in v2)."""
     if mode == "off":
@@ -433,7 +417,7 @@ def backend_header(mode: str, client: Endpoint, local: Endpoint, tls=None) -> by
     return outbound_header(mode, client, local, facts)
 
 
-def outbound_header(mode: str, client: Endpoint, local: Endpoint,
+def outbound_header(mode: str, client: SockAddr, local: SockAddr,
                     tls: TLSFacts | None = None) -> bytes:
     """The header for the ``proxy_protocol`` value ``mode`` (``on`` = v1, ``v2``).
 

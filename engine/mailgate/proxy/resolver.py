@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-import socket
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -45,9 +44,9 @@ import dns.rdataclass
 import dns.rdatatype
 
 from mailgate.config.model import Resolver, ServerConfig
+from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE, IPAddress, format_ip, peer_ip, sockaddr_family
 from mailgate.log import printable
 from mailgate.protocol.events import Log
-from mailgate.proxy.realip import IPAddress, format_ip, peer_ip
 
 __all__ = [
     "ACTION_ADDRESS",
@@ -56,14 +55,10 @@ __all__ = [
     "ClientNameResolver",
     "NXDOMAIN",
     "RESEND_INTERVAL",
-    "TEMPUNAVAIL",
     "TIMEDOUT",
-    "UNAVAILABLE",
     "strerror",
 ]
 
-UNAVAILABLE = "[UNAVAILABLE]"
-TEMPUNAVAIL = "[TEMPUNAVAIL]"
 ACTION_ADDRESS = "in resolving client address"
 ACTION_NAME = "in resolving client hostname"
 
@@ -485,9 +480,8 @@ class ClientNameResolver:
     async def _udp(query: dns.message.Message, host: str, port: int, until: float,
                    read: Callable, tcp_retry: bool) -> _Answer | None:
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         transport, protocol = await loop.create_datagram_endpoint(
-            _Datagrams, family=family, remote_addr=(host, port))
+            _Datagrams, family=sockaddr_family((host, port)), remote_addr=(host, port))
         try:
             transport.sendto(query.to_wire())
             while True:

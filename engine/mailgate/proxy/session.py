@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mailgate.auth import ProxyAddresses
+from mailgate.inet import sockaddr_text
 from mailgate.log import SessionContext
 from mailgate.oserror import os_error_text
 from mailgate.protocol.events import (
@@ -52,12 +53,23 @@ from mailgate.proxy.tls_transport import DISCARD, TLSTransport
 from mailgate.tls import TLSStream
 
 if TYPE_CHECKING:
-    from mailgate.proxy.mailproxy import Listener, ServerRuntime
+    from mailgate.proxy.runtime import ServerRuntime
 
-__all__ = ["ClientSession"]
+__all__ = ["ClientSession", "SessionSource"]
 
 PROXY_HEADER_MAX = proxy_protocol.PEEK_MAX
 TIMED_OUT = "(110: Connection timed out)"
+
+
+class SessionSource(Protocol):
+    """What a session needs of the listener that accepted it (``mailproxy.Listener``)."""
+
+    proxy: Any  #: the MailProxy: its sessions, its timer wheel
+    listen: Any  #: the ``listen`` of the socket
+    nodelay_by_hand: bool  #: the loop does not set TCP_NODELAY on this socket
+
+    def route(self, transport) -> "ServerRuntime":
+        """The ``server {}`` of a connection."""
 
 
 class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPhase,
@@ -81,7 +93,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         "proxy_addresses", "runtime", "tls", "tls_implicit", "transport", "unix",
     )
 
-    def __init__(self, listener: "Listener", number: int):
+    def __init__(self, listener: SessionSource, number: int):
         self.listener = listener
         self.proxy = listener.proxy
         self.listen = listener.listen
@@ -101,7 +113,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         self.client_port = 0
         self.unix = False
         self.proxy_addresses: ProxyAddresses | None = None
-        self.client_host: bytes | None = None
+        self.client_host: str | None = None
         self.backend: BackendSession | None = None
         self._header: memoryview | None = None  # the PROXY header, read before anything
         self._header_length = 0
@@ -137,20 +149,13 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         log = runtime.log
         if log.enabled("info"):
             log.log("info", "*%d client %s connected to %s" % (
-                self.number, self._peer_text(), self.listen.addr_text))
+                self.number, "unix:" if self.unix else sockaddr_text(peer), self.listen.addr_text))
         self.ctx = SessionContext(self.number, self.client_address, self.listen.addr_text)
         if self.listen.proxy_protocol:
             self._header = memoryview(bytearray(PROXY_HEADER_MAX))
             self.arm_timeout(runtime.config.timeout)
         else:
             self._after_proxy_header()
-
-    def _peer_text(self) -> str:
-        if self.unix:
-            return "unix:"
-        if ":" in self.client_address:
-            return "[%s]:%d" % (self.client_address, self.client_port)
-        return "%s:%d" % (self.client_address, self.client_port)
 
     def connection_lost(self, exc) -> None:
         if not self._closed and self.ctx is not None:

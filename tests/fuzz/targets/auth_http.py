@@ -28,8 +28,8 @@ from mailgate.auth.http import (
     decide,
     parse_response,
 )
+from mailgate.inet import peer_ip
 from mailgate.protocol import AuthFailed, AuthInternalError, AuthOK, AuthRetry
-from mailgate.proxy.realip import peer_ip
 
 from tests.fuzz.common import WIDE, steps
 

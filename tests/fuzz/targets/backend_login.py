@@ -27,6 +27,7 @@ import base64
 import re
 from functools import cache
 
+from mailgate.inet import UNAVAILABLE
 from mailgate.protocol import (
     ArmTimer,
     DisarmTimer,
@@ -81,7 +82,7 @@ def _machine(selector: int, variant: int, implementation: str):
         mail_from=b"MAIL FROM:<a@b.test>" if method == "none" else None,
         rcpt_to=b"RCPT TO:<c@d.test>" if method == "none" else None,
         client_addr=("127.0.0.1", "::1", "")[(variant >> 4) % 3],
-        client_host=(b"[UNAVAILABLE]", b"client.test")[variant >> 7], **kwargs)
+        client_host=(UNAVAILABLE, "client.test")[variant >> 7], **kwargs)
 
 
 def _entry(action):

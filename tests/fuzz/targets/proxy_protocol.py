@@ -23,6 +23,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 
+from mailgate.inet import format_ip, parse_ip
 from mailgate.proxy.proxy_protocol import (
     PEEK_MAX,
     ProxyHeader,
@@ -34,7 +35,7 @@ from mailgate.proxy.proxy_protocol import (
     parse,
     parse_first_read,
 )
-from mailgate.proxy.realip import format_ip, parse_ip, realip_for
+from mailgate.proxy.realip import realip_for
 
 # every peer is trusted: the header's source is always parsed
 REALIP = realip_for(("0.0.0.0/0", "::/0", "unix:"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from mailgate.config.addresses import AddressError, parse_url, sock_ntop
+from mailgate.config.addresses import AddressError, parse_url
 from mailgate.config.errors import ConfigError
 from mailgate.config.model import Listen, MainConfig, Resolver
 from mailgate.config.registry import (
@@ -18,6 +18,7 @@ from mailgate.config.registry import (
     str_slot,
 )
 from mailgate.config.values import atoi, parse_size, parse_time
+from mailgate.inet import sock_ntop
 
 __all__ = ["DIRECTIVES", "PROTOCOL_PORTS", "merge"]
 

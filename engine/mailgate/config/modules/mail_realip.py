@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 
 from mailgate.config.addresses import AddressError, parse_url
 from mailgate.config.registry import Call, Ctx, Directive
+from mailgate.inet import ptocidr
 
 __all__ = ["DIRECTIVES"]
 
@@ -15,21 +15,17 @@ MODULE = "ngx_mail_realip_module"
 
 def _network(call: Call, text: str) -> tuple[str, ...]:
     """An address or CIDR (host bits masked with a warning), or every address of a name."""
-    try:
-        network = ipaddress.ip_network(text, strict=False)
-    except ValueError:
-        pass
-    else:
-        if "/" in text and network.network_address != ipaddress.ip_interface(text).ip:
+    cidr = ptocidr(text)
+    if cidr is not None:
+        network, low_bits = cidr
+        if low_bits:
             call.warn("low address bits of %s are meaningless" % text)
         return (str(network),)
     try:
         addresses = parse_url(text).addresses
     except AddressError:
         raise call.error('host not found in set_real_ip_from "%s"' % text) from None
-    return tuple(
-        str(ipaddress.ip_network(a.host)) for a in addresses if a.family != socket.AF_UNIX
-    )
+    return tuple(str(ptocidr(a.host)[0]) for a in addresses if a.family != socket.AF_UNIX)
 
 
 def _set_real_ip_from(call: Call) -> None:
