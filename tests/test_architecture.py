@@ -22,7 +22,6 @@ CONFIG_TABLE = frozenset({
     "mailgate.config.loader", "mailgate.config.registry", "mailgate.config.modules"})
 
 
-
 def _modules() -> dict[str, tuple[Path, bool]]:
     """Every module of the mailgate package: dotted name -> (file, is a package)."""
     modules = {}
