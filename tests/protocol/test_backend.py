@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from harness import Harness, server_config
 
 from mailgate.protocol import (
     AuthOK,
@@ -16,6 +15,8 @@ from mailgate.protocol import (
     SmtpServer,
 )
 from mailgate.protocol.smtp import xclient_line, xtext
+
+from tests.protocol.harness import Harness, server_config
 
 
 def backend(cls, impl, protocol="imap", **kwargs):

@@ -1,12 +1,7 @@
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from pki import PKI
-from server import ServerProcess, ServerThread
+from tests.tls.pki import PKI
+from tests.tls.server import ServerProcess, ServerThread
 
 
 @pytest.fixture(scope="session")

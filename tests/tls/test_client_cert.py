@@ -7,10 +7,11 @@ import hashlib
 import ssl
 
 import pytest
-from clients import client_context, connect, s_client
-from conf import context
 from cryptography.hazmat.primitives import serialization
 from mailgate.tls import SessionZones
+
+from tests.tls.clients import client_context, connect, s_client
+from tests.tls.conf import context
 
 
 def verify(pki, mode: str, *, ca: str = "client_certificate", depth: int | None = None,

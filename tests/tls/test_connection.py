@@ -8,10 +8,11 @@ import ssl
 import time
 
 import pytest
-from clients import client_context, connect, memory_handshake
-from conf import context
 from mailgate._openssl import lib
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
+
+from tests.tls.clients import client_context, connect, memory_handshake
+from tests.tls.conf import context
 
 
 @pytest.fixture
@@ -101,7 +102,7 @@ def test_echo_through_a_real_socket(pki, ctx, serve):
 
 def test_echo_on_uvloop(pki, ctx):
     uvloop = pytest.importorskip("uvloop")
-    from server import ServerThread
+    from tests.tls.server import ServerThread
 
     srv = ServerThread(loop_factory=uvloop.new_event_loop, main=ctx)
     try:

@@ -8,8 +8,9 @@ import re
 import subprocess
 
 import pytest
-from conf import certs, load
 from mailgate.tls import ConfigError, SessionZones, TLSContext, build_contexts
+
+from tests.tls.conf import certs, load
 
 NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
 

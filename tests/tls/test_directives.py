@@ -9,8 +9,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from clients import client_context, connect, handshake_session, s_client
-from conf import context
+
+from tests.tls.clients import client_context, connect, handshake_session, s_client
+from tests.tls.conf import context
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3

@@ -8,10 +8,11 @@ import os
 import ssl
 
 import pytest
-from clients import client_context, memory_handshake
-from conf import context
 from mailgate._openssl import lib
 from mailgate.tls import SessionZones
+
+from tests.tls.clients import client_context, memory_handshake
+from tests.tls.conf import context
 
 HANDSHAKES = 20_000
 WARM_UP = 2_000

@@ -11,9 +11,10 @@ import subprocess
 import time
 
 import pytest
-from clients import client_context, handshake_session, memory_handshake
-from conf import certs, context, load
 from mailgate.tls import SessionZones, build_contexts
+
+from tests.tls.clients import client_context, handshake_session, memory_handshake
+from tests.tls.conf import certs, context, load
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3

@@ -7,10 +7,11 @@ import ssl
 import time
 
 import pytest
-from clients import client_context, memory_handshake
-from conf import certs, load
 from mailgate._openssl import lib
 from mailgate.tls import ConfigError, SessionZone, SessionZones, build_contexts
+
+from tests.tls.clients import client_context, memory_handshake
+from tests.tls.conf import certs, load
 
 NOW = 1_800_000_000
 
