@@ -8,8 +8,6 @@ the case states both expected outputs: those are the known, intended differences
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from mailgate import cli
@@ -202,14 +200,9 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cert")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mx.test",
-         "-keyout", str(d / "server.key"), "-out", str(d / "server.crt")],
-        check=True, capture_output=True, timeout=60,
-    )
-    return (d / "server.crt").read_text(), (d / "server.key").read_text()
+def certificate(pki):
+    """(certificate chain, key) as text: the test PKI's RSA server."""
+    return pki.server_rsa.cert.read_text(), pki.server_rsa.key_file.read_text()
 
 
 def _normalize(lines, directory):

@@ -1,4 +1,5 @@
-"""Real TLS clients for the tests: Python's ssl module and openssl s_client."""
+"""Real TLS clients for the tests: Python's ssl module (its contexts from
+``tests.support.clients.client_context``) and openssl s_client."""
 
 from __future__ import annotations
 
@@ -10,26 +11,10 @@ import subprocess
 TIMEOUT = 10
 
 
-def client_context(pki, *, version: ssl.TLSVersion | None = None, cert: str | None = None,
-                   key: str | None = None, alpn: list[str] | None = None,
-                   ciphers: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(pki["ca.pem"])
-    if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
-    if cert is not None:
-        ctx.load_cert_chain(cert, key)
-    if alpn is not None:
-        ctx.set_alpn_protocols(alpn)
-    if ciphers is not None:
-        ctx.set_ciphers(ciphers)
-    return ctx
-
-
 class Client:
     """A connected Python ssl client; ``greeting`` is the server's first line."""
 
-    def __init__(self, port: int, ctx: ssl.SSLContext, *, session=None, server_hostname="mail.test"):
+    def __init__(self, port: int, ctx: ssl.SSLContext, *, session=None, server_hostname="mx.test"):
         raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         try:
             self.sock = ctx.wrap_socket(raw, server_hostname=server_hostname, session=session)
@@ -92,7 +77,7 @@ def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float =
     return proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
 
 
-def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mail.test", log=None):
+def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mx.test", log=None):
     """A handshake between a TLSConnection and an ssl.SSLObject, in memory.
 
     Returns (server, client) once both sides are done and the client has

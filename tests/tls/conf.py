@@ -34,10 +34,11 @@ def load(directory, *servers: str, mail: str = "", protocol: str = "imap") -> Co
 
 
 def certs(pki, *names: str) -> str:
-    """ssl_certificate/ssl_certificate_key lines for rsa, ecdsa, other."""
+    """ssl_certificate/ssl_certificate_key lines for the PKI's server certificates
+    ``rsa``, ``ecdsa``, ``other``."""
     return "".join(
-        f"        ssl_certificate {pki[name + '.pem']};\n        ssl_certificate_key {pki[name + '.key']};\n"
-        for name in names
+        f"        ssl_certificate {files.cert};\n        ssl_certificate_key {files.key_file};\n"
+        for files in (getattr(pki, "server_" + name) for name in names)
     )
 
 

@@ -1,12 +1,8 @@
+"""Servers of the TLS tests (their certificates: the ``pki`` fixture of tests/support)."""
+
 import pytest
 
-from tests.tls.pki import PKI
 from tests.tls.server import ServerProcess, ServerThread
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    return PKI(str(tmp_path_factory.mktemp("pki")))
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import pytest
 from mailgate._openssl import lib
 from mailgate.tls import TLSClosed, TLSConnection, TLSError, TLSHandshakeError
 
-from tests.tls.clients import client_context, connect, memory_handshake
+from tests.support.clients import client_context
+from tests.tls.clients import connect, memory_handshake
 from tests.tls.conf import context
 
 
@@ -189,7 +190,7 @@ def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
     """The session's path: each read lands in tls.input and do_handshake(n) feeds it."""
     server = TLSConnection(ctx)
     to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_context(pki).wrap_bio(to_client, to_server, server_hostname="mail.test")
+    client = client_context(pki).wrap_bio(to_client, to_server, server_hostname="mx.test")
     done = False
     for _ in range(10):
         try:
@@ -314,11 +315,11 @@ def test_a_long_chain_leaves_in_one_piece(tmp_path, pki):
     """The server's whole first flight is taken at once (nginx raises its
     handshake buffer to 16 KiB for the same end)."""
     chain = tmp_path / "long-chain.pem"
-    chain.write_bytes(pki.rsa.cert_pem + pki.intermediate.cert_pem * 40)
-    body = f"ssl_certificate {chain}; ssl_certificate_key {pki['rsa.key']};"
+    chain.write_text(pki.server_rsa.cert_pem + pki.intermediate.cert_pem * 40)
+    body = f"ssl_certificate {chain}; ssl_certificate_key {pki.server_rsa.key_file};"
     ctx = context(tmp_path, pki, body, names=())
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="mail.test")
+    client = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="mx.test")
     with pytest.raises(ssl.SSLWantReadError):
         client.do_handshake()
     server = TLSConnection(ctx)

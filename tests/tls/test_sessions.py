@@ -13,7 +13,8 @@ import time
 import pytest
 from mailgate.tls import SessionZones, build_contexts
 
-from tests.tls.clients import client_context, handshake_session, memory_handshake
+from tests.support.clients import client_context
+from tests.tls.clients import handshake_session, memory_handshake
 from tests.tls.conf import certs, context, load
 
 TLS12 = ssl.TLSVersion.TLSv1_2
@@ -274,7 +275,7 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
         "events {}\npid nginx.pid;\nerror_log logs/error.log info;\n"
         "mail {\n  auth_http 127.0.0.1:9/auth;\n"
         f"  server {{ listen 127.0.0.1:{port} ssl; protocol imap;\n"
-        f"    ssl_certificate {pki['ecdsa.pem']}; ssl_certificate_key {pki['ecdsa.key']};\n"
+        f"    ssl_certificate {pki.server_ecdsa.cert}; ssl_certificate_key {pki.server_ecdsa.key_file};\n"
         f"    ssl_protocols TLSv1.2; ssl_session_ticket_key {key}; }}\n}}\n"
     )
     nginx = ["nginx", "-p", f"{tmp_path}/", "-c", "nginx.conf",
@@ -284,13 +285,13 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
         srv = serve(main=context(tmp_path / "mg", pki, f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};"))
         client = client_context(pki, version=TLS12)
         with socket.create_connection(("127.0.0.1", port)) as raw, \
-                client.wrap_socket(raw, server_hostname="mail.test") as tls:
+                client.wrap_socket(raw, server_hostname="mx.test") as tls:
             tls.recv(100)
             from_nginx = tls.session
         assert resumed(srv.port, client, from_nginx)
         _, from_mailgate = handshake_session(srv.port, client)
         with socket.create_connection(("127.0.0.1", port)) as raw, \
-                client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
+                client.wrap_socket(raw, server_hostname="mx.test", session=from_mailgate) as tls:
             tls.recv(100)
             assert tls.session_reused
     finally:
@@ -313,7 +314,7 @@ def test_full_zone_warns_once_per_second(tmp_path, pki):
     ctx = context(
         tmp_path, pki,
         "ssl_session_cache shared:TINY:32k;" + NO_TICKETS
-        + f"ssl_verify_client optional; ssl_client_certificate {pki['client-ca.pem']};",
+        + f"ssl_verify_client optional; ssl_client_certificate {pki.ca.cert};",
         zones=zones,
     )
     zone = zones["TINY"]
@@ -323,7 +324,7 @@ def test_full_zone_warns_once_per_second(tmp_path, pki):
         server.close()
     assert zone.stats().count == zone.stats().capacity
 
-    with_cert = client_context(pki, version=TLS12, cert=pki["client.pem"], key=pki["client.key"])
+    with_cert = client_context(pki, version=TLS12, client_cert=pki.client)
     warnings = []
     time.sleep(1.0 - time.time() % 1.0 + 0.05)  # early in a second: the three fit in it
     for _ in range(3):

@@ -10,7 +10,8 @@ import pytest
 from mailgate._openssl import lib
 from mailgate.tls import ConfigError, SessionZone, SessionZones, build_contexts
 
-from tests.tls.clients import client_context, memory_handshake
+from tests.support.clients import client_context
+from tests.tls.clients import memory_handshake
 from tests.tls.conf import certs, load
 
 NOW = 1_800_000_000
