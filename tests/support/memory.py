@@ -1,8 +1,12 @@
-"""In-memory TLS peers and sessions for the microbenchmarks: no sockets anywhere.
+"""In-memory TLS peers and sessions: no sockets anywhere (the microbenchmarks of bench/
+and unit tests of the session layer).
 
 * ``server_context()`` builds mailgate's ``TLSContext`` from a ``mail {}`` text, as the
   proxy does; ``TLSPair`` joins a ``TLSConnection`` to a client made with Python's
   ``ssl`` module over memory BIOs and runs the handshake between them.
+* ``MemoryTransport`` is an asyncio transport that keeps (or only counts) what is
+  written; ``deliver(protocol, data)`` hands bytes to a ``BufferedProtocol`` the way a
+  loop does.
 * ``MemoryProxy.session()`` runs a real ``ClientSession`` (and its ``BackendSession``)
   on memory transports: the client logs in through an auth callable, the backend
   login is answered by a scripted IMAP backend, and the session ends up in the
@@ -24,14 +28,15 @@ from mailgate.proxy.session import ClientSession
 from mailgate.proxy.timers import TimerWheel
 from mailgate.tls import SessionZones, TLSConnection, build_contexts
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+from .clients import TLS_VERSIONS, client_context
+
 CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 
 def mail_config(pki, *, key: str = "ecdsa", version: str = "1.3", extra: str = "") -> Config:
     """One implicit-TLS IMAP server and one plaintext IMAP server (never bound)."""
     files = pki.server_ecdsa if key == "ecdsa" else pki.server_rsa
-    directory = tempfile.mkdtemp(prefix="mailgate-bench-")
+    directory = tempfile.mkdtemp(prefix="mailgate-memory-")
     text = f"""
     error_log {directory}/error.log crit;
     mail {{
@@ -54,13 +59,6 @@ def server_context(pki, **kw):
     zones = SessionZones()
     zones.configure(config)
     return build_contexts(config, zones)[0]
-
-
-def client_context(pki, version: str) -> ssl.SSLContext:
-    """A Python ``ssl`` client pinned to one TLS version."""
-    ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
-    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
-    return ctx
 
 
 class MemoryClient:
@@ -215,7 +213,7 @@ class MemoryProxy:
         }
         entry = config.listen_sockets()[0 if tls else 1]
         self.listener = Listener(self.proxy, entry, runtimes)
-        self.client_context = client_context(pki, version) if tls else None
+        self.client_context = client_context(pki, version=TLS_VERSIONS[version]) if tls else None
         self._connecting: RelaySession | None = None
         loop.create_connection = self._create_connection
 
