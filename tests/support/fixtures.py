@@ -14,6 +14,7 @@ from .auth_http import AuthHttpServer, DefaultPolicy
 from .certs import PKI, make_pki
 from .clients import client_context
 from .dovecot import Dovecot, dovecot_available
+from .embedded import EmbeddedProxy
 from .messages import DOT_MESSAGE, EIGHT_BIT_MESSAGE, big_message, make_message
 from .ports import PortAllocator
 from .proxy import IMPLEMENTATIONS, MailProxy
@@ -261,6 +262,39 @@ def proxy_factory(
             problems += [f"{proxy.name}: {line}" for line in proxy.problems()]
     if problems:
         raise AssertionError("problems in the proxy logs:\n" + "\n".join(problems))
+
+
+@pytest.fixture
+def embedded_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+    port_allocator: PortAllocator,
+    proxy_values: dict[str, object],
+) -> Iterator[Callable[..., EmbeddedProxy]]:
+    """Make in-process proxies (``EmbeddedProxy``, not started; ``loop_factory=`` to
+    choose the loop).  At teardown each is stopped; its log's [alert]/[emerg] lines,
+    tracebacks and exceptions that reached its loop fail the test unless
+    ``tolerate_problems`` was set."""
+    made: list[EmbeddedProxy] = []
+
+    def make(**kwargs: object) -> EmbeddedProxy:
+        directory = tmp_path_factory.mktemp("embedded")
+        made.append(EmbeddedProxy(directory, port_allocator, proxy_values, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    problems = []
+    for proxy in made:
+        proxy.stop()
+        if not proxy.tolerate_problems:
+            problems += proxy.problems()
+    if problems:
+        raise AssertionError("problems in the embedded proxy:\n" + "\n".join(problems))
+
+
+@pytest.fixture
+def embedded(embedded_factory: Callable[..., EmbeddedProxy]) -> EmbeddedProxy:
+    """mailgate's ``MailProxy`` in this process (not started), see ``embedded_factory``."""
+    return embedded_factory()
 
 
 @pytest.fixture
