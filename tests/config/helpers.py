@@ -12,24 +12,26 @@ import pytest
 
 from mailgate.config import Config, ConfigError
 
+from tests.support.configs import AUTH_HTTP, load, mail_text, server_block
+
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (.*)$")
 
-AUTH = "auth_http 127.0.0.1:9;"
+AUTH = f"auth_http {AUTH_HTTP};"
 
 
 def conf(text: str, **kw) -> Config:
-    """A Config from text (dedented)."""
+    """A Config from text (dedented), on the host ``testhost`` unless ``hostname`` is given."""
     kw.setdefault("hostname", "testhost")
-    return Config.from_string(textwrap.dedent(text), **kw)
+    return load(textwrap.dedent(text), **kw)
 
 
 def server(body: str = "", *, mail: str = "", listen: str = "127.0.0.1:30143",
            protocol: str = "imap", **kw):
-    """The single merged server of ``mail { AUTH mail server { listen; protocol; body } }``."""
-    text = "mail { %s %s server { listen %s; protocol %s; %s } }" % (AUTH, mail, listen, protocol, body)
-    return conf(text, **kw).servers[0]
+    """The single merged server of ``mail { AUTH MAIL server { listen; protocol; BODY } }``."""
+    return conf(mail_text(server_block(body, listen=listen, protocol=protocol), mail=mail),
+                **kw).servers[0]
 
 
 def error(text: str, **kw) -> str:

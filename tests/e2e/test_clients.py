@@ -8,7 +8,6 @@ import base64
 
 import pytest
 
-from tests.e2e.configs import PORTS, SECURITIES, STANDARD
 from tests.support.clients import (
     curl,
     curl_url,
@@ -20,6 +19,7 @@ from tests.support.clients import (
     pop3_retr,
     s_client,
 )
+from tests.support.configs import PORTS, SECURITIES, STANDARD
 from tests.support.messages import DOT_MESSAGE, EIGHT_BIT_MESSAGE, make_message
 from tests.support.users import ALICE, BOB, JOERG
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.e2e.configs import STANDARD
+from tests.support.configs import STANDARD
 from tests.support.users import ALICE
 
 CLIENT_WAIT = 10  # s_client must be done well before this; the login timeout is 60 s

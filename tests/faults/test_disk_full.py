@@ -14,15 +14,10 @@ import pytest
 
 from tests.e2e.gates import raw_log, worker_pids
 from tests.faults.helpers import assert_serves, start
+from tests.support.configs import one_server_each
 from tests.support.procs import wait_until
 
-MAIL = """
-    server_name mx.test;
-    auth_http $auth_http;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
-"""
+MAIL = one_server_each()
 PAGE = os.sysconf("SC_PAGE_SIZE")  # tmpfs hands out whole pages
 
 

@@ -16,7 +16,6 @@ and unit tests of the session layer).
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import tempfile
 
@@ -29,28 +28,18 @@ from mailgate.proxy.timers import TimerWheel
 from mailgate.tls import SessionZones, TLSConnection, build_contexts
 
 from .clients import TLS_VERSIONS, client_context
+from .configs import certificates, load, mail_text, server_block
 
 CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 
 def mail_config(pki, *, key: str = "ecdsa", version: str = "1.3", extra: str = "") -> Config:
     """One implicit-TLS IMAP server and one plaintext IMAP server (never bound)."""
-    files = pki.server_ecdsa if key == "ecdsa" else pki.server_rsa
     directory = tempfile.mkdtemp(prefix="mailgate-memory-")
-    text = f"""
-    error_log {directory}/error.log crit;
-    mail {{
-        auth_http 127.0.0.1:9/auth;
-        ssl_certificate {files.cert};
-        ssl_certificate_key {files.key_file};
-        ssl_protocols TLSv{version};
-        ssl_ciphers {CIPHERS};
-        {extra}
-        server {{ listen 127.0.0.1:1993 ssl; protocol imap; }}
-        server {{ listen 127.0.0.1:1143; protocol imap; }}
-    }}
-    """
-    return Config.from_string(text, prefix=os.path.join(directory, ""))
+    mail = f"{certificates(pki, key)} ssl_protocols TLSv{version}; ssl_ciphers {CIPHERS}; {extra}"
+    text = mail_text(server_block(listen="127.0.0.1:1993 ssl"), server_block(listen="127.0.0.1:1143"),
+                     mail=mail, main=f"error_log {directory}/error.log crit;")
+    return load(text, directory)
 
 
 def server_context(pki, **kw):

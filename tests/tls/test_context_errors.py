@@ -10,14 +10,16 @@ import subprocess
 import pytest
 from mailgate.tls import ConfigError, SessionZones, TLSContext, build_contexts
 
+from tests.support import configs
 from tests.support.certs import KEY_PASSWORD
-from tests.tls.conf import certs, load
+from tests.support.configs import certificates, mail_text, server_block
+from tests.tls.conf import load
 
 NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
 
 
 def error_of(directory, body: str, names=("ecdsa",)) -> str:
-    config = load(directory, body if not names else certs(PKI_REF[0], *names) + body)
+    config = load(directory, body if not names else certificates(PKI_REF[0], *names) + body)
     with pytest.raises(ConfigError) as info:
         build_contexts(config)
     return str(info.value)
@@ -28,11 +30,8 @@ def nginx_error(directory, body: str) -> str:
     directory = os.path.join(str(directory), "nginx")
     os.makedirs(os.path.join(directory, "logs"), exist_ok=True)
     with open(os.path.join(directory, "nginx.conf"), "w") as f:
-        f.write(
-            "events {}\nerror_log stderr;\npid nginx.pid;\n"
-            "mail {\n  auth_http 127.0.0.1:9/auth;\n"
-            f"  server {{\n    listen 127.0.0.1:1 ssl;\n    protocol imap;\n{body}\n  }}\n}}\n"
-        )
+        f.write(mail_text(server_block(body, listen="127.0.0.1:1 ssl"),
+                          main="events {}\nerror_log stderr;\npid nginx.pid;"))
     proc = subprocess.run(
         ["nginx", "-t", "-p", directory + "/", "-c", "nginx.conf",
          "-g", f"load_module {NGINX_MAIL};"],
@@ -144,7 +143,7 @@ def test_same_message_as_nginx(tmp_path, pki, case):
     if not os.path.exists(NGINX_MAIL):
         pytest.skip("nginx with the mail module is not installed")
     body, names, expected = broken(pki, tmp_path)[case]
-    full = certs(pki, *names) + body if names else body
+    full = certificates(pki, *names) + body if names else body
     ours = error_of(tmp_path, body, names)
     theirs = nginx_error(tmp_path, full)
     if expected is None:
@@ -242,7 +241,7 @@ def test_long_password_is_truncated_with_nginx_remark(tmp_path, pki):
 def test_ticket_key_file_changed_since_the_configuration_was_read(tmp_path, pki):
     key = tmp_path / "ticket.key"
     key.write_bytes(os.urandom(48))
-    config = load(tmp_path, certs(pki, "ecdsa") + f"ssl_session_ticket_key {key};")
+    config = load(tmp_path, certificates(pki, "ecdsa") + f"ssl_session_ticket_key {key};")
     key.write_bytes(os.urandom(47))
     with pytest.raises(ConfigError, match=f'^"{key}" must be 48 or 80 bytes in '):
         build_contexts(config)
@@ -251,22 +250,19 @@ def test_ticket_key_file_changed_since_the_configuration_was_read(tmp_path, pki)
 def test_build_contexts_covers_every_tls_server(tmp_path, pki):
     config = load(
         tmp_path,
-        certs(pki, "ecdsa"),
-        certs(pki, "rsa") + "ssl_ecdh_curve nope;",
+        certificates(pki, "ecdsa"),
+        certificates(pki, "rsa") + "ssl_ecdh_curve nope;",
     )
     with pytest.raises(ConfigError, match=r'^SSL_CTX_set1_curves_list\("nope"\) failed'):
         build_contexts(config)
 
 
 def test_servers_without_tls_get_no_context(tmp_path, pki):
-    text = (
-        "mail {\n  auth_http 127.0.0.1:9/auth;\n"
-        f"  server {{ listen 127.0.0.1:20001; protocol pop3; }}\n"
-        f"  server {{ listen 127.0.0.1:20002; protocol smtp; starttls on;\n{certs(pki, 'ecdsa')} }}\n}}\n"
-    )
-    from mailgate.config import Config
-
-    config = Config.from_string(text, prefix=str(tmp_path) + "/")
+    config = configs.load(mail_text(
+        server_block(listen="127.0.0.1:20001", protocol="pop3"),
+        server_block("starttls on; " + certificates(pki, "ecdsa"), listen="127.0.0.1:20002",
+                     protocol="smtp"),
+    ), tmp_path)
     zones = SessionZones()
     zones.configure(config)
     plain, starttls = build_contexts(config, zones)

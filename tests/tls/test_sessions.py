@@ -14,8 +14,9 @@ import pytest
 from mailgate.tls import SessionZones, build_contexts
 
 from tests.support.clients import client_context
+from tests.support.configs import certificates, mail_text, server_block
 from tests.tls.clients import handshake_session, memory_handshake
-from tests.tls.conf import certs, context, load
+from tests.tls.conf import context, load
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
@@ -166,8 +167,8 @@ def test_session_id_context_separates_servers(tmp_path, pki, workers):
     each other's sessions."""
     config = load(
         tmp_path,
-        certs(pki, "ecdsa") + NO_TICKETS,
-        certs(pki, "other") + NO_TICKETS,
+        certificates(pki, "ecdsa") + NO_TICKETS,
+        certificates(pki, "other") + NO_TICKETS,
         mail=SHARED,
     )
     zones = SessionZones()
@@ -271,13 +272,10 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
     key = ticket_key(tmp_path / "ticket.key", size)
     port = _free_port()
     (tmp_path / "logs").mkdir()
-    (tmp_path / "nginx.conf").write_text(
-        "events {}\npid nginx.pid;\nerror_log logs/error.log info;\n"
-        "mail {\n  auth_http 127.0.0.1:9/auth;\n"
-        f"  server {{ listen 127.0.0.1:{port} ssl; protocol imap;\n"
-        f"    ssl_certificate {pki.server_ecdsa.cert}; ssl_certificate_key {pki.server_ecdsa.key_file};\n"
-        f"    ssl_protocols TLSv1.2; ssl_session_ticket_key {key}; }}\n}}\n"
-    )
+    (tmp_path / "nginx.conf").write_text(mail_text(
+        server_block(certificates(pki, "ecdsa") + f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};",
+                     listen=f"127.0.0.1:{port} ssl"),
+        main="events {}\npid nginx.pid;\nerror_log logs/error.log info;"))
     nginx = ["nginx", "-p", f"{tmp_path}/", "-c", "nginx.conf",
              "-g", "load_module /usr/lib/nginx/modules/ngx_mail_module.so;"]
     subprocess.run(nginx, check=True, capture_output=True)
