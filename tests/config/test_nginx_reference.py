@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from mailgate import cli
-from tests.config.helpers import nginx_test, parse_log_lines, requires_nginx
+from tests.config.helpers import nginx_test, parse_log_lines
 
-pytestmark = [requires_nginx, pytest.mark.nginx]
+pytestmark = [pytest.mark.requires("nginx"), pytest.mark.nginx]
 
 AUTH = "auth_http 127.0.0.1:9;"
 IMAP = "server { listen 127.0.0.1:30143; protocol imap; }"

@@ -1,5 +1,6 @@
 """Real clients against a host:port with the test CA: imaplib, poplib, smtplib,
-``curl`` and ``openssl s_client``.
+``curl`` and ``openssl s_client`` (these two require their component: skipped or failed
+without it, see components.py).
 
 Every call is bounded by a timeout.  ``security`` is ``"plain"``, ``"ssl"``
 (implicit TLS) or ``"starttls"``.
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from .certs import PKI, CertFiles
+from .components import require
 from .users import MailUser
 
 __all__ = [
@@ -221,6 +223,7 @@ def curl(
         curl(curl_url("smtp", h, p), pki=pki, user=ALICE, mail_from="a@x.test",
              mail_rcpt=["b@y.test"], upload=message)
     """
+    require("curl")
     argv = [
         "curl",
         "--silent",
@@ -330,6 +333,7 @@ def s_client(
     """
     if starttls not in (None, "imap", "pop3", "smtp"):
         raise ValueError(f"unsupported -starttls {starttls!r}")
+    require("openssl")
     argv = [
         "openssl",
         "s_client",

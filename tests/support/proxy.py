@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .components import NGINX, NGINX_MAIL_MODULE
 from .ports import PortAllocator
 from .procs import ServerProcess, StartupError, kill_group, pid_alive, wait_for_listen, wait_until
 
@@ -66,10 +67,8 @@ class Implementation:
     """How to run one proxy implementation."""
 
     name: str
-
-    def available(self) -> tuple[bool, str]:
-        """(True, "") when it can run here, else (False, why not)."""
-        raise NotImplementedError
+    requires: tuple[str, ...] = ()
+    """The components (tests/support/components.py) it runs on."""
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
         """The command line for ``-p prefix -c conf -e stderr -g directives``."""
@@ -92,43 +91,19 @@ class Nginx(Implementation):
     """Debian's nginx with the dynamic mail module."""
 
     name = "nginx"
-
-    def __init__(
-        self,
-        binary: str = "/usr/sbin/nginx",
-        module: str = "/usr/lib/nginx/modules/ngx_mail_module.so",
-    ) -> None:
-        self.binary = binary
-        self.module = module
-
-    def available(self) -> tuple[bool, str]:
-        if not Path(self.binary).exists():
-            return (
-                False,
-                f"nginx is not installed ({self.binary}); run tests/support/install-system-deps.sh",
-            )
-        if not Path(self.module).exists():
-            return False, f"libnginx-mod-mail is not installed ({self.module})"
-        return True, ""
+    requires = ("nginx",)
 
     def directives(self, daemon: bool) -> str:
-        return f"load_module {self.module}; " + super().directives(daemon)
+        return f"load_module {NGINX_MAIL_MODULE}; " + super().directives(daemon)
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
-        return [self.binary, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]
+        return [NGINX, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]
 
 
 class Mailgate(Implementation):
     """mailgate's binary (``python -m mailgate``), from the same package the tests import."""
 
     name = "mailgate"
-
-    def available(self) -> tuple[bool, str]:
-        import importlib.util
-
-        if importlib.util.find_spec("mailgate.process.master") is None:
-            return False, "mailgate's process model is not built yet: only the nginx side runs"
-        return True, ""
 
     def environment(self) -> dict[str, str]:
         import mailgate

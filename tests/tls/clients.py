@@ -8,6 +8,8 @@ import socket
 import ssl
 import subprocess
 
+from tests.support.components import require
+
 TIMEOUT = 10
 
 
@@ -70,6 +72,7 @@ def handshake_session(port: int, ctx: ssl.SSLContext, session=None):
 
 def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float = TIMEOUT) -> str:
     """Run openssl s_client against the server; its stdout and stderr."""
+    require("openssl")
     proc = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *args],
         input=stdin, capture_output=True, timeout=timeout, check=False,

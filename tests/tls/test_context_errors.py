@@ -12,11 +12,9 @@ from mailgate.tls import ConfigError, SessionZones, TLSContext, build_contexts
 
 from tests.support import configs
 from tests.support.certs import KEY_PASSWORD
+from tests.support.components import NGINX, NGINX_MAIL_MODULE, require
 from tests.support.configs import certificates, mail_text, server_block
 from tests.tls.conf import load
-
-NGINX_MAIL = "/usr/lib/nginx/modules/ngx_mail_module.so"
-
 
 def error_of(directory, body: str, names=("ecdsa",)) -> str:
     config = load(directory, body if not names else certificates(PKI_REF[0], *names) + body)
@@ -33,8 +31,8 @@ def nginx_error(directory, body: str) -> str:
         f.write(mail_text(server_block(body, listen="127.0.0.1:1 ssl"),
                           main="events {}\nerror_log stderr;\npid nginx.pid;"))
     proc = subprocess.run(
-        ["nginx", "-t", "-p", directory + "/", "-c", "nginx.conf",
-         "-g", f"load_module {NGINX_MAIL};"],
+        [NGINX, "-t", "-p", directory + "/", "-c", "nginx.conf",
+         "-g", f"load_module {NGINX_MAIL_MODULE};"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30, check=False,
     )
     match = re.search(r"\[emerg\] \d+#\d+: (.*)", proc.stderr)
@@ -140,8 +138,7 @@ def test_error_message(tmp_path, pki, case):
 @pytest.mark.nginx
 @pytest.mark.parametrize("case", CASES)
 def test_same_message_as_nginx(tmp_path, pki, case):
-    if not os.path.exists(NGINX_MAIL):
-        pytest.skip("nginx with the mail module is not installed")
+    require("nginx")
     body, names, expected = broken(pki, tmp_path)[case]
     full = certificates(pki, *names) + body if names else body
     ours = error_of(tmp_path, body, names)

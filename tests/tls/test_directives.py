@@ -142,6 +142,7 @@ def test_no_shared_cipher(tmp_path, pki, serve):
     )
 
 
+@pytest.mark.requires("openssl")
 def test_dhparam_enables_dhe(tmp_path, pki, serve):
     dh = tmp_path / "dh.pem"
     subprocess.run(

@@ -14,6 +14,7 @@ import pytest
 from mailgate.tls import SessionZones, build_contexts
 
 from tests.support.clients import client_context
+from tests.support.components import NGINX, NGINX_MAIL_MODULE, require
 from tests.support.configs import certificates, mail_text, server_block
 from tests.tls.clients import handshake_session, memory_handshake
 from tests.tls.conf import context, load
@@ -267,8 +268,7 @@ def test_tls13_lifetime_is_not_extended_by_resumption(tmp_path, pki, serve):
 def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
     """The key file layouts are nginx's: a ticket nginx issued resumes here
     and the other way round."""
-    if not os.path.exists("/usr/lib/nginx/modules/ngx_mail_module.so"):
-        pytest.skip("nginx with the mail module is not installed")
+    require("nginx")
     key = ticket_key(tmp_path / "ticket.key", size)
     port = _free_port()
     (tmp_path / "logs").mkdir()
@@ -276,8 +276,8 @@ def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
         server_block(certificates(pki, "ecdsa") + f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};",
                      listen=f"127.0.0.1:{port} ssl"),
         main="events {}\npid nginx.pid;\nerror_log logs/error.log info;"))
-    nginx = ["nginx", "-p", f"{tmp_path}/", "-c", "nginx.conf",
-             "-g", "load_module /usr/lib/nginx/modules/ngx_mail_module.so;"]
+    nginx = [NGINX, "-p", f"{tmp_path}/", "-c", "nginx.conf",
+             "-g", f"load_module {NGINX_MAIL_MODULE};"]
     subprocess.run(nginx, check=True, capture_output=True)
     try:
         srv = serve(main=context(tmp_path / "mg", pki, f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};"))
