@@ -53,10 +53,12 @@ def server_context(pki, **kw):
 class MemoryClient:
     """A TLS client over memory BIOs (Python's ``ssl``)."""
 
-    def __init__(self, context: ssl.SSLContext):
+    def __init__(self, context: ssl.SSLContext, *, session: ssl.SSLSession | None = None,
+                 server_hostname: str = "mx.test"):
         self.incoming = ssl.MemoryBIO()
         self.outgoing = ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname="mx.test")
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname,
+                                    session=session)
 
     def handshake_step(self) -> bool:
         try:
@@ -88,11 +90,14 @@ class MemoryClient:
 
 
 class TLSPair:
-    """A mailgate ``TLSConnection`` and a Python client, handshaken in memory."""
+    """A mailgate ``TLSConnection`` and a Python client, handshaken in memory; the client
+    has processed all the server sent (TLS 1.3 tickets too)."""
 
-    def __init__(self, server_ctx, client_ctx: ssl.SSLContext):
-        self.server = TLSConnection(server_ctx)
-        self.client = MemoryClient(client_ctx)
+    def __init__(self, server_ctx, client_ctx: ssl.SSLContext, *,
+                 session: ssl.SSLSession | None = None, server_hostname: str = "mx.test",
+                 log=None):
+        self.server = TLSConnection(server_ctx, log=log)
+        self.client = MemoryClient(client_ctx, session=session, server_hostname=server_hostname)
         done_client = done_server = False
         for _ in range(20):
             done_client = self.client.handshake_step()

@@ -9,6 +9,7 @@ import ssl
 import subprocess
 
 from tests.support.components import require
+from tests.support.memory import TLSPair
 
 TIMEOUT = 10
 
@@ -81,35 +82,14 @@ def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float =
 
 
 def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mx.test", log=None):
-    """A handshake between a TLSConnection and an ssl.SSLObject, in memory.
+    """A handshake between a TLSConnection and an ssl.SSLObject, in memory
+    (``tests.support.memory.TLSPair``).
 
     Returns (server, client) once both sides are done and the client has
     processed everything the server sent (TLS 1.3 tickets included); the
     client's memory BIOs are ``client.incoming`` and ``client.outgoing``.
     """
-    from mailgate.tls import TLSConnection
-
-    server = TLSConnection(context, log=log)
-    to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_ctx.wrap_bio(to_client, to_server, server_hostname=server_hostname, session=session)
-    client.incoming, client.outgoing = to_client, to_server
-    client_done = False
-    for _ in range(10):
-        if not client_done:
-            try:
-                client.do_handshake()
-                client_done = True
-            except ssl.SSLWantReadError:
-                pass
-        server.feed(to_server.read())
-        server_done = server.handshake_done or server.do_handshake()
-        to_client.write(server.data_to_send())
-        if client_done and server_done:
-            break
-    else:
-        raise AssertionError("handshake did not finish")
-    try:
-        client.read(1)  # takes in session tickets sent after the handshake
-    except ssl.SSLWantReadError:
-        pass
-    return server, client
+    pair = TLSPair(context, client_ctx, session=session, server_hostname=server_hostname, log=log)
+    client = pair.client.obj
+    client.incoming, client.outgoing = pair.client.incoming, pair.client.outgoing
+    return pair.server, client
