@@ -50,7 +50,8 @@ if any((ROOT / "engine" / "mailgate").glob("_openssl*.so")):
 
 from tests.support.auth_http import AuthHttpServer, DefaultPolicy
 from tests.support.certs import make_pki
-from tests.support.dovecot import Dovecot, dovecot_available
+from tests.support.components import missing
+from tests.support.dovecot import Dovecot
 from tests.support.messages import big_message, make_message
 from tests.support.ports import PortAllocator
 from tests.support.proxy import IMPLEMENTATIONS, MailProxy
@@ -498,11 +499,10 @@ def main(argv=None) -> int:
     unknown = set(wanted) - set(names)
     if unknown:
         parser.error(f"unknown figures: {sorted(unknown)} (see --list)")
-    if os.geteuid() != 0 or not dovecot_available():
-        parser.error("needs root and Dovecot (tests/support/install-system-deps.sh)")
-    for name in PROXIES:
-        ok, why = IMPLEMENTATIONS[name].available()
-        if not ok:
+    if os.geteuid() != 0:
+        parser.error("needs root (Dovecot's mail processes run as nobody)")
+    for component in ("dovecot", *(c for name in PROXIES for c in IMPLEMENTATIONS[name].requires)):
+        if why := missing(component):
             parser.error(why)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

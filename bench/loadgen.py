@@ -29,13 +29,16 @@ import json
 import re
 import resource
 import socket
-import ssl
 import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.support
+
+from tests.support.clients import TLS_VERSIONS, client_context
+
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
 
 
@@ -357,7 +360,7 @@ def main(argv=None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--ca", required=True, help="CA file the proxies' certificates chain to")
-    parser.add_argument("--tls", choices=sorted(VERSIONS), default="1.3")
+    parser.add_argument("--tls", choices=sorted(TLS_VERSIONS), default="1.3")
     parser.add_argument("--count", type=int, default=100, help="operations (at most)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds (at most)")
     parser.add_argument("--concurrency", type=int, default=1)
@@ -371,9 +374,7 @@ def main(argv=None) -> int:
     args.greeting = args.greeting.encode()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    context = ssl.create_default_context(cafile=args.ca)
-    context.minimum_version = context.maximum_version = VERSIONS[args.tls]
-    args.context = context
+    args.context = client_context(args.ca, version=TLS_VERSIONS[args.tls])
     socket.setdefaulttimeout(args.timeout)
     result = run_idle(args) if args.mode == "idle" else run_load(args)
     print(json.dumps(result), flush=True)

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench, tests.
 
 from bench.compare import FIGURES, SETTLE, Bench, loadgen, machine_facts
 from tests.e2e.gates import rss_bytes, worker_pids
-from tests.support.dovecot import dovecot_available
+from tests.support.components import missing
 from tests.support.procinfo import event_loop, fd_count
 from tests.support.procs import wait_until
 from tests.support.proxy import IMPLEMENTATIONS, LOOPS
@@ -140,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=90.0, help="bound of the whole run")
     parser.add_argument("--json", default="", help="write the samples and verdicts here")
     args = parser.parse_args(argv)
-    if os.geteuid() != 0 or not dovecot_available():
-        parser.error("needs root and Dovecot (tests/support/install-system-deps.sh)")
+    if os.geteuid() != 0:
+        parser.error("needs root (Dovecot's mail processes run as nobody)")
+    if why := missing("dovecot"):
+        parser.error(why)
     name = f"mailgate-{args.loop}" if args.loop else "mailgate"
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -2,7 +2,7 @@
 
 Run:  PYTHONPATH=engine python -m pytest bench/test_relay.py --benchmark-only
 
-The session is logged in and relaying on memory transports (``bench.memory``): no
+The session is logged in and relaying on memory transports (``tests.support.memory``): no
 sockets, no event-loop I/O, only what the proxy does per chunk.
 
 * client -> backend: the client's bytes (TLS records, or plaintext) delivered as a
@@ -21,7 +21,7 @@ import asyncio
 
 import pytest
 
-from bench.memory import MemoryProxy, deliver
+from tests.support.memory import MemoryProxy, deliver
 
 CHUNKS = 64
 

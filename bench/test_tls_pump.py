@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from bench.memory import TLSPair, client_context, server_context
+from tests.support.clients import TLS_VERSIONS, client_context
+from tests.support.memory import TLSPair, server_context
 
 RECORDS = 64
 SIZES = {"small": 100, "16k": 16384}
@@ -23,7 +24,8 @@ READ_SIZE = 32 * 1024
 @pytest.fixture(scope="module", params=["1.2", "1.3"])
 def pair(request, pki):
     version = request.param
-    pair = TLSPair(server_context(pki, version=version), client_context(pki, version))
+    pair = TLSPair(server_context(pki, version=version),
+                   client_context(pki, version=TLS_VERSIONS[version]))
     pair.version = version
     yield pair
     pair.close()

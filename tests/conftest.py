@@ -1,11 +1,8 @@
-"""Registers the shared test infrastructure (tests/support) as a pytest plugin."""
+"""Registers the shared test infrastructure (tests/support) as a pytest plugin.
 
-import sys
-from pathlib import Path
-
-# `tests.support` must import even when pytest is started as `pytest` (no cwd on sys.path).
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+``tests`` is a package imported from the repository root, which pytest puts on its path
+(``pythonpath`` in pyproject.toml): every test imports ``tests.support...`` and its
+siblings as ``tests.<package>.<module>``.
+"""
 
 pytest_plugins = ["tests.support.fixtures"]

@@ -55,6 +55,7 @@ def test_the_floor_script_runs():
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the soak runs Dovecot, which needs root")
+@pytest.mark.requires("dovecot")
 def test_the_soak_script_runs():
     """bench/soak.py (RSS and descriptors of a worker over a long run) on a tiny load."""
     proc = subprocess.run(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import textwrap
 
@@ -12,24 +11,25 @@ import pytest
 
 from mailgate.config import Config, ConfigError
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
+from tests.support.components import NGINX, NGINX_MAIL_MODULE
+from tests.support.configs import AUTH_HTTP, load, mail_text, server_block
+
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (.*)$")
 
-AUTH = "auth_http 127.0.0.1:9;"
+AUTH = f"auth_http {AUTH_HTTP};"
 
 
 def conf(text: str, **kw) -> Config:
-    """A Config from text (dedented)."""
+    """A Config from text (dedented), on the host ``testhost`` unless ``hostname`` is given."""
     kw.setdefault("hostname", "testhost")
-    return Config.from_string(textwrap.dedent(text), **kw)
+    return load(textwrap.dedent(text), **kw)
 
 
 def server(body: str = "", *, mail: str = "", listen: str = "127.0.0.1:30143",
            protocol: str = "imap", **kw):
-    """The single merged server of ``mail { AUTH mail server { listen; protocol; body } }``."""
-    text = "mail { %s %s server { listen %s; protocol %s; %s } }" % (AUTH, mail, listen, protocol, body)
-    return conf(text, **kw).servers[0]
+    """The single merged server of ``mail { AUTH MAIL server { listen; protocol; BODY } }``."""
+    return conf(mail_text(server_block(body, listen=listen, protocol=protocol), mail=mail),
+                **kw).servers[0]
 
 
 def error(text: str, **kw) -> str:
@@ -49,15 +49,6 @@ def parse_log_lines(output: str) -> list[tuple[str, str]]:
     return found
 
 
-def have_nginx_mail() -> bool:
-    return os.path.exists(NGINX) and os.path.exists(MAIL_MODULE)
-
-
-requires_nginx = pytest.mark.skipif(
-    not have_nginx_mail(), reason="Debian nginx with libnginx-mod-mail is not installed"
-)
-
-
 def nginx_test(
     directory: str, conf_name: str = "t.conf", *, load_mail_module: bool = True
 ) -> tuple[int, list[tuple[str, str]], str]:
@@ -65,7 +56,7 @@ def nginx_test(
 
     The mail module is loaded with ``-g`` unless the configuration loads it itself.
     """
-    load = ["-g", "load_module %s;" % MAIL_MODULE] if load_mail_module else []
+    load = ["-g", "load_module %s;" % NGINX_MAIL_MODULE] if load_mail_module else []
     proc = subprocess.run(
         [NGINX, "-t", "-p", directory + "/", "-c", os.path.join(directory, conf_name), *load],
         capture_output=True, text=True, timeout=30,

@@ -10,6 +10,7 @@ import pytest
 
 from mailgate import cli
 from tests.config.helpers import parse_log_lines
+from tests.support.components import require
 
 GOOD = "events {}\nmail { auth_http 127.0.0.1:9; server { listen 127.0.0.1:30143; protocol imap; } }\n"
 
@@ -122,8 +123,7 @@ def test_notices_for_skipped_blocks(conf_dir, capsys):
 
 
 def test_debian_nginx_conf_is_accepted(capsys):
-    if not os.path.exists("/etc/nginx/nginx.conf"):
-        pytest.skip("Debian nginx is not installed")
+    require("nginx")  # Debian's package brings /etc/nginx/nginx.conf
     status, _, err = run(["-tq", "-c", "/etc/nginx/nginx.conf"], capsys)
     assert status == 0, err
 

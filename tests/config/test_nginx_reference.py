@@ -8,14 +8,12 @@ the case states both expected outputs: those are the known, intended differences
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from mailgate import cli
-from tests.config.helpers import nginx_test, parse_log_lines, requires_nginx
+from tests.config.helpers import nginx_test, parse_log_lines
 
-pytestmark = [requires_nginx, pytest.mark.nginx]
+pytestmark = [pytest.mark.requires("nginx"), pytest.mark.nginx]
 
 AUTH = "auth_http 127.0.0.1:9;"
 IMAP = "server { listen 127.0.0.1:30143; protocol imap; }"
@@ -202,14 +200,9 @@ FILES = {
 
 
 @pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    d = tmp_path_factory.mktemp("cert")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=mx.test",
-         "-keyout", str(d / "server.key"), "-out", str(d / "server.crt")],
-        check=True, capture_output=True, timeout=60,
-    )
-    return (d / "server.crt").read_text(), (d / "server.key").read_text()
+def certificate(pki):
+    """(certificate chain, key) as text: the test PKI's RSA server."""
+    return pki.server_rsa.cert.read_text(), pki.server_rsa.key_file.read_text()
 
 
 def _normalize(lines, directory):

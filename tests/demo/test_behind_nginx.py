@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import http.server
 import imaplib
-import os
 import poplib
-import shutil
 import smtplib
 import socket
 import subprocess
@@ -22,14 +20,9 @@ import urllib.parse
 import pytest
 
 from tests.demo.helpers import PASSWORD, SIMPLE, ServerThread, make_store
+from tests.support.components import NGINX_MAIL_MODULE
 
-MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
-
-pytestmark = [
-    pytest.mark.nginx,
-    pytest.mark.skipif(shutil.which("nginx") is None or not os.path.exists(MAIL_MODULE),
-                       reason="needs nginx and libnginx-mod-mail"),
-]
+pytestmark = [pytest.mark.nginx, pytest.mark.requires("nginx")]
 
 
 def free_port() -> int:
@@ -66,7 +59,7 @@ def nginx(tmp_path):
     threading.Thread(target=auth.serve_forever, daemon=True).start()
     ports = {name: free_port() for name in ("imap", "pop3", "smtp")}
     (tmp_path / "nginx.conf").write_text(f"""
-        load_module {MAIL_MODULE};
+        load_module {NGINX_MAIL_MODULE};
         daemon off;
         master_process off;
         pid {tmp_path}/nginx.pid;

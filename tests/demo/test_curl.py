@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 
 from tests.demo.helpers import MULTIPART, SIMPLE
 
-pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+pytestmark = pytest.mark.requires("curl")
 
 USER = "alice:wonder%20land"
 

@@ -2,7 +2,7 @@
 
 ``gate`` is the proxy under test, once per implementation: those of ``--mail-proxy``
 (Debian's nginx, the ``mailgate`` binary) and ``embedded`` (mailgate's ``MailProxy``
-in this process).  ``pair`` is ``(nginx, system under test)`` for conformance tests,
+in this process, from tests/support's ``embedded_factory``).  ``pair`` is ``(nginx, system under test)`` for conformance tests,
 once with the mailgate binary and once embedded.  Every gate is stopped at teardown,
 and a log with [alert]/[emerg] lines, a Python traceback or an exception that reached
 the embedded event loop fails the test.
@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-
-from tests.e2e.gates import EmbeddedGate
 
 SYSTEMS_UNDER_TEST = ("mailgate", "embedded")
 
@@ -42,27 +40,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("gate_impl", _implementations(metafunc, names))
     if "sut_impl" in metafunc.fixturenames:
         metafunc.parametrize("sut_impl", _implementations(metafunc, SYSTEMS_UNDER_TEST))
-
-
-@pytest.fixture
-def embedded_factory(
-    tmp_path_factory, port_allocator, proxy_values
-) -> Iterator[Callable[[], EmbeddedGate]]:
-    """Make in-process proxies; stopped and checked for problems at teardown."""
-    made: list[EmbeddedGate] = []
-
-    def make() -> EmbeddedGate:
-        made.append(EmbeddedGate(tmp_path_factory.mktemp("embedded"), port_allocator, proxy_values))
-        return made[-1]
-
-    yield make
-    problems = []
-    for gate in made:
-        gate.stop()
-        if not gate.tolerate_problems:
-            problems += gate.problems()
-    if problems:
-        raise AssertionError("problems in the embedded proxy:\n" + "\n".join(problems))
 
 
 def _make(name: str, proxy_factory, embedded_factory):

@@ -1,95 +1,32 @@
 """The proxies under test behind one face: Debian's nginx and the ``mailgate`` binary
 (``tests.support.proxy.MailProxy``), and mailgate's ``MailProxy`` embedded in the test
-process on a thread of its own (``EmbeddedGate``).
+process on a thread of its own (``tests.support.embedded.EmbeddedProxy``), and what the
+scenarios read from any of them.
 
 Every gate offers what the scenarios use: ``start(body, main="")``, ``address(name)``,
 ``port(name)``, ``log_lines(level)``, ``problems()``, ``tolerate_problems``,
-``worker_pids()`` and ``stop()``.
+``error_log_path`` and ``stop()``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-from pathlib import Path
 
-from tests.proxy.conftest import EmbeddedProxy
+from tests.support.embedded import EmbeddedProxy
 from tests.support.procs import wait_until
 from tests.support.proxy import MailProxy
 
-__all__ = [
-    "LOG_LINE", "EmbeddedGate", "log_messages", "raw_log", "rss_bytes", "wait_for_log",
-    "worker_pids",
-]
+__all__ = ["LOG_LINE", "log_messages", "raw_log", "rss_bytes", "wait_for_log", "worker_pids"]
 
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (\*\d+ )?(.*)$")
 """An error_log line: level, ``*N `` of a session line (else None), message."""
 
 
-class EmbeddedGate(EmbeddedProxy):
-    """mailgate's ``MailProxy`` in this process, with the ``MailProxy`` runner's face.
-
-    Exceptions that reach the event loop's handler are kept: they are the embedded
-    equivalent of a traceback in a worker's log and count as problems.
-    """
-
-    name = "embedded"
-
-    def __init__(self, directory: Path, ports, values: dict):
-        self.loop_errors: list[str] = []
-        self.tolerate_problems = False
-        super().__init__(directory, ports, dict(values, prefix=directory),
-                         loop_factory=self._new_loop)
-
-    def _new_loop(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.new_event_loop()
-
-        def record(loop, context):
-            exc = context.get("exception")
-            self.loop_errors.append("{}: {!r}".format(context.get("message"), exc))
-
-        loop.set_exception_handler(record)
-        return loop
-
-    def port(self, name: str) -> int:
-        return self._port(name)
-
-    def start(self, body: str, *, main: str = "", auth=None) -> EmbeddedGate:
-        super().start(body, main=main, auth=auth)
-        return self
-
-    def error_log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_lines(self, level: str | None = None) -> list[str]:
-        lines = self.error_log().splitlines()
-        if level is None:
-            return lines
-        return [l for l in lines if (m := LOG_LINE.match(l)) and m.group(1) == level]
-
-    def problems(self) -> list[str]:
-        return [
-            line for line in self.error_log().splitlines()
-            if "Traceback (most recent call last)" in line
-            or ((m := LOG_LINE.match(line)) and m.group(1) in ("alert", "emerg"))
-        ] + ["event loop: " + e for e in self.loop_errors]
-
-    def worker_pids(self) -> list[int]:
-        return [os.getpid()]
-
-    def stop(self) -> None:
-        if self.thread.is_alive():
-            super().stop()
-        for port in self.named_ports.values():
-            self.ports.release(port)
-        self.named_ports.clear()
-
-
 def worker_pids(gate) -> list[int]:
     """The processes that serve sessions: nginx's or mailgate's workers (the master's
     children), or this process for the embedded proxy."""
-    if isinstance(gate, EmbeddedGate):
+    if isinstance(gate, EmbeddedProxy):
         return gate.worker_pids()
     assert isinstance(gate, MailProxy)
     master = gate.master_pid
@@ -118,7 +55,7 @@ def log_messages(gate, level: str | None = None) -> list[str]:
 def raw_log(gate) -> str:
     """The error log as written (``error_log()`` reads it with universal newlines,
     which turns a quoted CR LF into LF)."""
-    path = gate.log_path if isinstance(gate, EmbeddedGate) else gate.error_log_path
+    path = gate.error_log_path
     return path.read_bytes().decode("utf-8", "replace") if path.exists() else ""
 
 

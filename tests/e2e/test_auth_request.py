@@ -12,10 +12,10 @@ import smtplib
 
 import pytest
 
-from tests.e2e.configs import TLS
 from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import EHLO_DONE, proxy_v2
 from tests.support.clients import client_context, imap_login, open_imap, open_pop3, open_smtp
+from tests.support.configs import TLS
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import ALICE, BOB, JOERG
 

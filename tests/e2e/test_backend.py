@@ -11,7 +11,6 @@ import crc32c
 import pytest
 
 from tests.e2e.backends import ProxyHeaderRelay, greet_then, greet_then_close, silent
-from tests.e2e.configs import TLS
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import (
@@ -26,6 +25,7 @@ from tests.e2e.scripts import (
 )
 from tests.support.auth_http import DefaultPolicy
 from tests.support.clients import imap_fetch, imap_login, open_imap
+from tests.support.configs import TLS, one_server_each
 from tests.support.messages import DOT_MESSAGE
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import ALICE, DEFAULT_USERS, JOERG
@@ -240,13 +240,7 @@ REFUSING_SERVERS = """
     server { listen 127.0.0.1:${port_smtp_pass}; protocol smtp; proxy_pass_error_message on;
              proxy_smtp_auth on; }
 """
-REFUSING = """
-    server_name mx.test;
-    auth_http $auth_http;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; proxy_smtp_auth on; }
-""" + REFUSING_SERVERS
+REFUSING = one_server_each(smtp="proxy_smtp_auth on; ") + REFUSING_SERVERS
 
 # what Dovecot (and the SMTP backend) answer a wrong password, after the tag for IMAP
 REFUSAL = {
@@ -284,14 +278,7 @@ def test_backend_refuses_the_login(gate, auth_server, auth_policy, smtp_backend,
 
 # -- the backend is down, silent, or says too much -----------------------------------------
 
-BROKEN = """
-    server_name mx.test;
-    auth_http $auth_http;
-    timeout 1s;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; proxy_smtp_auth on; }
-"""
+BROKEN = one_server_each("timeout 1s;", smtp="proxy_smtp_auth on; ")
 
 
 def test_backend_down(gate, auth_server, port_allocator):

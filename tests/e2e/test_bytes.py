@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from tests.e2e.configs import STANDARD
 from tests.support.clients import imap_fetch, imap_login, open_imap, open_pop3, pop3_retr
+from tests.support.configs import STANDARD
 from tests.support.messages import DOT_MESSAGE, EIGHT_BIT_MESSAGE
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, ReadUntil, StartTLS, run_script
 from tests.support.users import ALICE, BULK

@@ -8,7 +8,6 @@ import base64
 
 import pytest
 
-from tests.e2e.configs import PORTS, SECURITIES, STANDARD
 from tests.support.clients import (
     curl,
     curl_url,
@@ -20,6 +19,7 @@ from tests.support.clients import (
     pop3_retr,
     s_client,
 )
+from tests.support.configs import PORTS, SECURITIES, STANDARD
 from tests.support.messages import DOT_MESSAGE, EIGHT_BIT_MESSAGE, make_message
 from tests.support.users import ALICE, BOB, JOERG
 
@@ -91,7 +91,7 @@ CURL_FETCH = [
 
 
 @pytest.mark.parametrize("scheme, port, path, ssl_reqd", CURL_FETCH)
-def test_curl_fetch(running, dovecot, pki, curl_available, scheme, port, path, ssl_reqd):
+def test_curl_fetch(running, dovecot, pki, scheme, port, path, ssl_reqd):
     url = curl_url(scheme, *running.address(port), path)
     result = curl(url, pki=pki, user=ALICE, ssl_reqd=ssl_reqd).check()
     # curl undoes POP3's dot-stuffing, as it must: the stored bytes come out
@@ -101,7 +101,7 @@ def test_curl_fetch(running, dovecot, pki, curl_available, scheme, port, path, s
 @pytest.mark.parametrize(
     "scheme, port, ssl_reqd",
     [("smtp", "smtp", False), ("smtps", "smtps", False), ("smtp", "smtp", True)])
-def test_curl_send(running, smtp_backend, pki, curl_available, scheme, port, ssl_reqd):
+def test_curl_send(running, smtp_backend, pki, scheme, port, ssl_reqd):
     message = make_message("via curl", ".dot first\r\nlast line\r\n")
     curl(curl_url(scheme, *running.address(port)), pki=pki, user=BOB, ssl_reqd=ssl_reqd,
          mail_from="bob@example.test", mail_rcpt=["alice@example.test"], upload=message).check()
@@ -126,7 +126,7 @@ S_CLIENT_SCRIPTS = {
 @pytest.mark.parametrize("protocol", ["imap", "pop3", "smtp"])
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
 def test_openssl_s_client(
-        running, dovecot, smtp_backend, pki, openssl_available, protocol, security):
+        running, dovecot, smtp_backend, pki, protocol, security):
     send = S_CLIENT_SCRIPTS[protocol]
     if protocol == "smtp":
         send += DOT_MESSAGE.replace(b"\r\n.", b"\r\n..") + b".\r\nQUIT\r\n"

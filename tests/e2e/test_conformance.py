@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.configs import TLS
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import EHLO_DONE, proxy_v2
+from tests.support.configs import TLS
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, ReadUntil, StartTLS, run_script
 
 MAIL = """

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.e2e.configs import STANDARD
+from tests.support.configs import STANDARD
 from tests.support.users import ALICE
 
 CLIENT_WAIT = 10  # s_client must be done well before this; the login timeout is 60 s
@@ -48,9 +48,10 @@ def _s_client(address, starttls: bool, before: bytes) -> tuple[int | None, bytes
     return proc.returncode if took < CLIENT_WAIT else None, output, took
 
 
+@pytest.mark.requires("openssl")
 @pytest.mark.parametrize("phase", ["pre-auth", "relay"])
 @pytest.mark.parametrize("security", ["ssl", "starttls"])
-def test_renegotiation_is_refused_at_once(gate, dovecot, openssl_available, phase, security):
+def test_renegotiation_is_refused_at_once(gate, dovecot, phase, security):
     gate.start(STANDARD)
     before = b""
     if phase == "relay":

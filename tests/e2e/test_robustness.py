@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.e2e.configs import TLS
 from tests.e2e.gates import rss_bytes, worker_pids
+from tests.support.configs import TLS
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import ALICE
 

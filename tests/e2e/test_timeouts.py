@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.configs import TLS
 from tests.e2e.gates import wait_for_log
 from tests.e2e.scripts import context, each_protocol, login_script
+from tests.support.configs import TLS
 from tests.support.transcript import ReadEOF, ReadLine, Sleep, StartTLS, run_script
 
 MAIL = """

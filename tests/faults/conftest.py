@@ -2,7 +2,7 @@
 
 ``sut`` is the system under test once per event loop: the ``mailgate`` binary with its
 workers on uvloop and on asyncio's own loop (``MAILGATE_LOOP``), and the embedded proxy
-(``EmbeddedGate``, on asyncio's loop in this process); ``gate`` is nginx and those
+(``EmbeddedProxy``, on asyncio's loop in this process); ``gate`` is nginx and those
 three, for what nginx shows the way for.  ``binary`` is the binary alone,
 for what only a process can suffer (kill -9, reload, its file descriptor limit).  Every
 gate is stopped at teardown and its log checked for [alert]/[emerg] lines and
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import embedded_factory, tcp_backend  # noqa: F401 - fixtures used here
+from tests.e2e.conftest import tcp_backend  # noqa: F401 - a fixture used here
 from tests.support.proxy import LOOPS
 
 BINARIES = tuple(f"mailgate-{loop}" for loop in LOOPS)
@@ -49,13 +49,13 @@ def _with_defects(metafunc: pytest.Metafunc, names: tuple[str, ...]) -> list:
 
 
 @pytest.fixture
-def sut(sut_name: str, proxy_factory, embedded_factory):  # noqa: F811 - the imported fixture
+def sut(sut_name: str, proxy_factory, embedded_factory):
     """The proxy under test (not started): the binary on each loop, or embedded."""
     return embedded_factory() if sut_name == "embedded" else proxy_factory(sut_name)
 
 
 @pytest.fixture
-def gate(gate_name: str, proxy_factory, embedded_factory):  # noqa: F811 - the imported fixture
+def gate(gate_name: str, proxy_factory, embedded_factory):
     """nginx (the reference) and each system under test (not started)."""
     return embedded_factory() if gate_name == "embedded" else proxy_factory(gate_name)
 

@@ -4,18 +4,17 @@ fail on purpose."""
 
 from __future__ import annotations
 
-import asyncio
 import select
 import socket
 import struct
-import threading
 
 import pytest
 
 from tests.e2e.backends import Connection
-from tests.e2e.gates import EmbeddedGate, worker_pids
+from tests.e2e.gates import worker_pids
 from tests.e2e.scripts import PROTOCOLS, login_script
 from tests.support.dns_server import DNSServer
+from tests.support.embedded import EmbeddedProxy, LoopThread
 from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
@@ -71,7 +70,7 @@ def assert_serves(gate, workers: list[int], ports: dict[str, str] | None = None)
         assert any(r.startswith(_LOGGED_IN[protocol]) for r in replies), (protocol, transcript)
         assert _GOODBYE[protocol] in replies[-1] and transcript.closed_by_server, (
             protocol, transcript)
-    if isinstance(gate, EmbeddedGate):
+    if isinstance(gate, EmbeddedProxy):
         assert gate.loop_errors == []
 
 
@@ -147,18 +146,13 @@ def auth_reset_midway(conn: Connection) -> None:
 # -- DNS -------------------------------------------------------------------------------------
 
 
-class DNSThread:
-    """tests/proxy' scripted DNS server on an event loop thread of its own, for a
+class DNSThread(LoopThread):
+    """tests/support's scripted DNS server on an event loop thread of its own, for a
     proxy in another process (or on another loop)."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server: DNSServer = self._call(DNSServer().start())
-
-    def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+        super().__init__()
+        self.server: DNSServer = self.call(DNSServer().start(), 10)
 
     @property
     def address(self) -> str:
@@ -167,8 +161,5 @@ class DNSThread:
         return f"{host}:{port}"
 
     def close(self) -> None:
-        self._call(self.server.close())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
+        self.call(self.server.close(), 10)
+        super().close()

@@ -13,15 +13,10 @@ from tests.e2e.gates import log_messages, wait_for_log, worker_pids
 from tests.e2e.scripts import INTERNAL_ERROR, PROTOCOLS, context, each_protocol, login_script
 from tests.faults.helpers import assert_serves, auth_reset_midway, start
 from tests.support.auth_http import NoReply, RawReply, Reply
+from tests.support.configs import one_server_each
 from tests.support.transcript import run_script
 
-MAIL = """
-    server_name mx.test;
-    auth_http $auth_http;
-    auth_http_timeout 1s;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
+MAIL = one_server_each("auth_http_timeout 1s;") + """
     server { listen 127.0.0.1:${port_imap_fault}; protocol imap; auth_http $fault_auth; }
     server { listen 127.0.0.1:${port_pop3_fault}; protocol pop3; auth_http $fault_auth; }
     server { listen 127.0.0.1:${port_smtp_fault}; protocol smtp; auth_http $fault_auth; }

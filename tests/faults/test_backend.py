@@ -10,17 +10,11 @@ from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import log_messages, wait_for_log, worker_pids
 from tests.e2e.scripts import INTERNAL_ERROR, PROTOCOLS, context, each_protocol, login_script, ok
 from tests.faults.helpers import ResetRelay, assert_serves, close_after, start
+from tests.support.configs import one_server_each
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import BULK
 
-MAIL = """
-    server_name mx.test;
-    auth_http $auth_http;
-    timeout 5s;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
-"""
+MAIL = one_server_each("timeout 5s;")
 
 
 def _send_victims_to(auth_server, backends: dict[str, tuple[str, int]]) -> None:

@@ -12,17 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.gates import EmbeddedGate, raw_log, worker_pids
+from tests.e2e.gates import raw_log, worker_pids
 from tests.faults.helpers import assert_serves, start
+from tests.support.configs import one_server_each
 from tests.support.procs import wait_until
 
-MAIL = """
-    server_name mx.test;
-    auth_http $auth_http;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
-"""
+MAIL = one_server_each()
 PAGE = os.sysconf("SC_PAGE_SIZE")  # tmpfs hands out whole pages
 
 
@@ -75,10 +70,7 @@ def _logged_in(gate) -> int:
 
 def test_error_log_on_a_full_disk(sut, full_disk, auth_server, dovecot, smtp_backend):
     path = full_disk.directory / "error.log"
-    if isinstance(sut, EmbeddedGate):
-        sut.log_path = path
-    else:
-        sut.error_log_path = path
+    sut.error_log_path = path
     workers = worker_pids(start(sut, MAIL))
     full_disk.fill(path)
     size = os.path.getsize(path)

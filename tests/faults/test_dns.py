@@ -12,16 +12,11 @@ from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import wait_for_log, worker_pids
 from tests.e2e.scripts import context, login_script
 from tests.faults.helpers import DNSThread, assert_serves, start
+from tests.support.configs import one_server_each
 from tests.support.dns_server import reverse_name
 from tests.support.transcript import ReadLine, run_script
 
-MAIL = """
-    server_name mx.test;
-    auth_http $auth_http;
-    resolver_timeout 1s;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
+MAIL = one_server_each("resolver_timeout 1s;") + """
     server { listen 127.0.0.1:${port_smtp_dns}; protocol smtp; resolver $dns; }
     server { listen 127.0.0.1:${port_smtp_no_dns}; protocol smtp;
              resolver 127.0.0.1:${port_no_dns}; }

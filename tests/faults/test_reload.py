@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.e2e.configs import TLS
 from tests.e2e.gates import worker_pids
 from tests.faults.helpers import start
 from tests.support.clients import open_imap
+from tests.support.configs import TLS
 from tests.support.procs import wait_until
 from tests.support.users import ALICE
 

@@ -12,17 +12,12 @@ import socket
 
 from tests.e2e.gates import worker_pids
 from tests.faults.helpers import assert_serves, start
+from tests.support.configs import one_server_each
 from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
 from tests.support.users import ALICE
 
-MAIL = """
-    server_name mx.test;
-    auth_http $auth_http;
-    server { listen 127.0.0.1:${port_imap}; protocol imap; }
-    server { listen 127.0.0.1:${port_pop3}; protocol pop3; }
-    server { listen 127.0.0.1:${port_smtp}; protocol smtp; }
-"""
+MAIL = one_server_each()
 MIN_SESSIONS, MAX_SESSIONS = 10, 40
 """Sessions opened, half of them logged in: more until both workers hold some (the
 kernel picks the worker that accepts)."""

@@ -291,7 +291,7 @@ def tls() -> Iterator[tuple[str, bytes]]:
         CertificateVerify no longer match the server's random (TLS 1.2 reaches them)."""
         server = TLSStream(contexts[which])
         to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
-        client = clients[which].wrap_bio(to_client, to_server, server_hostname="mail.test")
+        client = clients[which].wrap_bio(to_client, to_server, server_hostname="mx.test")
         sent = bytearray()
         for _ in range(10):
             try:
@@ -312,10 +312,10 @@ def tls() -> Iterator[tuple[str, bytes]]:
     alpn = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     alpn.check_hostname, alpn.verify_mode = False, ssl.CERT_NONE
     alpn.set_alpn_protocols(["imap", "pop3"])
-    tls13 = hello(clients[0], server_hostname="mail.test")
+    tls13 = hello(clients[0], server_hostname="mx.test")
     yield "clienthello-tls13", bytes([0]) + encode([(0, tls13)], WIDE)
     yield "clienthello-tls12", bytes([2]) + encode(
-        [(0, hello(clients[2], server_hostname="mail.test"))], WIDE)
+        [(0, hello(clients[2], server_hostname="mx.test"))], WIDE)
     yield "clienthello-alpn-no-sni-in-pieces", bytes([1]) + encode(
         [(1, piece) for piece in _pieces(hello(alpn), 5)], WIDE)
     yield "clienthello-truncated", bytes([0]) + encode([(0, tls13[:60]), (5, b"")], WIDE)

@@ -223,14 +223,14 @@ def test_apop_sends_the_salt(running, auth_server, dovecot):
         ("pop3", "pop3", "1", True),
     ],
 )
-def test_curl_fetch_over_tls(running, dovecot, pki, curl_available, scheme, port, path, ssl_reqd):
+def test_curl_fetch_over_tls(running, dovecot, pki, scheme, port, path, ssl_reqd):
     url = curl_url(scheme, *running.address(port), path)
     result = curl(url, pki=pki, user=ALICE, ssl_reqd=ssl_reqd).check()
     assert result.stdout == dovecot.delivered(ALICE.login)[0].data
 
 
 @pytest.mark.parametrize("scheme, port", [("smtps", "smtps"), ("smtp", "smtp")])
-def test_curl_send_over_tls(running, smtp_backend, pki, curl_available, scheme, port):
+def test_curl_send_over_tls(running, smtp_backend, pki, scheme, port):
     message = make_message("via curl", "sent with curl\r\n")
     curl(
         curl_url(scheme, *running.address(port)),
@@ -252,7 +252,7 @@ def test_curl_send_over_tls(running, smtp_backend, pki, curl_available, scheme, 
         ("smtp", "smtp", b"QUIT\r\n"),
     ],
 )
-def test_openssl_starttls(running, pki, openssl_available, protocol, port, command):
+def test_openssl_starttls(running, pki, protocol, port, command):
     result = s_client(*running.address(port), pki=pki, starttls=protocol, send=command)
     assert result.verify_code == 0, result.stdout
     assert result.handshakes[0][:2] == ("New", "TLSv1.3")
@@ -260,7 +260,7 @@ def test_openssl_starttls(running, pki, openssl_available, protocol, port, comma
     assert expected in result.stdout
 
 
-def test_openssl_implicit_tls_session_resumption(running, pki, openssl_available, tmp_path):
+def test_openssl_implicit_tls_session_resumption(running, pki, tmp_path):
     session = tmp_path / "session.pem"
     first = s_client(*running.address("imaps"), pki=pki, sess_out=session, send=b"a LOGOUT\r\n")
     assert first.handshakes[0][0] == "New" and session.stat().st_size > 0
@@ -277,7 +277,7 @@ def test_openssl_implicit_tls_session_resumption(running, pki, openssl_available
         ("ECDHE-ECDSA-AES128-GCM-SHA256", b"EC"),
     ],
 )
-def test_rsa_and_ecdsa_chains_are_both_served(running, pki, openssl_available, cipher, key_type):
+def test_rsa_and_ecdsa_chains_are_both_served(running, pki, cipher, key_type):
     result = s_client(
         *running.address("imaps"),
         pki=pki,

@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-from mailgate.protocol import _impl  # noqa: E402
+from mailgate.protocol import _impl
 
 
 @pytest.fixture(params=_impl.available())

@@ -1,14 +1,14 @@
 """Server configs for the protocol tests, built by the real configuration loader.
 
 :func:`server_config` writes a one-server ``mail {}`` block in nginx syntax from
-keyword overrides (named after the ``ServerConfig`` attributes) and returns the
-merged ``ServerConfig`` that ``mailgate.Config.from_string`` produces, so every
-default the machines see comes from the directive registry.
+keyword overrides (named after the ``ServerConfig`` attributes, with their Python
+values) and returns the merged ``ServerConfig`` that ``mailgate.Config.from_string``
+produces, so every default the machines see comes from the directive registry.
 """
 
 from __future__ import annotations
 
-import mailgate
+from tests.support.configs import load, mail_text, server_block
 
 _FLAGS = {"proxy_pass_error_message", "proxy_smtp_auth", "xclient"}
 _TIMES = {"timeout", "smtp_greeting_delay"}
@@ -27,24 +27,15 @@ def _value(name: str, value) -> str:
     return str(value)
 
 
-def server_text(protocol: str = "imap", **overrides) -> str:
-    """The nginx configuration text for one server with ``overrides``."""
-    lines = [f"listen 127.0.0.1:{_PORTS[protocol]};", f"protocol {protocol};"]
-    for name, value in overrides.items():
-        if name in _LISTS and not value:
-            continue        # an empty list is the directive left unset
-        lines.append(f"{name} {_value(name, value)};")
+def server_config(protocol: str = "imap", **overrides):
+    """A merged ``ServerConfig`` for ``protocol`` with nginx's defaults and ``overrides``."""
+    lines = [f"{name} {_value(name, value)};" for name, value in overrides.items()
+             if name not in _LISTS or value]  # an empty list is the directive left unset
     if overrides.get("starttls", "off") != "off":
         # STARTTLS needs a certificate; it is only loaded when a TLS context is built
-        lines += ["ssl_certificate /nonexistent/server.crt;",
-                  "ssl_certificate_key /nonexistent/server.key;"]
-    body = "\n        ".join(lines)
-    return (f"mail {{\n    server_name mx.test;\n    auth_http 127.0.0.1:9000/auth;\n"
-            f"    server {{\n        {body}\n    }}\n}}\n")
-
-
-def server_config(protocol: str = "imap", **overrides):
-    """A merged ``ServerConfig`` for ``protocol`` with nginx's defaults."""
-    config = mailgate.Config.from_string(server_text(protocol, **overrides))
-    (server,) = config.servers
-    return server
+        lines.append("ssl_certificate /nonexistent/server.crt; "
+                     "ssl_certificate_key /nonexistent/server.key;")
+    server = server_block(" ".join(lines), listen=f"127.0.0.1:{_PORTS[protocol]}",
+                          protocol=protocol)
+    (config,) = load(mail_text(server, mail="server_name mx.test;")).servers
+    return config

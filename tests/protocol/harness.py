@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from factory import server_config
-
 from mailgate.protocol.events import ArmTimer, Close, DisarmTimer, Log, Send, SendUpstream
+
+from tests.protocol.factory import server_config
 
 
 class Harness:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from harness import Harness, server_config
 
 from mailgate.inet import TEMPUNAVAIL, UNAVAILABLE
 from mailgate.protocol import (
@@ -17,6 +16,8 @@ from mailgate.protocol import (
     SmtpServer,
 )
 from mailgate.protocol.smtp import xclient_line, xtext
+
+from tests.protocol.harness import Harness, server_config
 
 
 def backend(cls, impl, protocol="imap", **kwargs):

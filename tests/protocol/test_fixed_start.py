@@ -5,8 +5,9 @@ the one ``start()`` would have left, on both parser implementations."""
 from __future__ import annotations
 
 import pytest
-from harness import Harness, server_config
 from mailgate.protocol import ArmTimer, Close, ImapServer, Pop3Server, Send, SmtpServer, server_for
+
+from tests.protocol.harness import Harness, server_config
 
 
 @pytest.mark.parametrize("protocol", ["imap", "pop3"])

@@ -29,8 +29,9 @@ def test_machines_take_raw_bytes(data):
 
 
 def test_large_input_keeps_memory_bounded(impl):
-    from factory import server_config
     from mailgate.protocol import ImapServer
+
+    from tests.protocol.factory import server_config
     m = ImapServer(server_config("imap", imap_client_buffer=256), implementation=impl)
     m.start()
     sent = 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from harness import Harness, server_config
 
 from mailgate.protocol import (
     AuthFailed,
@@ -17,6 +16,8 @@ from mailgate.protocol import (
     MachineStateError,
     StartTLS,
 )
+
+from tests.protocol.harness import Harness, server_config
 
 ALL = ("plain", "login", "cram-md5", "external")
 

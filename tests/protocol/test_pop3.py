@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
-from harness import Harness, server_config
 
 from mailgate.protocol import AuthFailed, AuthRequest, Pop3Server, StartTLS
+
+from tests.protocol.harness import Harness, server_config
 
 SALT = b"<1948697756.1795881823@mx.test>"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
-from harness import Harness, server_config
 
 from mailgate.protocol import AuthFailed, AuthOK, AuthRequest, SmtpServer, StartTLS
+
+from tests.protocol.harness import Harness, server_config
 
 CAPS = ("PIPELINING", "SIZE 10485760", "8BITMIME")
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from harness import Harness, server_config
 
 from mailgate.protocol import AuthRequest, ImapServer, Pop3Server, Send, SmtpServer, StartTLS
+
+from tests.protocol.harness import Harness, server_config
 
 CASES = [
     (ImapServer, "imap", b"a1 STARTTLS\r\na2 LOGIN evil pass\r\na3 CAPABILITY\r\n",

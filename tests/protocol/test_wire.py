@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from mailgate.protocol import _codes, _impl
 from mailgate.protocol import _reader as pyreader
 
+from tests.protocol.factory import server_config
+
 BOTH = _impl.available()
 needs_compiled = pytest.mark.skipif(_impl.COMPILED not in BOTH,
                                     reason="compiled speedups not built")
@@ -253,7 +255,7 @@ def test_implementation_selection(monkeypatch):
         assert protocol.IMPLEMENTATION == "python"
         assert type(protocol.RelayBuffer(4)).__module__ == "mailgate.protocol._relay"
         assert protocol.ImapServer(
-            __import__("factory").server_config()).impl.name == "python"
+            server_config()).impl.name == "python"
         with pytest.raises(ValueError):
             protocol.set_implementation("fast")
     finally:

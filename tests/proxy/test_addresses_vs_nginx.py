@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import re
-import shutil
 import socket
 
 import dns.flags
@@ -21,14 +19,10 @@ import pytest
 
 from mailgate.config.model import Resolver
 from mailgate.proxy.resolver import ClientNameResolver
+from tests.support.components import NGINX_MAIL_MODULE
 from tests.support.dns_server import DNSServer, reverse_name
 
-MAIL_MODULE = "/usr/lib/nginx/modules/ngx_mail_module.so"
-pytestmark = [
-    pytest.mark.nginx,
-    pytest.mark.skipif(not (shutil.which("nginx") and os.path.exists(MAIL_MODULE)),
-                       reason="nginx with the mail module is not installed"),
-]
+pytestmark = [pytest.mark.nginx, pytest.mark.requires("nginx")]
 
 
 def _a(name, *addresses, **kw):
@@ -146,7 +140,7 @@ def test_client_host_and_log_lines_match_nginx(tmp_path):
             f"  server {{ listen 127.0.0.1:{port}; protocol smtp; smtp_auth plain; }}\n}}\n")
         nginx = await asyncio.create_subprocess_exec(
             "nginx", "-p", f"{tmp_path}/", "-c", "nginx.conf",
-            "-g", f"load_module {MAIL_MODULE};",
+            "-g", f"load_module {NGINX_MAIL_MODULE};",
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         try:
             for _ in range(100):

@@ -10,7 +10,6 @@ from mailgate import Config
 from mailgate.log import LogFiles
 from mailgate.proxy.mailproxy import MailProxy
 
-from tests.proxy.conftest import EmbeddedProxy
 from tests.support.auth_http import Reply, SequencePolicy
 from tests.support.clients import imap_fetch, imap_login, open_imap, open_pop3, open_smtp, pop3_retr
 from tests.support.messages import DOT_MESSAGE
@@ -109,16 +108,12 @@ def _nodelay_in_relay(embedded, name: str) -> list[int]:
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_both_connections_of_a_session_send_without_delay(loop, tmp_path, port_allocator,
-                                                          proxy_values, dovecot):
+def test_both_connections_of_a_session_send_without_delay(loop, embedded_factory, dovecot):
     """Greetings and commands leave at once: TCP_NODELAY on the client and the backend side."""
     factory = asyncio.new_event_loop if loop == "asyncio" else pytest.importorskip("uvloop").new_event_loop
-    embedded = EmbeddedProxy(tmp_path, port_allocator, proxy_values, loop_factory=factory)
-    try:
-        embedded.start(MAIL)
-        assert _nodelay_in_relay(embedded, "imap") == [1, 1]
-    finally:
-        embedded.stop()
+    embedded = embedded_factory(loop_factory=factory)
+    embedded.start(MAIL)
+    assert _nodelay_in_relay(embedded, "imap") == [1, 1]
 
 
 def test_a_listening_socket_from_the_embedder_gets_nodelay_too(embedded, dovecot, proxy_values):

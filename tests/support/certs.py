@@ -4,16 +4,19 @@ Layout of the tree (every certificate below the root is signed by its parent)::
 
     root CA ─┬─ intermediate CA ─┬─ server (RSA 2048)     served with its chain
              │                   ├─ server (ECDSA P-256)  served with its chain
+             │                   ├─ server "other.test" (ECDSA P-256), another name
              │                   ├─ client via intermediate
              │                   └─ client via intermediate, revoked (intermediate CRL)
-             ├─ client (signed by the root)
+             ├─ client (signed by the root; serial 0x0ABCDEF1, a leading zero digit)
              ├─ client, revoked (root CRL)
              └─ client, expired
     client, self-signed
 
-Servers present ``leaf + intermediate``; clients trust ``ca.crt`` (the root alone).
-A server that verifies clients is given ``ca.crt`` (clients of the intermediate send
-their chain) or ``ca-bundle.crt`` (root + intermediate).
+Servers present ``leaf + intermediate`` and are named ``localhost``, ``mx.test``,
+127.0.0.1 and ::1 (subjects ``mx.test RSA``, ``mx.test ECDSA``, ``other.test``);
+clients trust ``ca.crt`` (the root alone).  A server that verifies clients is given
+``ca.crt`` (clients of the intermediate send their chain) or ``ca-bundle.crt`` (root +
+intermediate).
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-__all__ = ["KEY_PASSWORD", "PKI", "CertFiles", "make_pki"]
+__all__ = ["CLIENT_SERIAL", "KEY_PASSWORD", "PKI", "SERVER_NAMES", "CertFiles", "make_pki"]
 
 KEY_PASSWORD = "key pass 1"
 """Password of the encrypted server keys (also in ``*.pass`` for ssl_password_file)."""
 
 SERVER_NAMES = ("localhost", "mx.test")
+"""The DNS names of every server certificate (clients check ``mx.test``)."""
+CLIENT_SERIAL = 0x0ABCDEF1
+"""Serial number of ``PKI.client`` (nginx sends it as ``0ABCDEF1``)."""
 SERVER_IPS = ("127.0.0.1", "::1")
 _ORG = "mailgate tests"
 _DAY = _dt.timedelta(days=1)
@@ -89,6 +95,7 @@ class PKI:
     ca_bundle: Path
     server_rsa: CertFiles
     server_ecdsa: CertFiles
+    server_other: CertFiles
     server_rsa_encrypted_key: Path
     server_ecdsa_encrypted_key: Path
     password_file: Path
@@ -142,6 +149,7 @@ def _issue(
     server: bool = False,
     client: bool = False,
     expired: bool = False,
+    serial: int | None = None,
 ) -> x509.Certificate:
     now = _dt.datetime.now(_dt.UTC)
     if expired:
@@ -156,7 +164,7 @@ def _issue(
         .subject_name(subject)
         .issuer_name(issuer_name)
         .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
+        .serial_number(serial or x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
@@ -274,15 +282,16 @@ def make_pki(directory: Path | str) -> PKI:
     inter_cert = _issue("mailgate test intermediate CA", inter_key, root, ca=True, path_length=0)
     inter = _Issuer(inter_key, inter_cert)
 
-    def leaf(name: str, cn: str, kind: str, issuer: _Issuer | None, **kw: bool) -> CertFiles:
+    def leaf(name: str, cn: str, kind: str, issuer: _Issuer | None, **kw: bool | int) -> CertFiles:
         key = _new_key(kind)
         certificate = _issue(cn, key, issuer, **kw)
         chain = (inter_cert,) if issuer is inter else ()
         return _save(out, name, certificate, key, chain)
 
-    server_rsa = leaf("server-rsa", "mx.test", "rsa", inter, server=True)
-    server_ecdsa = leaf("server-ecdsa", "mx.test", "ecdsa", inter, server=True)
-    client = leaf("client", "client one", "ecdsa", root, client=True)
+    server_rsa = leaf("server-rsa", "mx.test RSA", "rsa", inter, server=True)
+    server_ecdsa = leaf("server-ecdsa", "mx.test ECDSA", "ecdsa", inter, server=True)
+    server_other = leaf("server-other", "other.test", "ecdsa", inter, server=True)
+    client = leaf("client", "client one", "ecdsa", root, client=True, serial=CLIENT_SERIAL)
     client_inter = leaf("client-inter", "client two", "ecdsa", inter, client=True)
     client_self = leaf("client-self", "client self", "ecdsa", None, client=True)
     client_revoked = leaf("client-revoked", "client revoked", "ecdsa", root, client=True)
@@ -306,6 +315,7 @@ def make_pki(directory: Path | str) -> PKI:
         ca_bundle=_write(out / "ca-bundle.crt", _pem(root_cert) + _pem(inter_cert)),
         server_rsa=server_rsa,
         server_ecdsa=server_ecdsa,
+        server_other=server_other,
         server_rsa_encrypted_key=encrypted(server_rsa),
         server_ecdsa_encrypted_key=encrypted(server_ecdsa),
         # nginx tries each line of ssl_password_file in turn: a wrong one first

@@ -1,5 +1,6 @@
 """Real clients against a host:port with the test CA: imaplib, poplib, smtplib,
-``curl`` and ``openssl s_client``.
+``curl`` and ``openssl s_client`` (these two require their component: skipped or failed
+without it, see components.py).
 
 Every call is bounded by a timeout.  ``security`` is ``"plain"``, ``"ssl"``
 (implicit TLS) or ``"starttls"``.
@@ -8,6 +9,7 @@ Every call is bounded by a timeout.  ``security`` is ``"plain"``, ``"ssl"``
 from __future__ import annotations
 
 import imaplib
+import os
 import poplib
 import re
 import smtplib
@@ -21,11 +23,13 @@ from pathlib import Path
 from typing import IO
 
 from .certs import PKI, CertFiles
+from .components import require
 from .users import MailUser
 
 __all__ = [
     "CurlResult",
     "SClientResult",
+    "TLS_VERSIONS",
     "client_context",
     "curl",
     "curl_url",
@@ -41,21 +45,31 @@ __all__ = [
 SECURITY = ("plain", "ssl", "starttls")
 
 
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+"""Protocol versions by the names the benchmarks take on their command lines."""
+
+
 def client_context(
-    pki: PKI,
+    ca: PKI | str | os.PathLike[str],
     *,
     client_cert: CertFiles | None = None,
-    minimum_version: ssl.TLSVersion | None = None,
-    maximum_version: ssl.TLSVersion | None = None,
+    version: ssl.TLSVersion | None = None,
+    alpn: Sequence[str] | None = None,
+    ciphers: str | None = None,
 ) -> ssl.SSLContext:
-    """A client context that trusts the test root CA, optionally with a client cert."""
-    context = ssl.create_default_context(cafile=str(pki.ca.cert))
+    """A client context that trusts the test root CA (``ca``: the PKI, or a CA file),
+    optionally with a client certificate, pinned to one protocol ``version``, offering
+    ``alpn`` protocols, limited to TLS 1.2 ``ciphers``."""
+    cafile = ca.ca.cert if isinstance(ca, PKI) else ca
+    context = ssl.create_default_context(cafile=str(cafile))
     if client_cert is not None:
         context.load_cert_chain(str(client_cert.cert), str(client_cert.key_file))
-    if minimum_version is not None:
-        context.minimum_version = minimum_version
-    if maximum_version is not None:
-        context.maximum_version = maximum_version
+    if version is not None:
+        context.minimum_version = context.maximum_version = version
+    if alpn is not None:
+        context.set_alpn_protocols(alpn)
+    if ciphers is not None:
+        context.set_ciphers(ciphers)
     return context
 
 
@@ -209,6 +223,7 @@ def curl(
         curl(curl_url("smtp", h, p), pki=pki, user=ALICE, mail_from="a@x.test",
              mail_rcpt=["b@y.test"], upload=message)
     """
+    require("curl")
     argv = [
         "curl",
         "--silent",
@@ -318,6 +333,7 @@ def s_client(
     """
     if starttls not in (None, "imap", "pop3", "smtp"):
         raise ValueError(f"unsupported -starttls {starttls!r}")
+    require("openssl")
     argv = [
         "openssl",
         "s_client",

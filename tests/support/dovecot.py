@@ -23,21 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+from .components import DOVECOT
 from .ports import PortAllocator
 from .procs import ServerProcess, StartupError, wait_for_listen
 from .users import DEFAULT_USERS, MailUser
 
-__all__ = ["Dovecot", "StoredMessage", "dovecot_available"]
+__all__ = ["Dovecot", "StoredMessage"]
 
-DOVECOT = "/usr/sbin/dovecot"
 _MAIL_USER = "nobody"
 _serial = itertools.count(1)
-
-
-def dovecot_available() -> bool:
-    """True when the Dovecot binary and its IMAP and POP3 daemons are installed."""
-    libexec = Path("/usr/lib/dovecot")
-    return Path(DOVECOT).exists() and (libexec / "imap").exists() and (libexec / "pop3").exists()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ by tests/conftest.py).  See tests/support/README.md for what each offers.
 
 from __future__ import annotations
 
-import shutil
 import ssl
 from collections.abc import Callable, Iterator
 
@@ -13,7 +12,9 @@ import pytest
 from .auth_http import AuthHttpServer, DefaultPolicy
 from .certs import PKI, make_pki
 from .clients import client_context
-from .dovecot import Dovecot, dovecot_available
+from .components import require
+from .dovecot import Dovecot
+from .embedded import EmbeddedProxy
 from .messages import DOT_MESSAGE, EIGHT_BIT_MESSAGE, big_message, make_message
 from .ports import PortAllocator
 from .proxy import IMPLEMENTATIONS, MailProxy
@@ -47,6 +48,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # aiosmtpd warns about its own use of a deprecated attribute on every AUTH.
     config.addinivalue_line("filterwarnings", "ignore:Session.login_data is deprecated")
+    config.addinivalue_line(
+        "markers",
+        "requires(*components): the test runs these (tests/support/components.py): skipped "
+        "without them, failed without them under MAILGATE_REQUIRE_ALL=1")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before the fixtures: a missing component starts nothing
+    for marker in item.iter_markers("requires"):
+        for name in marker.args:
+            require(name)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -109,14 +122,6 @@ def mail_users() -> tuple[MailUser, ...]:
 # -- backends ----------------------------------------------------------------------------
 
 
-def _require_dovecot() -> None:
-    if not dovecot_available():
-        pytest.skip(
-            "Dovecot is not installed (dovecot-imapd, dovecot-pop3d); "
-            "run tests/support/install-system-deps.sh"
-        )
-
-
 @pytest.fixture(scope="session")
 def dovecot(
     tmp_path_factory: pytest.TempPathFactory, port_allocator: PortAllocator
@@ -126,7 +131,7 @@ def dovecot(
     Shared by the whole session: read, do not change its mailboxes (use
     ``dovecot_factory`` for a private instance).
     """
-    _require_dovecot()
+    require("dovecot")
     instance = Dovecot(tmp_path_factory.mktemp("dovecot"), port_allocator)
     for login, messages in default_seed().items():
         for data in messages:
@@ -144,7 +149,7 @@ def dovecot_factory(
 
     ``dovecot_factory(users=..., tls=(chain, key), settings={...})``
     """
-    _require_dovecot()
+    require("dovecot")
     made: list[Dovecot] = []
 
     def make(**kwargs: object) -> Dovecot:
@@ -228,7 +233,7 @@ def proxy_factory(
     port_allocator: PortAllocator,
     proxy_values: dict[str, object],
 ) -> Iterator[Callable[[str], MailProxy]]:
-    """Make (not start) proxies by implementation name; skips when one cannot run.
+    """Make (not start) proxies by implementation name; requires what each runs on.
 
     At teardown every proxy is stopped; a log with [alert]/[emerg] lines or a Python
     traceback fails the test unless ``proxy.tolerate_problems`` was set; when the test
@@ -238,9 +243,8 @@ def proxy_factory(
 
     def make(name: str) -> MailProxy:
         implementation = IMPLEMENTATIONS[name]
-        ok, reason = implementation.available()
-        if not ok:
-            pytest.skip(reason)
+        for component in implementation.requires:
+            require(component)
         made.append(
             MailProxy(
                 implementation,
@@ -264,11 +268,41 @@ def proxy_factory(
 
 
 @pytest.fixture
-def proxy(proxy_impl: str, proxy_factory: Callable[[str], MailProxy]) -> MailProxy:
-    """The proxy under test, once per implementation (``--mail-proxy``); not started.
+def embedded_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+    port_allocator: PortAllocator,
+    proxy_values: dict[str, object],
+) -> Iterator[Callable[..., EmbeddedProxy]]:
+    """Make in-process proxies (``EmbeddedProxy``, not started; ``loop_factory=`` to
+    choose the loop).  At teardown each is stopped; its log's [alert]/[emerg] lines,
+    tracebacks and exceptions that reached its loop fail the test unless
+    ``tolerate_problems`` was set."""
+    made: list[EmbeddedProxy] = []
 
-    mailgate's side is skipped until ``mailgate.cli`` exists.
-    """
+    def make(**kwargs: object) -> EmbeddedProxy:
+        directory = tmp_path_factory.mktemp("embedded")
+        made.append(EmbeddedProxy(directory, port_allocator, proxy_values, **kwargs))  # type: ignore[arg-type]
+        return made[-1]
+
+    yield make
+    problems = []
+    for proxy in made:
+        proxy.stop()
+        if not proxy.tolerate_problems:
+            problems += proxy.problems()
+    if problems:
+        raise AssertionError("problems in the embedded proxy:\n" + "\n".join(problems))
+
+
+@pytest.fixture
+def embedded(embedded_factory: Callable[..., EmbeddedProxy]) -> EmbeddedProxy:
+    """mailgate's ``MailProxy`` in this process (not started), see ``embedded_factory``."""
+    return embedded_factory()
+
+
+@pytest.fixture
+def proxy(proxy_impl: str, proxy_factory: Callable[[str], MailProxy]) -> MailProxy:
+    """The proxy under test, once per implementation (``--mail-proxy``); not started."""
     return proxy_factory(proxy_impl)
 
 
@@ -281,19 +315,5 @@ def nginx(proxy_factory: Callable[[str], MailProxy]) -> MailProxy:
 @pytest.fixture
 def proxy_pair(proxy_factory: Callable[[str], MailProxy]) -> tuple[MailProxy, MailProxy]:
     """``(nginx, mailgate)``, neither started, for conformance tests that run one
-    script against both and compare transcripts; skipped while mailgate cannot run."""
+    script against both and compare transcripts."""
     return proxy_factory("nginx"), proxy_factory("mailgate")
-
-
-@pytest.fixture(scope="session")
-def curl_available() -> None:
-    """Skip unless curl is installed."""
-    if shutil.which("curl") is None:
-        pytest.skip("curl is not installed")
-
-
-@pytest.fixture(scope="session")
-def openssl_available() -> None:
-    """Skip unless the openssl command is installed."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")

@@ -22,10 +22,11 @@ import signal
 import string
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .components import NGINX, NGINX_MAIL_MODULE
 from .ports import PortAllocator
 from .procs import ServerProcess, StartupError, kill_group, pid_alive, wait_for_listen, wait_until
 
@@ -39,6 +40,8 @@ __all__ = [
     "Mailgate",
     "MailgateOnLoop",
     "Nginx",
+    "ProxyLog",
+    "substitute",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -64,10 +67,8 @@ class Implementation:
     """How to run one proxy implementation."""
 
     name: str
-
-    def available(self) -> tuple[bool, str]:
-        """(True, "") when it can run here, else (False, why not)."""
-        raise NotImplementedError
+    requires: tuple[str, ...] = ()
+    """The components (tests/support/components.py) it runs on."""
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
         """The command line for ``-p prefix -c conf -e stderr -g directives``."""
@@ -90,43 +91,19 @@ class Nginx(Implementation):
     """Debian's nginx with the dynamic mail module."""
 
     name = "nginx"
-
-    def __init__(
-        self,
-        binary: str = "/usr/sbin/nginx",
-        module: str = "/usr/lib/nginx/modules/ngx_mail_module.so",
-    ) -> None:
-        self.binary = binary
-        self.module = module
-
-    def available(self) -> tuple[bool, str]:
-        if not Path(self.binary).exists():
-            return (
-                False,
-                f"nginx is not installed ({self.binary}); run tests/support/install-system-deps.sh",
-            )
-        if not Path(self.module).exists():
-            return False, f"libnginx-mod-mail is not installed ({self.module})"
-        return True, ""
+    requires = ("nginx",)
 
     def directives(self, daemon: bool) -> str:
-        return f"load_module {self.module}; " + super().directives(daemon)
+        return f"load_module {NGINX_MAIL_MODULE}; " + super().directives(daemon)
 
     def command(self, prefix: Path, conf: Path, directives: str) -> list[str]:
-        return [self.binary, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]
+        return [NGINX, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", directives]
 
 
 class Mailgate(Implementation):
     """mailgate's binary (``python -m mailgate``), from the same package the tests import."""
 
     name = "mailgate"
-
-    def available(self) -> tuple[bool, str]:
-        import importlib.util
-
-        if importlib.util.find_spec("mailgate.process.master") is None:
-            return False, "mailgate's process model is not built yet: only the nginx side runs"
-        return True, ""
 
     def environment(self) -> dict[str, str]:
         import mailgate
@@ -178,7 +155,51 @@ class MailgateOnLoop(Mailgate):
 IMPLEMENTATIONS.update({f"mailgate-{loop}": MailgateOnLoop(loop) for loop in LOOPS})
 
 
-class MailProxy:
+def substitute(text: str, values: Mapping[str, object], port: Callable[[str], int]) -> str:
+    """``text`` (a ``string.Template``) with ``${port_NAME}`` as ``port(NAME)`` and every
+    other ``$name`` from ``values``."""
+    mapping = dict(values)
+    for match in _PLACEHOLDER.finditer(text):
+        name = match.group(1) or match.group(2)
+        if name.startswith("port_"):
+            mapping[name] = port(name[len("port_") :])
+    try:
+        return string.Template(text).substitute(mapping)
+    except KeyError as exc:
+        raise KeyError(f"no value for ${exc.args[0]} in the proxy configuration") from None
+
+
+def _is_problem(line: str) -> bool:
+    if "Traceback (most recent call last)" in line:
+        return True
+    match = _LOG_LINE.match(line)
+    return match is not None and match.group(1) in ("alert", "emerg")
+
+
+class ProxyLog:
+    """Reading a proxy's error_log at ``error_log_path`` (set by the subclass)."""
+
+    error_log_path: Path
+
+    def error_log(self) -> str:
+        """The error_log file's text so far."""
+        if not self.error_log_path.exists():
+            return ""
+        return self.error_log_path.read_text(errors="replace")
+
+    def log_lines(self, level: str | None = None) -> list[str]:
+        """error_log lines, optionally only those of one ``level`` (e.g. "info")."""
+        lines = self.error_log().splitlines()
+        if level is None:
+            return lines
+        return [line for line in lines if (m := _LOG_LINE.match(line)) and m.group(1) == level]
+
+    def problems(self) -> list[str]:
+        """Log lines that point at a bug: [alert]/[emerg] lines and Python tracebacks."""
+        return [line for line in self.error_log().splitlines() if _is_problem(line)]
+
+
+class MailProxy(ProxyLog):
     """One proxy instance: renders the config, starts, waits, stops, reads the log.
 
     Example::
@@ -252,17 +273,7 @@ class MailProxy:
             f"{main}\n"
             f"mail {{\n{mail_body}\n}}\n"
         )
-        for match in _PLACEHOLDER.finditer(text):
-            name = match.group(1) or match.group(2)
-            if name.startswith("port_"):
-                self.port(name[len("port_") :])
-        mapping = {f"port_{k}": v for k, v in self._port_map.items()}
-        mapping.update(self.values)
-        mapping["prefix"] = self.prefix
-        try:
-            return string.Template(text).substitute(mapping)
-        except KeyError as exc:
-            raise KeyError(f"no value for ${exc.args[0]} in the proxy configuration") from None
+        return substitute(text, dict(self.values, prefix=self.prefix), self.port)
 
     def check_config(self, mail_body: str, *, main: str = "") -> ConfigCheck:
         """Run ``-t`` on the rendered configuration (nothing is started)."""
@@ -355,29 +366,10 @@ class MailProxy:
 
     # -- logs -----------------------------------------------------------------------
 
-    def error_log(self) -> str:
-        """The error_log file's text so far."""
-        if not self.error_log_path.exists():
-            return ""
-        return self.error_log_path.read_text(errors="replace")
-
-    def log_lines(self, level: str | None = None) -> list[str]:
-        """error_log lines, optionally only those of one ``level`` (e.g. "info")."""
-        lines = self.error_log().splitlines()
-        if level is None:
-            return lines
-        return [line for line in lines if (m := _LOG_LINE.match(line)) and m.group(1) == level]
-
     def problems(self) -> list[str]:
-        """Log lines that point at a bug: [alert]/[emerg] lines and Python tracebacks."""
-        text = self.error_log() + (self.process.output() if self.process else "")
-        return [
-            line
-            for line in text.splitlines()
-            if "Traceback (most recent call last)" in line
-            or (m := _LOG_LINE.match(line))
-            and m.group(1) in ("alert", "emerg")
-        ]
+        """Problems of the error log and of the console output."""
+        console = self.process.output() if self.process else ""
+        return super().problems() + [line for line in console.splitlines() if _is_problem(line)]
 
     def diagnostics(self) -> str:
         """Config, console output and error log, for failure messages."""

@@ -1,4 +1,5 @@
-"""Real TLS clients for the tests: Python's ssl module and openssl s_client."""
+"""Real TLS clients for the tests: Python's ssl module (its contexts from
+``tests.support.clients.client_context``) and openssl s_client."""
 
 from __future__ import annotations
 
@@ -7,29 +8,16 @@ import socket
 import ssl
 import subprocess
 
+from tests.support.components import require
+from tests.support.memory import TLSPair
+
 TIMEOUT = 10
-
-
-def client_context(pki, *, version: ssl.TLSVersion | None = None, cert: str | None = None,
-                   key: str | None = None, alpn: list[str] | None = None,
-                   ciphers: str | None = None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(pki["ca.pem"])
-    if version is not None:
-        ctx.minimum_version = ctx.maximum_version = version
-    if cert is not None:
-        ctx.load_cert_chain(cert, key)
-    if alpn is not None:
-        ctx.set_alpn_protocols(alpn)
-    if ciphers is not None:
-        ctx.set_ciphers(ciphers)
-    return ctx
 
 
 class Client:
     """A connected Python ssl client; ``greeting`` is the server's first line."""
 
-    def __init__(self, port: int, ctx: ssl.SSLContext, *, session=None, server_hostname="mail.test"):
+    def __init__(self, port: int, ctx: ssl.SSLContext, *, session=None, server_hostname="mx.test"):
         raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         try:
             self.sock = ctx.wrap_socket(raw, server_hostname=server_hostname, session=session)
@@ -85,6 +73,7 @@ def handshake_session(port: int, ctx: ssl.SSLContext, session=None):
 
 def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float = TIMEOUT) -> str:
     """Run openssl s_client against the server; its stdout and stderr."""
+    require("openssl")
     proc = subprocess.run(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-ign_eof", *args],
         input=stdin, capture_output=True, timeout=timeout, check=False,
@@ -92,36 +81,15 @@ def s_client(port: int, *args: str, stdin: bytes = b"QUIT\r\n", timeout: float =
     return proc.stdout.decode("utf-8", "replace") + proc.stderr.decode("utf-8", "replace")
 
 
-def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mail.test", log=None):
-    """A handshake between a TLSStream and an ssl.SSLObject, in memory.
+def memory_handshake(context, client_ctx: ssl.SSLContext, session=None, server_hostname="mx.test", log=None):
+    """A handshake between a TLSStream and an ssl.SSLObject, in memory
+    (``tests.support.memory.TLSPair``).
 
     Returns (server, client) once both sides are done and the client has
     processed everything the server sent (TLS 1.3 tickets included); the
     client's memory BIOs are ``client.incoming`` and ``client.outgoing``.
     """
-    from mailgate.tls import TLSStream
-
-    server = TLSStream(context, log=log)
-    to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_ctx.wrap_bio(to_client, to_server, server_hostname=server_hostname, session=session)
-    client.incoming, client.outgoing = to_client, to_server
-    client_done = False
-    for _ in range(10):
-        if not client_done:
-            try:
-                client.do_handshake()
-                client_done = True
-            except ssl.SSLWantReadError:
-                pass
-        server.feed(to_server.read())
-        server_done = server.handshake_done or server.do_handshake()
-        to_client.write(server.data_to_send())
-        if client_done and server_done:
-            break
-    else:
-        raise AssertionError("handshake did not finish")
-    try:
-        client.read(1)  # takes in session tickets sent after the handshake
-    except ssl.SSLWantReadError:
-        pass
-    return server, client
+    pair = TLSPair(context, client_ctx, session=session, server_hostname=server_hostname, log=log)
+    client = pair.client.obj
+    client.incoming, client.outgoing = pair.client.incoming, pair.client.outgoing
+    return pair.server, client

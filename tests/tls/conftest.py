@@ -1,17 +1,8 @@
-import os
-import sys
+"""Servers of the TLS tests (their certificates: the ``pki`` fixture of tests/support)."""
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from pki import PKI
-from server import ServerProcess, ServerThread
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory):
-    return PKI(str(tmp_path_factory.mktemp("pki")))
+from tests.tls.server import ServerProcess, ServerThread
 
 
 @pytest.fixture

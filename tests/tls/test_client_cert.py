@@ -7,28 +7,29 @@ import hashlib
 import ssl
 
 import pytest
-from clients import client_context, connect, s_client
-from conf import context
 from cryptography.hazmat.primitives import serialization
 from mailgate.tls import SessionZones
+
+from tests.support.clients import client_context
+from tests.tls.clients import connect, s_client
+from tests.tls.conf import context
 
 
 def verify(pki, mode: str, *, ca: str = "client_certificate", depth: int | None = None,
            crl: bool = False) -> str:
     body = f"ssl_verify_client {mode};"
     if ca:
-        body += f" ssl_{ca} {pki['client-ca.pem']};"
+        body += f" ssl_{ca} {pki.ca.cert};"
     if depth is not None:
         body += f" ssl_verify_depth {depth};"
     if crl:
-        body += f" ssl_crl {pki['client-crl.pem']};"
+        body += f" ssl_crl {pki.crl_ca};"
     return body
 
 
 def client(pki, name: str | None):
-    if name is None:
-        return client_context(pki)
-    return client_context(pki, cert=pki[name + ".pem"], key=pki[name + ".key"])
+    """A client context, with the PKI's client certificate ``name`` (``client_revoked``...)."""
+    return client_context(pki, client_cert=None if name is None else getattr(pki, name))
 
 
 def outcome(srv, pki, name: str | None):
@@ -57,7 +58,7 @@ def test_on_with_a_ca_signed_certificate(tmp_path, pki, serve):
 
 def test_on_with_a_self_signed_certificate(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki, verify(pki, "on")))
-    assert outcome(srv, pki, "self") == (
+    assert outcome(srv, pki, "client_self_signed") == (
         b"ERR cert_error\r\n",
         ("cert_error", "client SSL certificate verify error: (18:self-signed certificate)"),
     )
@@ -71,19 +72,19 @@ def test_optional_without_certificate(tmp_path, pki, serve):
 
 def test_optional_with_a_self_signed_certificate(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki, verify(pki, "optional")))
-    assert outcome(srv, pki, "self")[0] == b"ERR cert_error\r\n"
+    assert outcome(srv, pki, "client_self_signed")[0] == b"ERR cert_error\r\n"
 
 
 def test_optional_no_ca_accepts_a_self_signed_certificate(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki, verify(pki, "optional_no_ca", ca="")))
-    conn = connect(srv.port, client(pki, "self"))
+    conn = connect(srv.port, client(pki, "client_self_signed"))
     assert conn.facts["verify"] == "FAILED:self-signed certificate"
-    assert conn.facts["subject"] == pki.self_signed.cert.subject.rfc4514_string()
+    assert conn.facts["subject"] == pki.client_self_signed.certificate.subject.rfc4514_string()
 
 
 def test_optional_no_ca_still_refuses_a_revoked_certificate(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki, verify(pki, "optional_no_ca", crl=True)))
-    assert outcome(srv, pki, "revoked") == (
+    assert outcome(srv, pki, "client_revoked") == (
         b"ERR cert_error\r\n",
         ("cert_error", "client SSL certificate verify error: (23:certificate revoked)"),
     )
@@ -91,9 +92,9 @@ def test_optional_no_ca_still_refuses_a_revoked_certificate(tmp_path, pki, serve
 
 
 def test_crl_needed_for_every_certificate_of_the_chain(tmp_path, pki, serve):
-    # the client CA's CRL does not cover the client intermediate
+    # the root's CRL does not cover the intermediate
     srv = serve(main=context(tmp_path, pki, verify(pki, "on", crl=True)))
-    assert outcome(srv, pki, "client-two") == (
+    assert outcome(srv, pki, "client_via_intermediate") == (
         b"ERR cert_error\r\n",
         ("cert_error", "client SSL certificate verify error: (3:unable to get certificate CRL)"),
     )
@@ -101,27 +102,29 @@ def test_crl_needed_for_every_certificate_of_the_chain(tmp_path, pki, serve):
 
 @pytest.mark.parametrize("depth, accepted", [(0, False), (1, True)])
 def test_verify_depth(tmp_path, pki, serve, depth, accepted):
-    # client two is issued by an intermediate the client sends along
+    # this client is issued by the intermediate, which it sends along
     srv = serve(main=context(tmp_path, pki, verify(pki, "on", depth=depth)))
-    assert outcome(srv, pki, "client-two")[0].startswith(b"OK ") == accepted
+    assert outcome(srv, pki, "client_via_intermediate")[0].startswith(b"OK ") == accepted
 
 
 def test_trusted_certificate_verifies(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki, verify(pki, "on", ca="trusted_certificate")))
     assert outcome(srv, pki, "client")[0].startswith(b"OK ")
-    assert outcome(srv, pki, "self")[0] == b"ERR cert_error\r\n"
+    assert outcome(srv, pki, "client_self_signed")[0] == b"ERR cert_error\r\n"
 
 
 # ---- what the client is told ---------------------------------------------------------
 
 def test_client_certificate_names_are_sent_once_each(tmp_path, pki, serve):
-    body = f"ssl_verify_client optional; ssl_client_certificate {pki['client-ca-bundle.pem']};"
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text(pki.ca.cert_pem * 2 + pki.intermediate.cert_pem)
+    body = f"ssl_verify_client optional; ssl_client_certificate {bundle};"
     srv = serve(main=context(tmp_path, pki, body))
     out = s_client(srv.port)
     names = out.split("Acceptable client certificate CA names")[1].split("---")[0]
     assert [line for line in names.splitlines() if line.startswith("C = ")] == [
-        "C = US, O = Client Org, CN = Client CA",
-        "C = US, O = MT Org, CN = Test Root CA",
+        "C = US, O = mailgate tests, CN = mailgate test root CA",
+        "C = US, O = mailgate tests, CN = mailgate test intermediate CA",
     ]
 
 
@@ -142,22 +145,22 @@ def test_no_certificate_request_when_off(tmp_path, pki, serve):
 def test_auth_http_facts(tmp_path, pki, serve):
     srv = serve(main=context(tmp_path, pki, verify(pki, "on")))
     facts = connect(srv.port, client(pki, "client")).facts
-    der = pki.client.cert.public_bytes(serialization.Encoding.DER)
+    der = pki.client.certificate.public_bytes(serialization.Encoding.DER)
     assert facts["verify"] == "SUCCESS"
     # RFC 2253: the last RDN of the DER first
-    assert facts["subject"] == "CN=client one,O=MT Org,C=US"
-    assert facts["issuer"] == "CN=Client CA,O=Client Org,C=US"
+    assert facts["subject"] == "CN=client one,O=mailgate tests,C=US"
+    assert facts["issuer"] == "CN=mailgate test root CA,O=mailgate tests,C=US"
     assert facts["serial"] == "0ABCDEF1"
     assert facts["fingerprint"] == hashlib.sha1(der).hexdigest()
-    assert facts["pem"] == pki.client.cert_pem.decode()
+    assert facts["pem"] == pki.client.cert_pem
     assert facts["protocol"] == "TLSv1.3"
     assert facts["cipher"] == "TLS_AES_256_GCM_SHA384"
-    assert facts["sni"] == "mail.test"
+    assert facts["sni"] == "mx.test"
 
 
 # ---- a failed verification is not resumable -----------------------------------------------
 
-@pytest.mark.parametrize("mode, name", [("on", "self"), ("on", None), ("optional", "self")])
+@pytest.mark.parametrize("mode, name", [("on", "client_self_signed"), ("on", None), ("optional", "client_self_signed")])
 def test_failure_removes_the_session(tmp_path, pki, serve, mode, name):
     zones = SessionZones()
     body = verify(pki, mode) + " ssl_session_cache shared:SSL:1m; ssl_session_tickets off;"

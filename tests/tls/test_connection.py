@@ -8,10 +8,12 @@ import ssl
 import time
 
 import pytest
-from clients import client_context, connect, memory_handshake
-from conf import context
 from mailgate._openssl import lib
 from mailgate.tls import TLSClosed, TLSStream, TLSError, TLSHandshakeError
+
+from tests.support.clients import client_context
+from tests.tls.clients import connect, memory_handshake
+from tests.tls.conf import context
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def test_echo_through_a_real_socket(pki, ctx, serve):
 
 def test_echo_on_uvloop(pki, ctx):
     uvloop = pytest.importorskip("uvloop")
-    from server import ServerThread
+    from tests.tls.server import ServerThread
 
     srv = ServerThread(loop_factory=uvloop.new_event_loop, main=ctx)
     try:
@@ -187,7 +189,7 @@ def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
     """The session's path: each read lands in tls.input and do_handshake(n) feeds it."""
     server = TLSStream(ctx)
     to_client, to_server = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_context(pki).wrap_bio(to_client, to_server, server_hostname="mail.test")
+    client = client_context(pki).wrap_bio(to_client, to_server, server_hostname="mx.test")
     done = False
     for _ in range(10):
         try:
@@ -217,7 +219,7 @@ def test_do_handshake_takes_what_was_received_into_input(pki, ctx):
 def test_encrypt_returns_the_records_waiting_with_its_own(pki, ctx):
     server = TLSStream(ctx)
     client = ssl.MemoryBIO(), ssl.MemoryBIO()
-    tls_client = client_context(pki).wrap_bio(*client, server_hostname="mail.test")
+    tls_client = client_context(pki).wrap_bio(*client, server_hostname="mx.test")
     with pytest.raises(ssl.SSLWantReadError):
         tls_client.do_handshake()
     server.feed(client[1].read())
@@ -326,11 +328,11 @@ def test_a_long_chain_leaves_in_one_piece(tmp_path, pki):
     """The server's whole first flight is taken at once (nginx raises its
     handshake buffer to 16 KiB for the same end)."""
     chain = tmp_path / "long-chain.pem"
-    chain.write_bytes(pki.rsa.cert_pem + pki.intermediate.cert_pem * 40)
-    body = f"ssl_certificate {chain}; ssl_certificate_key {pki['rsa.key']};"
+    chain.write_text(pki.server_rsa.cert_pem + pki.intermediate.cert_pem * 40)
+    body = f"ssl_certificate {chain}; ssl_certificate_key {pki.server_rsa.key_file};"
     ctx = context(tmp_path, pki, body, names=())
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="mail.test")
+    client = client_context(pki).wrap_bio(incoming, outgoing, server_hostname="mx.test")
     with pytest.raises(ssl.SSLWantReadError):
         client.do_handshake()
     server = TLSStream(ctx)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 import ssl
 import subprocess
-from pathlib import Path
 
 import pytest
-from clients import client_context, connect, handshake_session, s_client
-from conf import context
+
+from tests.support.clients import client_context
+from tests.tls.clients import connect, handshake_session, s_client
+from tests.tls.conf import context
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
@@ -44,40 +45,42 @@ def test_certificate_file_carries_the_chain(tmp_path, pki, serve):
 
 
 def test_no_automatic_chain_building(tmp_path, pki, serve):
-    body = f"ssl_certificate {pki['ecdsa-leaf.pem']}; ssl_certificate_key {pki['ecdsa.key']};"
+    leaf = tmp_path / "leaf.pem"
+    leaf.write_text(pki.server_ecdsa.cert_pem)
+    body = f"ssl_certificate {leaf}; ssl_certificate_key {pki.server_ecdsa.key_file};"
     srv = serve(main=context(tmp_path, pki, body, names=()))
     with pytest.raises(ssl.SSLCertVerificationError, match="unable to get local issuer"):
         connect(srv.port, client_context(pki))
 
 
 def test_key_in_the_certificate_file(tmp_path, pki, serve):
-    path = pki["ecdsa-combined.pem"]
+    path = pki.server_ecdsa.pem
     srv = serve(main=context(tmp_path, pki, f"ssl_certificate {path}; ssl_certificate_key {path};", names=()))
     assert greeting(srv, pki)["cipher"]
 
 
 def test_data_values(tmp_path, pki, serve):
-    cert = Path(pki["ecdsa.pem"]).read_text()
-    key = Path(pki["ecdsa.key"]).read_text()
+    cert = pki.server_ecdsa.cert.read_text()
+    key = pki.server_ecdsa.key_file.read_text()
     body = f"ssl_certificate 'data:{cert}'; ssl_certificate_key 'data:{key}';"
     srv = serve(main=context(tmp_path, pki, body, names=()))
-    out = s_client(srv.port, "-CAfile", pki["ca.pem"], "-verify_return_error")
-    assert "CN = mail.test ECDSA" in out
+    out = s_client(srv.port, "-CAfile", str(pki.ca.cert), "-verify_return_error")
+    assert "CN = mx.test ECDSA" in out
     assert "Verify return code: 0 (ok)" in out
 
 
 @pytest.mark.parametrize(
     "sigalgs, subject",
     [
-        ("ECDSA+SHA256", "mail.test ECDSA"),
-        ("RSA-PSS+SHA256:RSA+SHA256", "mail.test RSA"),
+        ("ECDSA+SHA256", "mx.test ECDSA"),
+        ("RSA-PSS+SHA256:RSA+SHA256", "mx.test RSA"),
     ],
 )
 @pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
 def test_rsa_or_ecdsa_by_signature_algorithms(tmp_path, pki, serve, sigalgs, subject, version):
     srv = serve(main=context(tmp_path, pki, names=("rsa", "ecdsa")))
-    out = s_client(srv.port, version, "-sigalgs", sigalgs, "-CAfile", pki["ca.pem"])
-    assert f"subject=C = US, O = MT Org, CN = {subject}" in out
+    out = s_client(srv.port, version, "-sigalgs", sigalgs, "-CAfile", str(pki.ca.cert))
+    assert f"subject=C = US, O = mailgate tests, CN = {subject}" in out
     assert "Verify return code: 0 (ok)" in out
 
 
@@ -139,6 +142,7 @@ def test_no_shared_cipher(tmp_path, pki, serve):
     )
 
 
+@pytest.mark.requires("openssl")
 def test_dhparam_enables_dhe(tmp_path, pki, serve):
     dh = tmp_path / "dh.pem"
     subprocess.run(
@@ -210,11 +214,11 @@ def test_conf_command_overrides_session_tickets(tmp_path, pki, serve):
 
 
 def test_conf_command_file_values_are_relative_to_the_configuration(tmp_path, pki, serve):
-    (tmp_path / "other.pem").write_bytes(Path(pki["other.pem"]).read_bytes())
-    (tmp_path / "other.key").write_bytes(Path(pki["other.key"]).read_bytes())
+    (tmp_path / "other.pem").write_bytes(pki.server_other.cert.read_bytes())
+    (tmp_path / "other.key").write_bytes(pki.server_other.key_file.read_bytes())
     body = "ssl_conf_command Certificate other.pem; ssl_conf_command PrivateKey other.key;"
     srv = serve(main=context(tmp_path, pki, body))
-    out = s_client(srv.port, "-CAfile", pki["ca.pem"])
+    out = s_client(srv.port, "-CAfile", str(pki.ca.cert))
     assert "CN = other.test" in out
 
 

@@ -8,10 +8,12 @@ import os
 import ssl
 
 import pytest
-from clients import client_context, memory_handshake
-from conf import context
 from mailgate._openssl import lib
 from mailgate.tls import SessionZones
+
+from tests.support.clients import client_context
+from tests.tls.clients import memory_handshake
+from tests.tls.conf import context
 
 HANDSHAKES = 20_000
 WARM_UP = 2_000
@@ -27,14 +29,14 @@ def test_20000_handshakes(tmp_path, pki):
     zones = SessionZones()
     body = (
         "ssl_session_cache builtin:1000 shared:SSL:1m;"
-        f"ssl_verify_client optional; ssl_client_certificate {pki['client-ca.pem']};"
+        f"ssl_verify_client optional; ssl_client_certificate {pki.ca.cert};"
     )
     ctx = context(tmp_path, pki, body, zones=zones)
     clients = [
         client_context(pki, version=ssl.TLSVersion.TLSv1_2),
         client_context(pki, version=ssl.TLSVersion.TLSv1_3),
-        client_context(pki, version=ssl.TLSVersion.TLSv1_3, cert=pki["client.pem"], key=pki["client.key"]),
-        client_context(pki, version=ssl.TLSVersion.TLSv1_2, cert=pki["self.pem"], key=pki["self.key"]),
+        client_context(pki, version=ssl.TLSVersion.TLSv1_3, client_cert=pki.client),
+        client_context(pki, version=ssl.TLSVersion.TLSv1_2, client_cert=pki.client_self_signed),
     ]
     sessions: list = [None] * len(clients)
     gc.collect()  # what earlier tests left behind

@@ -11,9 +11,13 @@ import subprocess
 import time
 
 import pytest
-from clients import client_context, handshake_session, memory_handshake
-from conf import certs, context, load
 from mailgate.tls import SessionZones, build_contexts
+
+from tests.support.clients import client_context
+from tests.support.components import NGINX, NGINX_MAIL_MODULE, require
+from tests.support.configs import certificates, mail_text, server_block
+from tests.tls.clients import handshake_session, memory_handshake
+from tests.tls.conf import context, load
 
 TLS12 = ssl.TLSVersion.TLSv1_2
 TLS13 = ssl.TLSVersion.TLSv1_3
@@ -164,8 +168,8 @@ def test_session_id_context_separates_servers(tmp_path, pki, workers):
     each other's sessions."""
     config = load(
         tmp_path,
-        certs(pki, "ecdsa") + NO_TICKETS,
-        certs(pki, "other") + NO_TICKETS,
+        certificates(pki, "ecdsa") + NO_TICKETS,
+        certificates(pki, "other") + NO_TICKETS,
         mail=SHARED,
     )
     zones = SessionZones()
@@ -264,32 +268,28 @@ def test_tls13_lifetime_is_not_extended_by_resumption(tmp_path, pki, serve):
 def test_tickets_interoperate_with_nginx(tmp_path, pki, serve, size):
     """The key file layouts are nginx's: a ticket nginx issued resumes here
     and the other way round."""
-    if not os.path.exists("/usr/lib/nginx/modules/ngx_mail_module.so"):
-        pytest.skip("nginx with the mail module is not installed")
+    require("nginx")
     key = ticket_key(tmp_path / "ticket.key", size)
     port = _free_port()
     (tmp_path / "logs").mkdir()
-    (tmp_path / "nginx.conf").write_text(
-        "events {}\npid nginx.pid;\nerror_log logs/error.log info;\n"
-        "mail {\n  auth_http 127.0.0.1:9/auth;\n"
-        f"  server {{ listen 127.0.0.1:{port} ssl; protocol imap;\n"
-        f"    ssl_certificate {pki['ecdsa.pem']}; ssl_certificate_key {pki['ecdsa.key']};\n"
-        f"    ssl_protocols TLSv1.2; ssl_session_ticket_key {key}; }}\n}}\n"
-    )
-    nginx = ["nginx", "-p", f"{tmp_path}/", "-c", "nginx.conf",
-             "-g", "load_module /usr/lib/nginx/modules/ngx_mail_module.so;"]
+    (tmp_path / "nginx.conf").write_text(mail_text(
+        server_block(certificates(pki, "ecdsa") + f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};",
+                     listen=f"127.0.0.1:{port} ssl"),
+        main="events {}\npid nginx.pid;\nerror_log logs/error.log info;"))
+    nginx = [NGINX, "-p", f"{tmp_path}/", "-c", "nginx.conf",
+             "-g", f"load_module {NGINX_MAIL_MODULE};"]
     subprocess.run(nginx, check=True, capture_output=True)
     try:
         srv = serve(main=context(tmp_path / "mg", pki, f"ssl_protocols TLSv1.2; ssl_session_ticket_key {key};"))
         client = client_context(pki, version=TLS12)
         with socket.create_connection(("127.0.0.1", port)) as raw, \
-                client.wrap_socket(raw, server_hostname="mail.test") as tls:
+                client.wrap_socket(raw, server_hostname="mx.test") as tls:
             tls.recv(100)
             from_nginx = tls.session
         assert resumed(srv.port, client, from_nginx)
         _, from_mailgate = handshake_session(srv.port, client)
         with socket.create_connection(("127.0.0.1", port)) as raw, \
-                client.wrap_socket(raw, server_hostname="mail.test", session=from_mailgate) as tls:
+                client.wrap_socket(raw, server_hostname="mx.test", session=from_mailgate) as tls:
             tls.recv(100)
             assert tls.session_reused
     finally:
@@ -312,7 +312,7 @@ def test_full_zone_warns_once_per_second(tmp_path, pki):
     ctx = context(
         tmp_path, pki,
         "ssl_session_cache shared:TINY:32k;" + NO_TICKETS
-        + f"ssl_verify_client optional; ssl_client_certificate {pki['client-ca.pem']};",
+        + f"ssl_verify_client optional; ssl_client_certificate {pki.ca.cert};",
         zones=zones,
     )
     zone = zones["TINY"]
@@ -322,7 +322,7 @@ def test_full_zone_warns_once_per_second(tmp_path, pki):
         server.close()
     assert zone.stats().count == zone.stats().capacity
 
-    with_cert = client_context(pki, version=TLS12, cert=pki["client.pem"], key=pki["client.key"])
+    with_cert = client_context(pki, version=TLS12, client_cert=pki.client)
     warnings = []
     time.sleep(1.0 - time.time() % 1.0 + 0.05)  # early in a second: the three fit in it
     for _ in range(3):

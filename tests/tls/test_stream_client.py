@@ -5,7 +5,7 @@ takes it (proxy_ssl_verify), a client certificate, and resuming a session."""
 from __future__ import annotations
 
 import pytest
-from conf import context
+from tests.tls.conf import context
 from mailgate.tls import TLSClientContext, TLSHandshakeError, TLSStream
 
 
@@ -29,10 +29,10 @@ def server_ctx(tmp_path, pki):
 
 
 def test_handshake_sni_and_records_both_ways(server_ctx, pki):
-    client = TLSStream(TLSClientContext(), server_name="mail.test")
+    client = TLSStream(TLSClientContext(), server_name="mx.test")
     server = TLSStream(server_ctx)
     pump(client, server)
-    assert server.server_name == "mail.test"
+    assert server.server_name == "mx.test"
     assert client.protocol == server.protocol == "TLSv1.3"
     server.feed(client.encrypt(b"a1 LOGIN x y\r\n"))
     buf = bytearray(100)
@@ -48,22 +48,22 @@ def test_no_sni_without_a_name(server_ctx):
 
 
 def test_verified_server(server_ctx, pki):
-    ctx = TLSClientContext(verify=True, trusted=pki["ca.pem"], verify_depth=2)
-    client = TLSStream(ctx, server_name="mail.test", verify_name="mail.test")
+    ctx = TLSClientContext(verify=True, trusted=str(pki.ca.cert), verify_depth=2)
+    client = TLSStream(ctx, server_name="mx.test", verify_name="mx.test")
     pump(client, TLSStream(server_ctx))
-    assert client.check_server_certificate("mail.test") is None
+    assert client.check_server_certificate("mx.test") is None
 
 
 def test_wrong_ca(server_ctx, pki):
-    ctx = TLSClientContext(verify=True, trusted=pki["client-ca.pem"], verify_depth=2)
-    client = TLSStream(ctx, verify_name="mail.test")
+    ctx = TLSClientContext(verify=True, trusted=str(pki.client_self_signed.cert), verify_depth=2)
+    client = TLSStream(ctx, verify_name="mx.test")
     pump(client, TLSStream(server_ctx))
-    assert client.check_server_certificate("mail.test") == (
+    assert client.check_server_certificate("mx.test") == (
         "upstream SSL certificate verify error: (20:unable to get local issuer certificate)")
 
 
 def test_wrong_name(server_ctx, pki):
-    ctx = TLSClientContext(verify=True, trusted=pki["ca.pem"], verify_depth=2)
+    ctx = TLSClientContext(verify=True, trusted=str(pki.ca.cert), verify_depth=2)
     client = TLSStream(ctx, verify_name="other.test")
     pump(client, TLSStream(server_ctx))
     assert client.check_server_certificate("other.test") == (
@@ -71,18 +71,18 @@ def test_wrong_name(server_ctx, pki):
 
 
 def test_depth_too_small(server_ctx, pki):
-    ctx = TLSClientContext(verify=True, trusted=pki["ca.pem"], verify_depth=0)
-    client = TLSStream(ctx, verify_name="mail.test")
+    ctx = TLSClientContext(verify=True, trusted=str(pki.ca.cert), verify_depth=0)
+    client = TLSStream(ctx, verify_name="mx.test")
     pump(client, TLSStream(server_ctx))
     # the root is two steps above the server's certificate: not reached within depth 0
-    assert client.check_server_certificate("mail.test") == (
+    assert client.check_server_certificate("mx.test") == (
         "upstream SSL certificate verify error: (20:unable to get local issuer certificate)")
 
 
 def test_client_certificate_presented(tmp_path, pki):
     server_ctx = context(tmp_path, pki, "        ssl_verify_client on;\n"
-                         f"        ssl_client_certificate {pki['client-ca.pem']};\n")
-    ctx = TLSClientContext(certificate=pki["client.pem"], certificate_key=pki["client.key"])
+                         f"        ssl_client_certificate {pki.ca.cert};\n")
+    ctx = TLSClientContext(certificate=str(pki.client.cert), certificate_key=str(pki.client.key_file))
     client, server = TLSStream(ctx), TLSStream(server_ctx)
     pump(client, server)
     assert server.check_client_certificate().ok

@@ -7,10 +7,13 @@ import ssl
 import time
 
 import pytest
-from clients import client_context, memory_handshake
-from conf import certs, load
 from mailgate._openssl import lib
 from mailgate.tls import ConfigError, SessionZone, SessionZones, build_contexts
+
+from tests.support.clients import client_context
+from tests.support.configs import certificates
+from tests.tls.clients import memory_handshake
+from tests.tls.conf import load
 
 NOW = 1_800_000_000
 
@@ -121,7 +124,7 @@ def test_shared_between_processes():
 
 def test_registry_follows_reloads(tmp_path, pki):
     def config(cache: str):
-        return load(tmp_path, certs(pki, "ecdsa") + cache)
+        return load(tmp_path, certificates(pki, "ecdsa") + cache)
 
     zones = SessionZones()
     zones.configure(config("ssl_session_cache shared:A:1m;"))
@@ -140,7 +143,7 @@ def test_registry_follows_reloads(tmp_path, pki):
 def test_zone_outlives_the_registry_while_a_context_uses_it(tmp_path, pki):
     """Closing the registry (say, after a reload) unmaps nothing that a
     context still uses: the context holds its own reference."""
-    config = load(tmp_path, certs(pki, "ecdsa") + "ssl_session_cache shared:A:1m; ssl_session_tickets off;")
+    config = load(tmp_path, certificates(pki, "ecdsa") + "ssl_session_cache shared:A:1m; ssl_session_tickets off;")
     zones = SessionZones()
     zones.configure(config)
     (ctx,) = build_contexts(config, zones)

@@ -8,7 +8,7 @@ itself is not instrumented: coverage comes from the Python layer, so the seeds c
 real ClientHellos and client flights captured from Python's ssl module.
 
 Contexts (byte 0 mod 3, built once from a configuration with certificates generated
-at start-up, ``tests/tls`` helpers): 0 TLS 1.2-1.3 with ECDSA and RSA certificates and
+at start-up, the test PKI of ``tests/support``): 0 TLS 1.2-1.3 with ECDSA and RSA certificates and
 a shared session cache; 1 ``ssl_verify_client optional_no_ca`` with a client CA and
 CRL; 2 TLS 1.2 only, RSA, ``ssl_verify_client on``, tickets off.
 
@@ -39,9 +39,10 @@ from mailgate._openssl import lib
 from mailgate.tls import SessionZones, TLSClosed, TLSStream, TLSError
 
 from tests.fuzz.common import WIDE, steps
-from tests.tls.clients import client_context, memory_handshake
+from tests.support.certs import make_pki
+from tests.support.clients import client_context
+from tests.tls.clients import memory_handshake
 from tests.tls.conf import context
-from tests.tls.pki import PKI
 
 MAX_LEN = 16384
 _BUFFER = 4096
@@ -50,7 +51,7 @@ DICTIONARY = (
     b"\x16\x03\x01", b"\x16\x03\x03", b"\x17\x03\x03", b"\x15\x03\x03\x00\x02",
     b"\x14\x03\x03\x00\x01\x01", b"\x01\x00", b"\x03\x03", b"\x13\x01", b"\xc0\x2b",
     b"\x00\x00", b"\x00\x10", b"\x00\x2b", b"\x00\x33", b"\x00\x0d", b"\x00\x0a",
-    b"\x00\x1d\x00\x20", b"\x00\x17", b"\x0b\x00", b"\x10\x00", b"\x0f\x00", b"mail.test",
+    b"\x00\x1d\x00\x20", b"\x00\x17", b"\x0b\x00", b"\x10\x00", b"\x0f\x00", b"mx.test",
     b"imap", b"GET / HTTP/1.0\r\n",
 )
 
@@ -62,9 +63,9 @@ def _setup() -> tuple:
     The certificate files are needed only while the contexts load them.
     """
     with tempfile.TemporaryDirectory(prefix="mailgate-fuzz-tls-") as directory:
-        pki = PKI(directory)
+        pki = make_pki(directory)
         zones = SessionZones()
-        client_ca, crl = pki["client-ca.pem"], pki["client-crl.pem"]
+        client_ca, crl = pki.ca.cert, pki.crl_ca
         contexts = (
             context(directory + "/0", pki, "ssl_protocols TLSv1.2 TLSv1.3;"
                     " ssl_session_cache shared:FUZZ:1m;", names=("ecdsa", "rsa"), zones=zones),
@@ -75,11 +76,10 @@ def _setup() -> tuple:
                     f" ssl_client_certificate {client_ca}; ssl_session_tickets off;"
                     " ssl_session_cache builtin:100;", names=("rsa",)),
         )
-        certificate = {"cert": pki["client.pem"], "key": pki["client.key"]}
         clients = (
             client_context(pki),
-            client_context(pki, **certificate),
-            client_context(pki, version=ssl.TLSVersion.TLSv1_2, **certificate),
+            client_context(pki, client_cert=pki.client),
+            client_context(pki, version=ssl.TLSVersion.TLSv1_2, client_cert=pki.client),
         )
     return contexts, clients
 
@@ -193,10 +193,7 @@ class _Session:
     def _server_sends(self, chunk: bytes) -> None:
         server = self.server
         try:
-            records = server.encrypt(chunk) if len(chunk) & 1 else None
-            if records is None:
-                server.send(chunk)
-                records = server.data_to_send()
+            records = server.encrypt(chunk)
         except TLSError as exc:
             raise _Ended from exc
         client = self.client
@@ -217,7 +214,7 @@ class _Session:
 def _facts(server: TLSStream) -> None:
     """Everything the session and auth_http read after the handshake."""
     assert server.protocol.startswith("TLSv1.") and server.cipher
-    assert server.server_name in (None, "mail.test")
+    assert server.server_name in (None, "mx.test")
     assert server.alpn_protocol is None or isinstance(server.alpn_protocol, str)
     assert server.session_reused in (True, False) and server.verify_result >= 0
     assert server.peer_common_name() in (None, "client one")

@@ -1,8 +1,12 @@
-"""In-memory TLS peers and sessions for the microbenchmarks: no sockets anywhere.
+"""In-memory TLS peers and sessions: no sockets anywhere (the microbenchmarks of bench/
+and unit tests of the session layer).
 
 * ``server_context()`` builds mailgate's ``TLSContext`` from a ``mail {}`` text, as the
   proxy does; ``TLSPair`` joins a ``TLSStream`` to a client made with Python's
   ``ssl`` module over memory BIOs and runs the handshake between them.
+* ``MemoryTransport`` is an asyncio transport that keeps (or only counts) what is
+  written; ``deliver(protocol, data)`` hands bytes to a ``BufferedProtocol`` the way a
+  loop does.
 * ``MemoryProxy.session()`` runs a real ``ClientSession`` (and its ``BackendSession``)
   on memory transports: the client logs in through an auth callable, the backend
   login is answered by a scripted IMAP backend, and the session ends up in the
@@ -12,7 +16,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import tempfile
 
@@ -24,28 +27,19 @@ from mailgate.proxy.session import ClientSession
 from mailgate.proxy.timers import TimerWheel
 from mailgate.tls import SessionZones, TLSStream, build_contexts
 
-VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+from .clients import TLS_VERSIONS, client_context
+from .configs import certificates, load, mail_text, server_block
+
 CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 
 def mail_config(pki, *, key: str = "ecdsa", version: str = "1.3", extra: str = "") -> Config:
     """One implicit-TLS IMAP server and one plaintext IMAP server (never bound)."""
-    files = pki.server_ecdsa if key == "ecdsa" else pki.server_rsa
-    directory = tempfile.mkdtemp(prefix="mailgate-bench-")
-    text = f"""
-    error_log {directory}/error.log crit;
-    mail {{
-        auth_http 127.0.0.1:9/auth;
-        ssl_certificate {files.cert};
-        ssl_certificate_key {files.key_file};
-        ssl_protocols TLSv{version};
-        ssl_ciphers {CIPHERS};
-        {extra}
-        server {{ listen 127.0.0.1:1993 ssl; protocol imap; }}
-        server {{ listen 127.0.0.1:1143; protocol imap; }}
-    }}
-    """
-    return Config.from_string(text, prefix=os.path.join(directory, ""))
+    directory = tempfile.mkdtemp(prefix="mailgate-memory-")
+    mail = f"{certificates(pki, key)} ssl_protocols TLSv{version}; ssl_ciphers {CIPHERS}; {extra}"
+    text = mail_text(server_block(listen="127.0.0.1:1993 ssl"), server_block(listen="127.0.0.1:1143"),
+                     mail=mail, main=f"error_log {directory}/error.log crit;")
+    return load(text, directory)
 
 
 def server_context(pki, **kw):
@@ -56,20 +50,15 @@ def server_context(pki, **kw):
     return build_contexts(config, zones)[0]
 
 
-def client_context(pki, version: str) -> ssl.SSLContext:
-    """A Python ``ssl`` client pinned to one TLS version."""
-    ctx = ssl.create_default_context(cafile=str(pki.ca.cert))
-    ctx.minimum_version = ctx.maximum_version = VERSIONS[version]
-    return ctx
-
-
 class MemoryClient:
     """A TLS client over memory BIOs (Python's ``ssl``)."""
 
-    def __init__(self, context: ssl.SSLContext):
+    def __init__(self, context: ssl.SSLContext, *, session: ssl.SSLSession | None = None,
+                 server_hostname: str = "mx.test"):
         self.incoming = ssl.MemoryBIO()
         self.outgoing = ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname="mx.test")
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_hostname=server_hostname,
+                                    session=session)
 
     def handshake_step(self) -> bool:
         try:
@@ -101,11 +90,14 @@ class MemoryClient:
 
 
 class TLSPair:
-    """A mailgate ``TLSStream`` and a Python client, handshaken in memory."""
+    """A mailgate ``TLSStream`` and a Python client, handshaken in memory; the client
+    has processed all the server sent (TLS 1.3 tickets too)."""
 
-    def __init__(self, server_ctx, client_ctx: ssl.SSLContext):
-        self.server = TLSStream(server_ctx)
-        self.client = MemoryClient(client_ctx)
+    def __init__(self, server_ctx, client_ctx: ssl.SSLContext, *,
+                 session: ssl.SSLSession | None = None, server_hostname: str = "mx.test",
+                 log=None):
+        self.server = TLSStream(server_ctx, log=log)
+        self.client = MemoryClient(client_ctx, session=session, server_hostname=server_hostname)
         done_client = done_server = False
         for _ in range(20):
             done_client = self.client.handshake_step()
@@ -210,12 +202,13 @@ class MemoryProxy:
         zones.configure(config)
         contexts = build_contexts(config, zones)
         runtimes = {
-            server: ServerRuntime(self.proxy, server, ctx, ErrorLog(server.error_log, self.proxy.log_files))
+            server: ServerRuntime(server, ctx, ErrorLog(server.error_log, self.proxy.log_files),
+                                  self.proxy.counters, auth)
             for server, ctx in zip(config.servers, contexts)
         }
         entry = config.listen_sockets()[0 if tls else 1]
         self.listener = Listener(self.proxy, entry, runtimes)
-        self.client_context = client_context(pki, version) if tls else None
+        self.client_context = client_context(pki, version=TLS_VERSIONS[version]) if tls else None
         self._connecting: RelaySession | None = None
         loop.create_connection = self._create_connection
 
