@@ -9,7 +9,7 @@ import pytest
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import log_messages, wait_for_log, worker_pids
 from tests.e2e.scripts import INTERNAL_ERROR, PROTOCOLS, context, each_protocol, login_script, ok
-from tests.faults.helpers import ResetRelay, assert_serves, close_after, start
+from tests.faults.helpers import SYSTEMS, ResetRelay, assert_serves, close_after, start
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import BULK
 
@@ -136,7 +136,7 @@ def test_backend_resets_during_a_large_fetch(sut, auth_server, tcp_backend, dove
 
 
 @pytest.mark.known_defect("issue 11 faults: a backend reset while proxying is not logged",
-                          only=("mailgate-uvloop", "mailgate-asyncio", "embedded"))
+                          only=SYSTEMS)
 def test_backend_reset_while_proxying_is_logged(gate, auth_server, tcp_backend, dovecot):
     start(gate, MAIL)
     relay = tcp_backend(ResetRelay((dovecot.host, dovecot.imap_port), RESET_AFTER))
