@@ -2,7 +2,7 @@
 
     python -m tests.fuzz TARGET [--runs N | --seconds S] [--work DIR] [-- LIBFUZZER_FLAG ...]
     python -m tests.fuzz TARGET INPUT ...          run each input once (a crash, a regression)
-    python -m tests.fuzz --all [--runs N | --seconds S] [--jobs J]
+    python -m tests.fuzz --all [TARGET ...] [--runs N | --seconds S] [--jobs J]
     python -m tests.fuzz --list
 
 One target runs in this process: its module is imported under atheris's
@@ -13,7 +13,7 @@ What it finds goes to the work directory (default ``$TMPDIR/mailgate-fuzz/TARGET
 new inputs to ``WORK/corpus`` (kept for the next run), a crash to ``WORK/crash-*``.
 A crash fixed in the engine becomes ``regressions/TARGET/NAME``.
 
-``--all`` runs every target in its own process, ``--jobs`` at a time, and prints a
+``--all`` runs every target (or those named) in its own process, ``--jobs`` at a time, and prints a
 table of executions, speed and coverage (also in ``WORK/summary.json``, with each
 target's log in ``WORK/TARGET.log``); the exit status is 0 only if none crashed.
 
@@ -132,12 +132,12 @@ def _budget_args(args) -> list[str]:
     return ["--seconds", str(args.seconds or DEFAULT_SECONDS)]
 
 
-def run_all(args) -> int:
-    """Every target in its own process, ``--jobs`` at a time; a table of the results."""
+def run_all(args, targets: list[str]) -> int:
+    """Each target in its own process, ``--jobs`` at a time; a table of the results."""
     work = Path(args.work or Path(tempfile.gettempdir()) / "mailgate-fuzz")
     work.mkdir(parents=True, exist_ok=True)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(pool.map(lambda target: _child(target, args, work), TARGETS))
+        rows = list(pool.map(lambda target: _child(target, args, work), targets))
     (work / "summary.json").write_text(json.dumps(rows, indent=1) + "\n")
     columns = ("target", "status", "runs", "exec/s", "cov", "ft", "corpus", "seconds")
     print("| " + " | ".join(columns) + " |")
@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("target", nargs="?", choices=TARGETS, metavar="TARGET")
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="files to run once each")
-    parser.add_argument("--all", action="store_true", help="every target, one process each")
+    parser.add_argument("--all", action="store_true",
+                        help="every target (or those named), one process each")
     parser.add_argument("--list", action="store_true", help="print the target names")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--runs", type=int, help="executions per target")
@@ -175,7 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(TARGETS))
         return 0
     if args.all:
-        return run_all(args)
+        named = [args.target, *args.inputs] if args.target else list(TARGETS)
+        unknown = set(named) - set(TARGETS)
+        if unknown:
+            parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
+        return run_all(args, named)
     if args.target is None:
         parser.error("name a TARGET, or use --all or --list")
     run_one(args)

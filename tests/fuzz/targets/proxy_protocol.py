@@ -48,8 +48,8 @@ DICTIONARY = (
 
 
 def _cuts(size: int) -> range:
-    # every prefix of a v1-sized input, about sixteen of a longer one
-    return range(size) if size <= 128 else range(0, size, size // 16)
+    # every prefix of a short input, about sixteen of a longer one
+    return range(size) if size <= 48 else range(0, size, size // 16)
 
 
 def _check_header(header: ProxyHeader, data: bytes) -> None:
