@@ -1,15 +1,17 @@
 """Target ``machines``: the client-facing IMAP, POP3 and SMTP machines, then their backend login.
 
 Input: byte 0 selects the server configuration (:func:`_config`); byte 1 the protocol
-(its value mod 3) and how the session starts: bit 2 greets from the class's
-``fixed_start()`` and makes the machine ``greeted`` (where the protocol has a fixed
-greeting), bit 3 gives it implicit TLS, bit 4 rejects the client certificate of that
-TLS handshake instead of greeting (bit 5: the certificate is missing).  Then steps
+(bits 0-1: IMAP, POP3, SMTP, SMTP), how the session starts (bit 2 greets from the
+class's ``fixed_start()`` and makes the machine ``greeted``, where the protocol has a
+fixed greeting; bit 3 gives it implicit TLS; bit 4 rejects the client certificate of
+that TLS handshake instead of greeting, bit 5: the certificate is missing) and the
+``*_auth`` methods (bits 6-7, :data:`METHODS`).  Then steps
 (:mod:`tests.fuzz.common`) whose operation means, by the machine's phase:
 
 * reading commands (``auth``, ``greeting-delay``, ``auth-sleep``): 0 the timer fires,
   1 the chunk goes in through ``get_buffer()``/``buffer_updated()``, 6 with an empty
-  chunk the client closes, 7 the harness sends its secret credentials (below; once,
+  chunk the client closes, 7 the harness sends its secret credentials (below; chunk
+  byte 0 picks them, byte 1 where the read is cut, the rest follows them; once,
   afterwards 7 is data), any other the chunk goes in through ``receive_data()``;
 * ``starttls``: 7 the certificate is rejected after the handshake (a non-empty chunk:
   it is missing), another odd one the handshake succeeds, an even one the chunk
@@ -91,18 +93,30 @@ DICTIONARY = (
 )
 
 
+#: the ``*_auth`` lists a session may have: every method, nginx's defaults, every
+#: method but SMTP's "none" (MAIL is then refused and logged), the salted ones only
+METHODS = (
+    {"imap_auth": ("plain", "login", "cram-md5", "external"),
+     "pop3_auth": ("plain", "apop", "cram-md5", "external"),
+     "smtp_auth": ("plain", "login", "cram-md5", "external", "none")},
+    {},
+    {"imap_auth": ("plain", "login", "cram-md5", "external"),
+     "pop3_auth": ("plain", "apop", "cram-md5", "external"),
+     "smtp_auth": ("plain", "login", "cram-md5", "external")},
+    {"imap_auth": ("cram-md5",), "pop3_auth": ("apop", "cram-md5"),
+     "smtp_auth": ("cram-md5",)},
+)
+
+
 @cache
-def _config(selector: int, protocol: str):
-    """One of 256 server configurations per protocol (built once each): bits 0-1 the
-    client buffer, 2-3 ``starttls``, 4 ``proxy_buffer``, 5 ``smtp_greeting_delay``,
-    6 ``proxy_pass_error_message``, 7 ``max_errors`` 1 (else 3)."""
+def _config(selector: int, protocol: str, methods: int):
+    """A server configuration (each built once): selector bits 0-1 the client buffer,
+    2-3 ``starttls``, 4 ``proxy_buffer``, 5 ``smtp_greeting_delay``, 6
+    ``proxy_pass_error_message``, 7 ``max_errors`` 1 (else 3); ``METHODS[methods]``."""
     size = (24, 64, 4096, 4096)[selector & 3]
     return server_config(
         protocol, imap_client_buffer=size, smtp_client_buffer=size,
-        starttls=("off", "on", "only", "on")[selector >> 2 & 3],
-        imap_auth=("plain", "login", "cram-md5", "external"),
-        pop3_auth=("plain", "apop", "cram-md5", "external"),
-        smtp_auth=("plain", "login", "cram-md5", "external", "none"),
+        starttls=("off", "on", "only", "on")[selector >> 2 & 3], **METHODS[methods],
         proxy_buffer=(16, 4096)[selector >> 4 & 1],
         smtp_greeting_delay=1 if selector & 0x20 else 0,
         proxy_pass_error_message=bool(selector & 0x40),
@@ -148,8 +162,9 @@ def run(data: bytes, implementation: str) -> list:
     if len(data) < 2:
         return []
     selector, mode = data[0], data[1]
-    cls = MACHINES[mode % 3]
-    config = _config(selector, PROTOCOLS[mode % 3])
+    protocol = min(mode & 3, 2)
+    cls = MACHINES[protocol]
+    config = _config(selector, PROTOCOLS[protocol], mode >> 6)
     fixed = cls.fixed_start(config) if mode & 4 else None
     m = cls(config, tls=bool(mode & 8), greeted=fixed is not None,
             implementation=implementation, rand=lambda: 1, now=lambda: 2)
@@ -158,7 +173,7 @@ def run(data: bytes, implementation: str) -> list:
     else:
         actions = list(fixed) if fixed is not None else m.start()
     transcript = [_entry(a) for a in actions]
-    units = SECRET_UNITS[mode % 3]
+    units = SECRET_UNITS[protocol]
     secret_sent = False
     backend = None
     for op, chunk in steps(data, 2):
@@ -194,9 +209,10 @@ def run(data: bytes, implementation: str) -> list:
             actions = m.eof_received()
         elif op == 7 and not secret_sent and chunk:
             secret_sent = True
-            unit = units[chunk[0] % len(units)]
-            cut = chunk[1] % len(unit) if len(chunk) > 1 else len(unit)
-            actions = m.receive_data(unit[:cut]) + m.receive_data(unit[cut:])
+            # the rest of the chunk is pipelined behind the credentials, in one read
+            payload = units[chunk[0] % len(units)] + chunk[2:]
+            cut = chunk[1] % len(payload) if len(chunk) > 1 else len(payload)
+            actions = m.receive_data(payload[:cut]) + m.receive_data(payload[cut:])
         else:
             actions = m.receive_data(chunk)
         transcript += [_entry(a) for a in actions]

@@ -6,8 +6,8 @@ SMTP words and arguments; the SASL continuation lines that follow AUTH/AUTHENTIC
 The machines target reaches them through the protocol handlers; this one drives them
 directly, as the machines do, with arbitrary bytes in arbitrary pieces.
 
-Input: byte 0 selects the reader (its value mod 3) and the buffer's capacity (bits
-2-4); then steps (:mod:`tests.fuzz.common`): 2 the chunk is written through
+Input: byte 0 selects the reader (bits 0-1: IMAP, POP3, SMTP, SMTP) and the buffer's
+capacity (bits 2-4); then steps (:mod:`tests.fuzz.common`): 2 the chunk is written through
 ``get_buffer()``/``buffer_updated()``, 3-7 through ``write()``, and the reader parses
 until it needs more bytes, as ``ngx_mail_read_command`` does; 0 and 1 choose what the
 protocol handler does after the next complete command, as the machines' handlers do
@@ -130,7 +130,7 @@ def one_input(data: bytes) -> None:
     """Run ``data`` on every implementation; the reader sessions must be identical."""
     if not data:
         return
-    kind = READERS[data[0] % 3]
+    kind = READERS[min(data[0] & 3, 2)]
     capacity = CAPACITIES[(data[0] >> 2) % len(CAPACITIES)]
     names = _impl.available()
     sessions = [_Session(kind, capacity, name).run(data) for name in names]
