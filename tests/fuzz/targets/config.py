@@ -31,6 +31,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 from mailgate.config import Config, ConfigError
@@ -92,7 +93,7 @@ def fixture_dir() -> str:
     return path
 
 
-_active = False
+_active: int | None = None  # the thread loading a configuration in the sandbox
 
 
 def _inside(path, roots: tuple[str, ...]) -> bool:
@@ -103,7 +104,8 @@ def _inside(path, roots: tuple[str, ...]) -> bool:
 
 
 def _audit(event: str, args: tuple) -> None:
-    if not _active:
+    # other threads of the process (a test's server) are never confined
+    if _active != threading.get_ident():
         return
     if event in ("open", "os.scandir", "os.listdir"):
         roots = (fixture_dir(),) + tuple(os.path.realpath(p) for p in sys.path if p)
@@ -133,11 +135,11 @@ def sandbox() -> Iterator[str]:
     global _active
     _install()
     prefix = os.path.join(fixture_dir(), "")
-    _active = True
+    _active = threading.get_ident()
     try:
         yield prefix
     finally:
-        _active = False
+        _active = None
 
 
 _CAPABILITIES = {"imap": b"a1 CAPABILITY\r\n", "pop3": b"CAPA\r\nAUTH\r\n",
