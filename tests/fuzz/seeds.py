@@ -268,6 +268,36 @@ mail {
     server { listen 127.0.0.1:110; protocol pop3; proxy_pass_error_message on; }
 }
 """,
+        "tls-contexts": """mail {
+    auth_http 127.0.0.1:9000/auth;
+    ssl_session_cache shared:TLS:1m;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {
+        listen 127.0.0.1:993 ssl;
+        protocol imap;
+        ssl_certificate pki/ecdsa.pem;
+        ssl_certificate_key pki/ecdsa.key;
+        ssl_certificate pki/rsa.pem;
+        ssl_certificate_key pki/rsa-enc.key;
+        ssl_password_file keys.pass;
+        ssl_ciphers HIGH:!aNULL:!MD5;
+        ssl_ecdh_curve X25519:prime256v1;
+        ssl_conf_command Options PrioritizeChaCha;
+        ssl_session_ticket_key ticket.key;
+    }
+    server {
+        listen 127.0.0.1:587;
+        protocol smtp;
+        starttls only;
+        ssl_certificate pki/ecdsa.pem;
+        ssl_certificate_key pki/ecdsa.key;
+        ssl_verify_client optional_no_ca;
+        ssl_client_certificate pki/client-ca.pem;
+        ssl_crl pki/client-crl.pem;
+        ssl_session_tickets off;
+    }
+}
+""",
         "errors": "mail { server { listen 127.0.0.1:70000; } }",
         "lexer": "# comment\n'quoted \\' word' \"x\"y; ${var} {",
     }
