@@ -31,6 +31,9 @@ KNOWN_BUGS = {
     "config/include-path-with-nul":
         "Loader.read_file: open() of a path with a NUL byte raises ValueError; proposed: "
         "Loader.full_name cuts a name at its first NUL (nginx's paths are C strings)",
+    "config/include-glob-with-nul":
+        "the include directive: glob() of a pattern with a NUL byte raises ValueError; the "
+        "same proposed fix",
     "config/ssl-password-file-with-nul":
         "read_password_file: os.open() of a path with a NUL byte raises ValueError; "
         "the same proposed fix",
