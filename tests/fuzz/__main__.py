@@ -33,8 +33,10 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
 
 from tests.fuzz import CORPUS, ROOT, TARGETS, load
 
@@ -46,7 +48,7 @@ DEFAULT_SECONDS = 60
 _DONE = re.compile(r"#(\d+)\s+DONE\s+cov: (\d+) ft: (\d+) corp: (\d+)/(\S+).*?exec/s: (\d+)")
 
 
-def dictionary_text(tokens) -> str:
+def dictionary_text(tokens: Iterable[bytes]) -> str:
     """libFuzzer's dictionary format: one quoted token per line, ``\\xNN`` escapes."""
     lines = []
     for token in tokens:
@@ -56,13 +58,13 @@ def dictionary_text(tokens) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _budget(args) -> list[str]:
+def _budget(args: argparse.Namespace) -> list[str]:
     if args.runs is not None:
         return [f"-runs={args.runs}"]
     return [f"-max_total_time={args.seconds or DEFAULT_SECONDS}"]
 
 
-def run_one(args) -> None:
+def run_one(args: argparse.Namespace) -> None:
     """Fuzz (or replay inputs on) one target in this process; never returns."""
     import atheris
 
@@ -89,7 +91,7 @@ def run_one(args) -> None:
     atheris.Fuzz()
 
 
-def _lenient(module):
+def _lenient(module: ModuleType) -> Callable[[bytes], None]:
     """The target's ``one_input``, stepping over its ``KNOWN_BUGS``: an exception of the
     type, with the text in its message, raised in the file (the innermost frame's)."""
     known = getattr(module, "KNOWN_BUGS", ())
@@ -108,7 +110,7 @@ def _lenient(module):
     return one_input
 
 
-def _child(target: str, args, work: Path) -> dict:
+def _child(target: str, args: argparse.Namespace, work: Path) -> dict:
     """Run one target in a subprocess; its figures from libFuzzer's last lines."""
     log = work / f"{target}.log"
     command = [sys.executable, "-m", "tests.fuzz", target, *_budget_args(args),
@@ -126,13 +128,13 @@ def _child(target: str, args, work: Path) -> dict:
             "seconds": f"{time.monotonic() - started:.0f}", "log": str(log)}
 
 
-def _budget_args(args) -> list[str]:
+def _budget_args(args: argparse.Namespace) -> list[str]:
     if args.runs is not None:
         return ["--runs", str(args.runs)]
     return ["--seconds", str(args.seconds or DEFAULT_SECONDS)]
 
 
-def run_all(args, targets: list[str]) -> int:
+def run_all(args: argparse.Namespace, targets: list[str]) -> int:
     """Each target in its own process, ``--jobs`` at a time; a table of the results."""
     work = Path(args.work or Path(tempfile.gettempdir()) / "mailgate-fuzz")
     work.mkdir(parents=True, exist_ok=True)

@@ -80,7 +80,7 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> dict[str, dict]:
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Every target fuzzed for SMOKE_SECONDS, two at a time; the runner's summary rows."""
     work = tmp_path_factory.mktemp("fuzz")
     command = [sys.executable, "-m", "tests.fuzz", "--all", "--seconds", str(SMOKE_SECONDS),

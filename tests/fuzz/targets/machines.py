@@ -51,6 +51,7 @@ from mailgate.protocol import (
     SmtpServer,
     _impl,
 )
+from mailgate.protocol._server import ServerMachine
 
 from tests.fuzz.common import steps
 from tests.protocol.factory import server_config
@@ -136,7 +137,7 @@ def _result(op: int, chunk: bytes):
             AuthInternalError())[op]
 
 
-def check_bounded(m) -> None:
+def check_bounded(m: ServerMachine) -> None:
     """The machine's memory does not grow with its input."""
     buffer = m.buffer
     assert 0 <= buffer.pos <= buffer.last <= buffer.capacity

@@ -99,9 +99,11 @@ class _Session:
         self.buffer = bytearray(_BUFFER)
 
     def to_server(self, data: bytes) -> None:
+        """Ciphertext from the client (or the fuzzer) arrives at the server."""
         self.server.feed(data)
 
     def client_records(self) -> bytes:
+        """What the client has written since (nothing without a client)."""
         return self.client.outgoing.read() if self.client is not None else b""
 
     def flush(self) -> None:
@@ -134,6 +136,7 @@ class _Session:
             self.flush()
 
     def step(self, op: int, chunk: bytes) -> None:
+        """One step of the input (the module docstring), then the session's turn."""
         server, client = self.server, self.client
         if op == 1:
             view = server.input
