@@ -17,9 +17,10 @@ A crash fixed in the engine becomes ``regressions/TARGET/NAME``.
 table of executions, speed and coverage (also in ``WORK/summary.json``, with each
 target's log in ``WORK/TARGET.log``); the exit status is 0 only if none crashed.
 
-A target's ``KNOWN_BUGS`` (exception type, message, file) are stepped over while fuzzing, so
-that a long run goes on past a bug reported but not fixed yet; each is tracked by an
-expected-to-fail input in ``regressions/`` (replayed without that leniency).
+A target's ``KNOWN_BUGS`` (exception type, message, file) are stepped over while fuzzing
+(:func:`tests.fuzz.lenient`), so that a long run goes on past a bug reported but not
+fixed yet; each is tracked by an expected-to-fail input in ``regressions/``, and a
+replayed INPUT fails on it.
 """
 
 from __future__ import annotations
@@ -32,13 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import ModuleType
 
-from tests.fuzz import CORPUS, ROOT, TARGETS, load
+from tests.fuzz import CORPUS, ROOT, TARGETS, lenient, load
 
 #: libFuzzer's per-input time limit (a hang is a crash) and memory limit
 INPUT_TIMEOUT = 10
@@ -87,27 +86,12 @@ def run_one(args: argparse.Namespace) -> None:
         flags += ["-print_final_stats=1", *_budget(args), *args.libfuzzer]
         argv = [sys.argv[0], *flags, str(work / "corpus"), str(CORPUS / args.target)]
     print(f"fuzz {args.target}: {' '.join(argv[1:])}", file=sys.stderr, flush=True)
-    atheris.Setup(argv, _lenient(module))
-    atheris.Fuzz()
-
-
-def _lenient(module: ModuleType) -> Callable[[bytes], None]:
-    """The target's ``one_input``, stepping over its ``KNOWN_BUGS``: an exception of the
-    type, with the text in its message, raised in the file (the innermost frame's)."""
     known = getattr(module, "KNOWN_BUGS", ())
-    if not known:
-        return module.one_input
-    print(f"stepping over known bugs: {known}", file=sys.stderr, flush=True)
-
-    def one_input(data: bytes) -> None:
-        try:
-            module.one_input(data)
-        except tuple(kind for kind, _, _ in known) as exc:
-            where = traceback.extract_tb(exc.__traceback__)[-1].filename
-            if not any(isinstance(exc, kind) and text in str(exc) and where.endswith(file)
-                       for kind, text, file in known):
-                raise
-    return one_input
+    if known and not args.inputs:
+        print(f"stepping over known bugs: {known}", file=sys.stderr, flush=True)
+    # a replayed input fails on a known bug as on any other
+    atheris.Setup(argv, module.one_input if args.inputs else lenient(module))
+    atheris.Fuzz()
 
 
 def _child(target: str, args: argparse.Namespace, work: Path) -> dict:

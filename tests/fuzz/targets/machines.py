@@ -82,6 +82,13 @@ SECRET_UNITS = (
     _SASL,
 )
 
+#: reported, not fixed yet (protocol/_server.py is in a change in progress), tracked by
+#: regressions/machines/imap-literal-password-logged: an IMAP LOGIN whose password came
+#: in a literal shows it in a later "too long command" log line (after a failed login
+#: with Auth-Wait, the buffer still holds it; _loggable hides lines, not literals)
+KNOWN_BUGS = ((AssertionError, "secret sent in an IMAP literal in a log line",
+               "tests/fuzz/targets/machines.py"),)
+
 #: tokens for the fuzzer's dictionary (also the property tests' alphabet)
 DICTIONARY = (
     b"a1 ", b"LOGIN ", b"AUTHENTICATE ", b"PLAIN", b"LOGIN", b"CRAM-MD5 ", b"EXTERNAL",
@@ -210,8 +217,10 @@ def run(data: bytes, implementation: str) -> list:
             actions = m.eof_received()
         elif op == 7 and not secret_sent and chunk:
             secret_sent = True
+            unit = units[chunk[0] % len(units)]
+            transcript.append(("secret", unit))
             # the rest of the chunk is pipelined behind the credentials, in one read
-            payload = units[chunk[0] % len(units)] + chunk[2:]
+            payload = unit + chunk[2:]
             cut = chunk[1] % len(payload) if len(chunk) > 1 else len(payload)
             actions = m.receive_data(payload[:cut]) + m.receive_data(payload[cut:])
         else:
@@ -225,10 +234,14 @@ def check_secret(transcript: list) -> None:
     """No log line shows the harness's secret once the machine used it as a password."""
     if not any(isinstance(a, AuthRequest) and SECRET in a.password for a in transcript):
         return
+    # the known bug of KNOWN_BUGS gets its own words
+    literal = any(a[0] == "secret" and b"LOGIN {" in a[1] for a in transcript
+                  if isinstance(a, tuple))
     for action in transcript:
         if isinstance(action, Log):
             leaked = [form for form in SECRET_FORMS if form in action.message]
-            assert not leaked, f"secret in a log line: {action!r}"
+            where = "sent in an IMAP literal " if literal else ""
+            assert not leaked, f"secret {where}in a log line: {action!r}"
 
 
 def drive(data: bytes) -> None:
