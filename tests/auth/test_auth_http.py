@@ -137,6 +137,15 @@ def test_auth_wait_numeric_only():
     assert parse_response(b"Auth-Wait: x\r\n\r\n").wait == 0
 
 
+def test_numbers_of_thousands_of_digits():
+    # met while writing the auth_http fuzz target: int() refused them with ValueError
+    digits = b"1" * 5000
+    assert parse_response(b"Auth-Wait: " + digits + b"\r\n\r\n").wait == 0
+    assert parse_response(b"Auth-Wait: " + b"0" * 5000 + b"2\r\n\r\n").wait == 2
+    assert run_decide(b"Auth-Server: 127.0.0.1\r\nAuth-Port: " + digits + b"\r\n\r\n")[1] == [
+        ("error", SERVICE + ' sent invalid server port:"%s"' % digits.decode())]
+
+
 @pytest.mark.parametrize("data,error", [
     (b"HTTP/1.0 200 OK\rX\n\r\n", "invalid response"),
     (b"X_Foo: a\r\n\r\n", "invalid header in response"),

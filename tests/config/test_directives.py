@@ -471,6 +471,14 @@ class TestAuthHttp:
         t = self.target("[::1]:8080")
         assert (t.address, t.port, t.host_header, t.peer) == ("::1", 8080, "[::1]", "[::1]:8080")
 
+    def test_unix_path_of_bytes_that_are_not_utf8(self):
+        # the config fuzz target (regressions/config/auth-http-unix-path-not-utf8): such a
+        # byte, kept as a surrogate, made the length check raise UnicodeEncodeError
+        assert self.target("unix:/run/a\udcc8.sock:/auth").address == "/run/a\udcc8.sock"
+        assert self.target("unix:/" + "\udcc8" * 106).address == "/" + "\udcc8" * 106
+        assert error("mail { auth_http unix:/%s; }" % ("\udcc8" * 107)).startswith(
+            "too long path in the unix domain socket in auth_http")
+
     @pytest.mark.parametrize("url,message", [
         ("127.0.0.1:99999/x", 'invalid port in auth_http "127.0.0.1:99999/x"'),
         ("https://127.0.0.1/", 'invalid port in auth_http "https://127.0.0.1/"'),
@@ -651,3 +659,13 @@ def test_a_large_file_of_repeated_lists_loads_whole():
     line = 'imap_capabilities "IMAP4rev1" "IDLE" "ID";\n'
     server_ = server(mail=line * 20000)
     assert len(server_.imap_capabilities) == 60000
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the user directive is read only as root")
+def test_user_names_end_at_a_nul_byte():
+    # the config fuzz target's NUL bytes: getpwnam() raised ValueError, a traceback where
+    # nginx looks up the C string (tests/fuzz/regressions/config/user-with-nul)
+    assert conf('user "root\0x" "root\0y";').main.user == ("root", "root")
+    assert error('user "nobody-\0x";') == 'getpwnam("nobody-") failed in <string>:1'
+    assert error('user root "no-such-group-\0";') == (
+        'getgrnam("no-such-group-") failed in <string>:1')

@@ -52,3 +52,13 @@ def test_parse_size(text, size):
                                         ("1a", None), ("٣", None)])
 def test_atoi(text, value):
     assert atoi(text) == value
+
+
+def test_atoi_of_many_digits():
+    # ngx_atoi: leading zeros cost nothing, a value past the limit is an error, however
+    # long the text (int() refuses more than 4300 digits with ValueError)
+    assert atoi("0" * 5000 + "7") == 7
+    assert atoi("1" * 5000) is None
+    assert atoi(str(MAX_INT)) == MAX_INT and atoi(str(MAX_INT + 1)) is None
+    assert atoi("65536", 65535) is None and atoi("00065535", 65535) == 65535
+    assert parse_size("1" * 5000 + "k") is None

@@ -18,10 +18,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.conftest import tcp_backend  # noqa: F401 - a fixture used here
-from tests.support.proxy import LOOPS
-
-BINARIES = tuple(f"mailgate-{loop}" for loop in LOOPS)
-SYSTEMS = (*BINARIES, "embedded")
+from tests.faults.helpers import BINARIES, SYSTEMS
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -17,10 +17,12 @@ from tests.support.dns_server import DNSServer
 from tests.support.embedded import EmbeddedProxy, LoopThread
 from tests.support.procinfo import event_loop
 from tests.support.procs import wait_until
+from tests.support.proxy import LOOPS
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 
 __all__ = [
-    "SESSION_END",
+    "BINARIES",
+    "SYSTEMS",
     "DNSThread",
     "ResetRelay",
     "assert_serves",
@@ -30,11 +32,16 @@ __all__ = [
     "start",
 ]
 
+BINARIES = tuple(f"mailgate-{loop}" for loop in LOOPS)
+"""The ``mailgate`` binary with its workers on each event loop (``MAILGATE_LOOP``)."""
+SYSTEMS = (*BINARIES, "embedded")
+"""The systems under test: the binary on each loop, and the embedded proxy."""
+
 
 def start(gate, body: str, **kwargs):
-    """Start ``gate`` on ``body`` and wait for its workers; the binary's workers must run
-    the loop its name asks for, else the test is skipped (a binary that does not read ``MAILGATE_LOOP`` yet
-    would run uvloop twice; ``test_loops.py`` fails for that)."""
+    """Start ``gate`` on ``body`` and wait for its workers.  The binary's workers must
+    run the loop its name asks for, else the test is skipped: a binary that does not
+    honour ``MAILGATE_LOOP`` would run one loop twice (``test_loops.py`` fails then)."""
     gate.start(body, **kwargs)
     wanted = getattr(getattr(gate, "implementation", None), "loop", None)
     if wanted is not None:
@@ -46,7 +53,7 @@ def start(gate, body: str, **kwargs):
     return gate
 
 
-SESSION_END = {
+_SESSION_END = {
     "imap": [ReadTagged(b"a1"), b"a2 LOGOUT\r\n", ReadEOF()],
     "pop3": [ReadLine(), b"QUIT\r\n", ReadEOF()],
     "smtp": [ReadLine(), b"QUIT\r\n", ReadEOF()],
@@ -57,15 +64,13 @@ _LOGGED_IN = {"imap": b"a1 OK ", "pop3": b"+OK Logged in.", "smtp": b"235 "}
 _GOODBYE = {"imap": b"a2 OK ", "pop3": b"+OK ", "smtp": b"221 "}
 
 
-def assert_serves(gate, workers: list[int], ports: dict[str, str] | None = None) -> None:
+def assert_serves(gate, workers: list[int]) -> None:
     """The same workers as before the fault (``workers``) and a whole session on every
-    protocol: greeting, login, logout.  ``ports`` maps a protocol to its listener's
-    name (default: the protocol's own name)."""
+    protocol's listener (named after the protocol): greeting, login, logout."""
     assert worker_pids(gate) == workers, "a worker died or was replaced"
     for protocol in PROTOCOLS:
-        name = (ports or {}).get(protocol, protocol)
-        transcript = run_script(gate.address(name),
-                                login_script(protocol, then=SESSION_END[protocol]))
+        transcript = run_script(gate.address(protocol),
+                                login_script(protocol, then=_SESSION_END[protocol]))
         replies = transcript.replies()
         assert any(r.startswith(_LOGGED_IN[protocol]) for r in replies), (protocol, transcript)
         assert _GOODBYE[protocol] in replies[-1] and transcript.closed_by_server, (

@@ -4,12 +4,14 @@ it, the worker goes on serving, and the failure is in the log."""
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import log_messages, wait_for_log, worker_pids
 from tests.e2e.scripts import INTERNAL_ERROR, PROTOCOLS, context, each_protocol, login_script, ok
-from tests.faults.helpers import ResetRelay, assert_serves, close_after, start
+from tests.faults.helpers import SYSTEMS, ResetRelay, assert_serves, close_after, reset, start
 from tests.support.configs import one_server_each
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import BULK
@@ -130,7 +132,7 @@ def test_backend_resets_during_a_large_fetch(sut, auth_server, tcp_backend, dove
 
 
 @pytest.mark.known_defect("issue 11 faults: a backend reset while proxying is not logged",
-                          only=("mailgate-uvloop", "mailgate-asyncio", "embedded"))
+                          only=SYSTEMS)
 def test_backend_reset_while_proxying_is_logged(gate, auth_server, tcp_backend, dovecot):
     start(gate, MAIL)
     relay = tcp_backend(ResetRelay((dovecot.host, dovecot.imap_port), RESET_AFTER))
@@ -140,6 +142,23 @@ def test_backend_reset_while_proxying_is_logged(gate, auth_server, tcp_backend, 
     assert ("recv() failed (104: Connection reset by peer) while proxying and reading from "
             "upstream" + context(gate, "imap", login=BULK.login,
                                  upstream=f"127.0.0.1:{relay.port}")) in log_messages(gate, "error")
+
+
+@pytest.mark.known_defect("issue 11 faults: the relay's log action is 'proxying' for a reset",
+                          only=SYSTEMS)
+def test_client_reset_while_proxying_is_logged(gate, auth_server, dovecot):
+    """The other direction: nginx names the side it was reading from in its action."""
+    start(gate, MAIL)
+    client = socket.create_connection(gate.address("imap"), timeout=10)
+    client.sendall(b"a1 LOGIN alice alice-secret\r\na2 EXAMINE INBOX\r\n")
+    received = b""
+    while b"\r\na2 OK" not in received:
+        received += client.recv(65536)
+    reset(client)
+    wait_for_log(gate, "proxied session done", "info")  # nginx logs the reset before it
+    assert ("recv() failed (104: Connection reset by peer) while proxying and reading from "
+            "client" + context(gate, "imap", upstream="{}:{}".format(*auth_server.policy.backends[
+                "imap"]))) in log_messages(gate, "info")
 
 
 def _bulk_to(port: int, default):

@@ -13,8 +13,6 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-import pytest
-
 from tests.e2e.gates import worker_pids
 from tests.faults.helpers import start
 from tests.support.clients import open_imap
@@ -77,7 +75,6 @@ def _client(address, security: str, context: ssl.SSLContext, stop: threading.Eve
         tally.add("ok")
 
 
-@pytest.mark.known_defect("issue 11 defect 3", only=("mailgate-asyncio",))
 def test_ten_reloads_under_twenty_looping_clients(binary, dovecot, auth_server,
                                                  tls_client_context):
     binary.worker_processes = 2

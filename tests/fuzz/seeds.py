@@ -1,6 +1,6 @@
 """The seed corpus: realistic inputs for each target, written to ``corpus/TARGET/``.
 
-    python -m tests.fuzz.seeds            # rewrite every seed file
+    python -m tests.fuzz.seeds [TARGET ...]     # rewrite the seed files (of every target)
 
 Each seed is a named, readable session in the target's input format: client commands
 with literals and SASL exchanges, backend replies, PROXY headers, auth_http answers,
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import ssl
+import sys
 from collections.abc import Iterator
 
 from tests.fuzz import CORPUS, TARGETS
@@ -91,6 +92,12 @@ def machines() -> Iterator[tuple[str, bytes]]:
         (7, bytes([0, 5])), (6, b"")])
     for i, unit in enumerate(machines_target.SECRET_UNITS[2]):
         yield session(f"smtp-secret-{i}", smtp, plain, [(7, bytes([i])), (3, b"")])
+    no_none = 2 << 6  # METHODS[2]: MAIL without AUTH is refused and logged
+    yield session("smtp-secret-pipelined-mail", smtp | no_none, plain, [
+        (7, bytes([2, 0]) + b"MAIL FROM:<a@b.test>\r\n"), (3, b"denied"), (0, b"")])
+    yield session("imap-cram-md5-only", imap | 3 << 6, plain, [
+        (data, b"a1 LOGIN user pass\r\na2 AUTHENTICATE CRAM-MD5\r\n"),
+        (data, b"dXNlciAwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg==\r\n"), (1, b"")])
 
 
 def readers() -> Iterator[tuple[str, bytes]]:
@@ -261,6 +268,36 @@ mail {
     server { listen 127.0.0.1:110; protocol pop3; proxy_pass_error_message on; }
 }
 """,
+        "tls-contexts": """mail {
+    auth_http 127.0.0.1:9000/auth;
+    ssl_session_cache shared:TLS:1m;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server {
+        listen 127.0.0.1:993 ssl;
+        protocol imap;
+        ssl_certificate pki/ecdsa.pem;
+        ssl_certificate_key pki/ecdsa.key;
+        ssl_certificate pki/rsa.pem;
+        ssl_certificate_key pki/rsa-enc.key;
+        ssl_password_file keys.pass;
+        ssl_ciphers HIGH:!aNULL:!MD5;
+        ssl_ecdh_curve X25519:prime256v1;
+        ssl_conf_command Options PrioritizeChaCha;
+        ssl_session_ticket_key ticket.key;
+    }
+    server {
+        listen 127.0.0.1:587;
+        protocol smtp;
+        starttls only;
+        ssl_certificate pki/ecdsa.pem;
+        ssl_certificate_key pki/ecdsa.key;
+        ssl_verify_client optional_no_ca;
+        ssl_client_certificate pki/client-ca.pem;
+        ssl_crl pki/client-crl.pem;
+        ssl_session_tickets off;
+    }
+}
+""",
         "errors": "mail { server { listen 127.0.0.1:70000; } }",
         "lexer": "# comment\n'quoted \\' word' \"x\"y; ${var} {",
     }
@@ -335,13 +372,13 @@ def _pieces(data: bytes, count: int) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def main() -> None:
-    """Rewrite ``corpus/TARGET/`` for every target."""
+def main(targets: list[str]) -> None:
+    """Rewrite ``corpus/TARGET/`` for the named targets (all when none is named)."""
     makers = {"machines": machines, "readers": readers, "backend_login": backend_login,
               "sasl": sasl, "auth_http": auth_http, "proxy_protocol": proxy_protocol,
               "dns_answer": dns_answer, "config": config, "tls": tls}
     assert set(makers) == set(TARGETS)
-    for target in TARGETS:
+    for target in targets or TARGETS:
         directory = CORPUS / target
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
@@ -351,4 +388,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

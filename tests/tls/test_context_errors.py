@@ -282,3 +282,31 @@ def test_no_pin_in_messages(tmp_path, pki):
     message = error_of(tmp_path, f"ssl_certificate {pki.server_rsa.cert}; ssl_certificate_key '{key}';", ())
     assert message.startswith('cannot load certificate key "engine:nosuch:pkcs11:token=t;object=k;pin-value=...": ')
     assert "1234" not in message
+
+
+@pytest.mark.parametrize("body, message", [
+    ('ssl_ciphers "HIGH:\udcff";', 'SSL_CTX_set_cipher_list("HIGH:\udcff") failed'),
+    ('ssl_ecdh_curve "prime256v1:\udcff";', 'SSL_CTX_set1_curves_list("prime256v1:\udcff") failed'),
+    ('ssl_conf_command Options "\udcff";', 'SSL_CONF_cmd("Options", "\udcff") failed'),
+    ('ssl_conf_command "\udcff" x;', 'SSL_CONF_cmd("\udcff", "x") failed'),
+])
+def test_bytes_that_are_not_utf8_reach_openssl_as_read(pki, body, message):
+    # the config fuzz target (tests/fuzz/regressions/config/tls-*-not-utf8): such a
+    # byte, kept as a surrogate by the loader, made str.encode() raise UnicodeEncodeError
+    with pytest.raises(ConfigError) as info:
+        build_contexts(configs.load(mail_text(server_block(
+            certificates(pki, "ecdsa") + body, listen="127.0.0.1:20000 ssl"))))
+    assert str(info.value).startswith(message)
+
+
+def test_shared_zone_named_with_bytes_that_are_not_utf8(pki):
+    config = configs.load(mail_text(server_block(
+        certificates(pki, "ecdsa") + 'ssl_session_cache "shared:S\udcff:1m";',
+        listen="127.0.0.1:20000 ssl")))
+    zones = SessionZones()
+    zones.configure(config)
+    try:
+        (context,) = build_contexts(config, zones)
+        assert context.session_zone.name == "S\udcff"
+    finally:
+        zones.close()

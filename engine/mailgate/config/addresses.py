@@ -92,7 +92,8 @@ def _parse_unix(url: str, *, uri_part: bool) -> ParsedURL:
         path, _, uri = path.partition(":")
     if not path:
         raise AddressError("no path in the unix domain socket")
-    if len(path.encode()) + 1 > _SUN_PATH_MAX:
+    # the path's bytes as read (a configuration's invalid UTF-8 is kept as surrogates)
+    if len(path.encode("utf-8", "surrogateescape")) + 1 > _SUN_PATH_MAX:
         raise AddressError("too long path in the unix domain socket")
     return ParsedURL(path, 0, 0, True, uri, False, (Address(socket.AF_UNIX, path, 0),))
 

@@ -16,7 +16,12 @@ def atoi(text: str, limit: int = MAX_INT) -> int | None:
     """A non-negative decimal integer of ASCII digits only, as ``ngx_atoi``."""
     if not text or not text.isascii() or not text.isdigit():
         return None
-    value = int(text)
+    digits = text.lstrip("0")
+    # more digits than the limit has are over it; int() would refuse a text past
+    # sys.get_int_max_str_digits() (4300) with ValueError (an auth_http header can be 64k)
+    if len(digits) > len(str(limit)):
+        return None
+    value = int(digits or "0")
     return value if value <= limit else None
 
 

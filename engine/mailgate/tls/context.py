@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from mailgate.config import ConfigMessage, ServerConfig
+from mailgate.config.lexer import ENCODING
 from mailgate.config.modules.mail_ssl import TICKET_KEY_SIZES
 from mailgate.oserror import os_error_text
 from mailgate.tls._binding import ffi, lib, ssl_error_text
@@ -122,7 +123,7 @@ class _Context:
         lib.SSL_CTX_set_read_ahead(ctx, 1)
 
     def _set_ciphers(self, ciphers: str, prefer_server: bool) -> None:
-        if not lib.SSL_CTX_set_cipher_list(self._ctx, ciphers.encode()):
+        if not lib.SSL_CTX_set_cipher_list(self._ctx, ciphers.encode(*ENCODING)):
             raise ConfigError(f'SSL_CTX_set_cipher_list("{ciphers}") failed' + ssl_error_text())
         if prefer_server:
             lib.SSL_CTX_set_options(self._ctx, lib.SSL_OP_CIPHER_SERVER_PREFERENCE)
@@ -184,10 +185,11 @@ class _Context:
             )
             lib.SSL_CONF_CTX_set_ssl_ctx(cctx, self._ctx)
             for name, value in commands:
-                kind = lib.SSL_CONF_cmd_value_type(cctx, name.encode())
+                # the configuration's bytes as read, as nginx passes them to OpenSSL
+                kind = lib.SSL_CONF_cmd_value_type(cctx, name.encode(*ENCODING))
                 if kind in (lib.SSL_CONF_TYPE_FILE, lib.SSL_CONF_TYPE_DIR):
                     value = os.path.join(self._conf_prefix, value)
-                if lib.SSL_CONF_cmd(cctx, name.encode(), value.encode()) <= 0:
+                if lib.SSL_CONF_cmd(cctx, name.encode(*ENCODING), value.encode(*ENCODING)) <= 0:
                     raise ConfigError(f'SSL_CONF_cmd("{name}", "{value}") failed' + ssl_error_text())
             if lib.SSL_CONF_CTX_finish(cctx) != 1:
                 raise ConfigError("SSL_CONF_finish() failed" + ssl_error_text())
@@ -314,7 +316,7 @@ class TLSContext(_Context):
         lib.SSL_CTX_set_options(self._ctx, lib.SSL_OP_SINGLE_ECDH_USE)
         if curves == "auto":
             return
-        if not lib.SSL_CTX_set1_curves_list(self._ctx, ffi.new("char[]", curves.encode())):
+        if not lib.SSL_CTX_set1_curves_list(self._ctx, ffi.new("char[]", curves.encode(*ENCODING))):
             raise ConfigError(f'SSL_CTX_set1_curves_list("{curves}") failed' + ssl_error_text())
 
     def _set_session_cache(self, server, zone: SessionZone | None) -> None:

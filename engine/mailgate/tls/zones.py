@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from mailgate.config.lexer import ENCODING
 from mailgate.tls._binding import ffi, lib
 from mailgate.tls.errors import ConfigError
 
@@ -52,7 +53,8 @@ class SessionZone:
     __slots__ = ("_zone", "name", "size")
 
     def __init__(self, name: str, size: int):
-        zone = lib.mg_zone_create(name.encode(), size)
+        # the name's bytes as read (a configuration's invalid UTF-8 is kept as surrogates)
+        zone = lib.mg_zone_create(name.encode(*ENCODING), size)
         if zone == ffi.NULL:
             err = ffi.errno
             raise ConfigError(

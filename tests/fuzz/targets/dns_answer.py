@@ -23,6 +23,7 @@ is either refused by the name check or makes a valid query name (or NXDOMAIN).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 import dns.flags
@@ -46,9 +47,15 @@ DICTIONARY = (
 )
 
 
+@functools.cache
+def _query(qname: dns.name.Name, qtype: int) -> dns.message.Message:
+    # made once: only its ID changes per datagram
+    return dns.message.make_query(qname, qtype, use_edns=False)
+
+
 def _answer(data: bytes, qname: dns.name.Name, qtype: int, tcp: bool):
     """The resolver's reading of one datagram for the query, or None if ignored."""
-    query = dns.message.make_query(qname, qtype, use_edns=False)
+    query = _query(qname, qtype)
     query.id = int.from_bytes(data[:2], "big")
     try:
         response = dns.message.from_wire(data, one_rr_per_rrset=True)

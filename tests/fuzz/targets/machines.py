@@ -1,15 +1,17 @@
 """Target ``machines``: the client-facing IMAP, POP3 and SMTP machines, then their backend login.
 
 Input: byte 0 selects the server configuration (:func:`_config`); byte 1 the protocol
-(its value mod 3) and how the session starts: bit 2 greets from the class's
-``fixed_start()`` and makes the machine ``greeted`` (where the protocol has a fixed
-greeting), bit 3 gives it implicit TLS, bit 4 rejects the client certificate of that
-TLS handshake instead of greeting (bit 5: the certificate is missing).  Then steps
+(bits 0-1: IMAP, POP3, SMTP, SMTP), how the session starts (bit 2 greets from the
+class's ``fixed_start()`` and makes the machine ``greeted``, where the protocol has a
+fixed greeting; bit 3 gives it implicit TLS; bit 4 rejects the client certificate of
+that TLS handshake instead of greeting, bit 5: the certificate is missing) and the
+``*_auth`` methods (bits 6-7, :data:`METHODS`).  Then steps
 (:mod:`tests.fuzz.common`) whose operation means, by the machine's phase:
 
 * reading commands (``auth``, ``greeting-delay``, ``auth-sleep``): 0 the timer fires,
   1 the chunk goes in through ``get_buffer()``/``buffer_updated()``, 6 with an empty
-  chunk the client closes, 7 the harness sends its secret credentials (below; once,
+  chunk the client closes, 7 the harness sends its secret credentials (below; chunk
+  byte 0 picks them, byte 1 where the read is cut, the rest follows them; once,
   afterwards 7 is data), any other the chunk goes in through ``receive_data()``;
 * ``starttls``: 7 the certificate is rejected after the handshake (a non-empty chunk:
   it is missing), another odd one the handshake succeeds, an even one the chunk
@@ -49,6 +51,7 @@ from mailgate.protocol import (
     SmtpServer,
     _impl,
 )
+from mailgate.protocol._server import ServerMachine
 
 from tests.fuzz.common import steps
 from tests.protocol.factory import server_config
@@ -79,6 +82,13 @@ SECRET_UNITS = (
     _SASL,
 )
 
+#: reported, not fixed yet (protocol/_server.py is in a change in progress), tracked by
+#: regressions/machines/imap-literal-password-logged: an IMAP LOGIN whose password came
+#: in a literal shows it in a later "too long command" log line (after a failed login
+#: with Auth-Wait, the buffer still holds it; _loggable hides lines, not literals)
+KNOWN_BUGS = ((AssertionError, "secret sent in an IMAP literal in a log line",
+               "tests/fuzz/targets/machines.py"),)
+
 #: tokens for the fuzzer's dictionary (also the property tests' alphabet)
 DICTIONARY = (
     b"a1 ", b"LOGIN ", b"AUTHENTICATE ", b"PLAIN", b"LOGIN", b"CRAM-MD5 ", b"EXTERNAL",
@@ -91,18 +101,30 @@ DICTIONARY = (
 )
 
 
+#: the ``*_auth`` lists a session may have: every method, nginx's defaults, every
+#: method but SMTP's "none" (MAIL is then refused and logged), the salted ones only
+METHODS = (
+    {"imap_auth": ("plain", "login", "cram-md5", "external"),
+     "pop3_auth": ("plain", "apop", "cram-md5", "external"),
+     "smtp_auth": ("plain", "login", "cram-md5", "external", "none")},
+    {},
+    {"imap_auth": ("plain", "login", "cram-md5", "external"),
+     "pop3_auth": ("plain", "apop", "cram-md5", "external"),
+     "smtp_auth": ("plain", "login", "cram-md5", "external")},
+    {"imap_auth": ("cram-md5",), "pop3_auth": ("apop", "cram-md5"),
+     "smtp_auth": ("cram-md5",)},
+)
+
+
 @cache
-def _config(selector: int, protocol: str):
-    """One of 256 server configurations per protocol (built once each): bits 0-1 the
-    client buffer, 2-3 ``starttls``, 4 ``proxy_buffer``, 5 ``smtp_greeting_delay``,
-    6 ``proxy_pass_error_message``, 7 ``max_errors`` 1 (else 3)."""
+def _config(selector: int, protocol: str, methods: int):
+    """A server configuration (each built once): selector bits 0-1 the client buffer,
+    2-3 ``starttls``, 4 ``proxy_buffer``, 5 ``smtp_greeting_delay``, 6
+    ``proxy_pass_error_message``, 7 ``max_errors`` 1 (else 3); ``METHODS[methods]``."""
     size = (24, 64, 4096, 4096)[selector & 3]
     return server_config(
         protocol, imap_client_buffer=size, smtp_client_buffer=size,
-        starttls=("off", "on", "only", "on")[selector >> 2 & 3],
-        imap_auth=("plain", "login", "cram-md5", "external"),
-        pop3_auth=("plain", "apop", "cram-md5", "external"),
-        smtp_auth=("plain", "login", "cram-md5", "external", "none"),
+        starttls=("off", "on", "only", "on")[selector >> 2 & 3], **METHODS[methods],
         proxy_buffer=(16, 4096)[selector >> 4 & 1],
         smtp_greeting_delay=1 if selector & 0x20 else 0,
         proxy_pass_error_message=bool(selector & 0x40),
@@ -122,7 +144,7 @@ def _result(op: int, chunk: bytes):
             AuthInternalError())[op]
 
 
-def check_bounded(m) -> None:
+def check_bounded(m: ServerMachine) -> None:
     """The machine's memory does not grow with its input."""
     buffer = m.buffer
     assert 0 <= buffer.pos <= buffer.last <= buffer.capacity
@@ -148,8 +170,9 @@ def run(data: bytes, implementation: str) -> list:
     if len(data) < 2:
         return []
     selector, mode = data[0], data[1]
-    cls = MACHINES[mode % 3]
-    config = _config(selector, PROTOCOLS[mode % 3])
+    protocol = min(mode & 3, 2)
+    cls = MACHINES[protocol]
+    config = _config(selector, PROTOCOLS[protocol], mode >> 6)
     fixed = cls.fixed_start(config) if mode & 4 else None
     m = cls(config, tls=bool(mode & 8), greeted=fixed is not None,
             implementation=implementation, rand=lambda: 1, now=lambda: 2)
@@ -158,7 +181,7 @@ def run(data: bytes, implementation: str) -> list:
     else:
         actions = list(fixed) if fixed is not None else m.start()
     transcript = [_entry(a) for a in actions]
-    units = SECRET_UNITS[mode % 3]
+    units = SECRET_UNITS[protocol]
     secret_sent = False
     backend = None
     for op, chunk in steps(data, 2):
@@ -195,8 +218,11 @@ def run(data: bytes, implementation: str) -> list:
         elif op == 7 and not secret_sent and chunk:
             secret_sent = True
             unit = units[chunk[0] % len(units)]
-            cut = chunk[1] % len(unit) if len(chunk) > 1 else len(unit)
-            actions = m.receive_data(unit[:cut]) + m.receive_data(unit[cut:])
+            transcript.append(("secret", unit))
+            # the rest of the chunk is pipelined behind the credentials, in one read
+            payload = unit + chunk[2:]
+            cut = chunk[1] % len(payload) if len(chunk) > 1 else len(payload)
+            actions = m.receive_data(payload[:cut]) + m.receive_data(payload[cut:])
         else:
             actions = m.receive_data(chunk)
         transcript += [_entry(a) for a in actions]
@@ -208,10 +234,14 @@ def check_secret(transcript: list) -> None:
     """No log line shows the harness's secret once the machine used it as a password."""
     if not any(isinstance(a, AuthRequest) and SECRET in a.password for a in transcript):
         return
+    # the known bug of KNOWN_BUGS gets its own words
+    literal = any(a[0] == "secret" and b"LOGIN {" in a[1] for a in transcript
+                  if isinstance(a, tuple))
     for action in transcript:
         if isinstance(action, Log):
             leaked = [form for form in SECRET_FORMS if form in action.message]
-            assert not leaked, f"secret in a log line: {action!r}"
+            where = "sent in an IMAP literal " if literal else ""
+            assert not leaked, f"secret {where}in a log line: {action!r}"
 
 
 def drive(data: bytes) -> None:

@@ -7,10 +7,11 @@ then the facts read after the handshake (client certificate, SNI, ALPN ...).  Op
 itself is not instrumented: coverage comes from the Python layer, so the seeds carry
 real ClientHellos and client flights captured from Python's ssl module.
 
-Contexts (byte 0 mod 3, built once from a configuration with certificates generated
-at start-up, the test PKI of ``tests/support``): 0 TLS 1.2-1.3 with ECDSA and RSA certificates and
-a shared session cache; 1 ``ssl_verify_client optional_no_ca`` with a client CA and
-CRL; 2 TLS 1.2 only, RSA, ``ssl_verify_client on``, tickets off.
+Contexts (byte 0, bits 0-1: 0, 1, 2, 2), built once from a configuration with
+certificates generated at start-up (the test PKI of ``tests/support``): 0 TLS 1.2-1.3
+with ECDSA and RSA certificates and a shared session cache; 1 ``ssl_verify_client
+optional_no_ca`` with a client CA and CRL; 2 TLS 1.2 only, RSA, ``ssl_verify_client
+on``, tickets off.
 
 Input: byte 0 also chooses the mode (bit 2): *raw*, where the steps' chunks are all
 the client ever sends, or *established*, where a Python ssl client first completes a
@@ -99,9 +100,11 @@ class _Session:
         self.buffer = bytearray(_BUFFER)
 
     def to_server(self, data: bytes) -> None:
+        """Ciphertext from the client (or the fuzzer) arrives at the server."""
         self.server.feed(data)
 
     def client_records(self) -> bytes:
+        """What the client has written since (nothing without a client)."""
         return self.client.outgoing.read() if self.client is not None else b""
 
     def flush(self) -> None:
@@ -134,6 +137,7 @@ class _Session:
             self.flush()
 
     def step(self, op: int, chunk: bytes) -> None:
+        """One step of the input (the module docstring), then the session's turn."""
         server, client = self.server, self.client
         if op == 1:
             view = server.input
@@ -230,7 +234,7 @@ def one_input(data: bytes) -> None:
     if not data:
         return
     contexts, clients = _setup()
-    which, established = data[0] % 3, bool(data[0] & 4)
+    which, established = min(data[0] & 3, 2), bool(data[0] & 4)
     live = lib.mg_conn_live()
     if established:
         server, client = memory_handshake(contexts[which], clients[which])

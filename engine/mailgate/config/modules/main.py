@@ -102,8 +102,10 @@ def _worker_processes(call: Call) -> None:
 def _user(call: Call) -> None:
     if call.name in call.level:
         raise call.slot_error("is duplicate")
-    user = call.args[0]
-    group = call.args[1] if len(call.args) > 1 else user
+    # nginx passes the names to getpwnam()/getgrnam() as C strings: each ends at its first
+    # NUL (Python's would raise ValueError)
+    user = call.args[0].partition("\0")[0]
+    group = call.args[1].partition("\0")[0] if len(call.args) > 1 else user
     if os.geteuid() != 0:
         call.warn(
             'the "user" directive makes sense only if the master process runs '
