@@ -9,6 +9,8 @@ parsers' handlers and wire strings.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
 from mailgate.protocol._codes import AGAIN, INVALID, OK
@@ -39,13 +41,20 @@ AUTH_SLEEP = "auth-sleep"       # Auth-Wait before the error line (or a WAIT ret
 PROXY = "proxy"                 # backend connect / login / relay: client not read
 CLOSED = "closed"
 
-# SASL continuation states (nginx's mail_state values shared by the protocols)
+# mail_state before a command (nginx's ngx_*_start); inside a SASL exchange it is a
+# SaslState, and POP3 adds its own state after USER
 START = "start"
-LOGIN_USERNAME = "auth-login-username"
-LOGIN_PASSWORD = "auth-login-password"
-PLAIN = "auth-plain"
-CRAM_MD5 = "auth-cram-md5"
-EXTERNAL = "auth-external"
+
+
+class SaslState(NamedTuple):
+    """``mail_state`` inside a SASL exchange: which mechanism, which step.
+
+    ``last``: the client's next line ends the exchange (see ``sasl.Challenge``).
+    """
+
+    mechanism: sasl.Mechanism
+    step: str
+    last: bool
 
 _TIMED_OUT = "client timed out (110: Connection timed out)"
 _GREETING_ACTION = "sending client greeting line"
@@ -67,6 +76,7 @@ class ServerMachine:
     """
 
     protocol = ""
+    auth_directive = ""             # imap_auth, pop3_auth or smtp_auth
     reader_name = ""
     sasl_prompt = b""               # "+ " or "334 "
     secret_commands: frozenset[bytes] = frozenset()
@@ -78,7 +88,9 @@ class ServerMachine:
                  implementation: str | None = None, rand=None, now=None) -> None:
         self.config = config
         self.impl = _impl.get(implementation)
-        self.buffer = self.impl.RelayBuffer(self._buffer_size())
+        self.methods: frozenset[str] = frozenset(getattr(config, self.auth_directive))
+        self.buffer = self.impl.RelayBuffer(sasl.command_buffer(
+            self._buffer_size(), sasl.offered(self.protocol, self.methods)))
         self.reader = getattr(self.impl, self.reader_name)(self.buffer)
         self.tls = tls
         self.starttls_used = False
@@ -86,7 +98,7 @@ class ServerMachine:
         self.mail_state = START
         self.errors = 0
         self.login_attempt = 0
-        self.auth_method = "plain"
+        self.auth_method = sasl.PLAIN.auth_method
         self.login = b""
         self.password = b""
         self.backend_password: bytes | None = None
@@ -308,6 +320,10 @@ class ServerMachine:
     def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
         raise NotImplementedError
 
+    def _buffer_size(self) -> int:  # pragma: no cover - each protocol defines it
+        """The command buffer the configuration gives (a mechanism may need more)."""
+        raise NotImplementedError
+
     def _conclude(self, rc: int, invalid_reply: bytes) -> bool:
         """The end of a command: start authenticating (True), or set the reply of an
         invalid command and return to the start state (nginx's shared handler tail)."""
@@ -360,80 +376,61 @@ class ServerMachine:
     def _make_salt(self) -> bytes:
         return sasl.make_salt(self._server_name, rand=self._rand, now=self._now)
 
-    def _set_credentials(self, creds: sasl.Credentials) -> int:
-        self.auth_method = creds.method
-        self.login = creds.login
-        self.password = creds.password
-        return DONE
-
-    def _sasl_begin(self, args: list[bytes], methods) -> int:
+    def _sasl_begin(self, args: list[bytes]) -> int:
         """An AUTH/AUTHENTICATE command (after the starttls-only check)."""
-        prompt = self.sasl_prompt
-        decode = self.impl.decode_base64
         try:
-            kind = sasl.parse_auth_command(args)
-            if kind == sasl.AUTH_LOGIN:
-                self._reply = prompt + sasl.USERNAME_PROMPT + b"\r\n"
-                self.mail_state = LOGIN_USERNAME
-                return OK
-            if kind == sasl.AUTH_LOGIN_USERNAME:
-                self._reply = prompt + sasl.PASSWORD_PROMPT + b"\r\n"
-                self.mail_state = LOGIN_PASSWORD
-                self.login = sasl.decode_login_username(args[1], decode)
-                return OK
-            if kind == sasl.AUTH_PLAIN:
-                self._reply = prompt + b"\r\n"
-                self.mail_state = PLAIN
-                return OK
-            if kind == sasl.AUTH_PLAIN_DONE:
-                return self._set_credentials(sasl.decode_plain(args[1], decode))
-            if kind == sasl.AUTH_CRAM_MD5:
-                if "cram-md5" not in methods:
-                    return INVALID
-                if self.salt is None:
-                    self.salt = self._make_salt()
-                self._reply = sasl.cram_md5_challenge(prompt, self.salt,
-                                                      self.impl.encode_base64)
-                self.mail_state = CRAM_MD5
-                return OK
-            # EXTERNAL; nginx skips the imap_auth/pop3_auth/smtp_auth check when an
-            # initial response is given; we apply it to both forms (SPEC §15.8)
-            if "external" not in methods:
-                return INVALID
-            if kind == sasl.AUTH_EXTERNAL:
-                self._reply = prompt + sasl.USERNAME_PROMPT + b"\r\n"
-                self.mail_state = EXTERNAL
-                return OK
-            return self._set_credentials(sasl.decode_external(args[1], decode))
-        except sasl.SaslRejected as exc:
-            if str(exc):
-                self._log("info", str(exc))
+            mechanism, initial = sasl.parse_auth(self.protocol, args)
+        except sasl.SaslRejected:
             return INVALID
+        # nginx skips the *_auth check of EXTERNAL with an initial response (its
+        # ngx_mail_auth_parse() finishes that form itself); here it applies to both
+        if mechanism.refused_when_disabled and not mechanism.enabled(self.protocol,
+                                                                     self.methods):
+            return INVALID
+        return self._sasl_step(mechanism, None, initial)
 
     def _sasl_continue(self) -> int:
         """A SASL response line (the reader parsed it as argument 1)."""
         args = self.reader.args
-        response = args[0] if args else b""
-        decode = self.impl.decode_base64
         state = self.mail_state
+        return self._sasl_step(state.mechanism, state.step, args[0] if args else b"")
+
+    def _sasl_step(self, mechanism: sasl.Mechanism, step: str | None,
+                   data: bytes | None) -> int:
+        """Run one step of ``mechanism``'s exchange: the command (``step`` None, ``data``
+        the initial response or None) or the answer to the challenge of ``step``."""
+        exchange = mechanism.exchange
         try:
-            if state == LOGIN_USERNAME:
-                self._reply = self.sasl_prompt + sasl.PASSWORD_PROMPT + b"\r\n"
-                self.mail_state = LOGIN_PASSWORD
-                self.login = sasl.decode_login_username(response, decode)
-                return OK
-            if state == LOGIN_PASSWORD:
-                creds = sasl.decode_login_password(self.login, response, decode)
-            elif state == PLAIN:
-                creds = sasl.decode_plain(response, decode)
-            elif state == CRAM_MD5:
-                creds = sasl.decode_cram_md5(response, decode)
+            if step is None:
+                result = exchange.begin(self, data)
             else:
-                creds = sasl.decode_external(response, decode)
+                result = exchange.respond(self, step, data)
         except sasl.SaslRejected as exc:
             self._log("info", str(exc))
             return INVALID
-        return self._set_credentials(creds)
+        if isinstance(result, sasl.Credentials):
+            self.auth_method = mechanism.auth_method
+            self.login = result.login
+            self.password = result.password
+            return DONE
+        self._reply = self.sasl_prompt + result.payload + b"\r\n"
+        self.mail_state = SaslState(mechanism, result.step, result.last)
+        if result.login is not None:
+            self.login = result.login
+        return OK
+
+    # -- what a SASL exchange uses (sasl.Session) --------------------------------
+
+    def decode_base64(self, data: bytes) -> bytes | None:
+        return self.impl.decode_base64(data)
+
+    def encode_base64(self, data: bytes) -> bytes:
+        return self.impl.encode_base64(data)
+
+    def session_salt(self) -> bytes:
+        if self.salt is None:
+            self.salt = self._make_salt()
+        return self.salt
 
     def _loggable(self, data: bytes, mark_line_ends: bool = False) -> str:
         """Buffer text for a log line, with anything that may be a secret withheld.
@@ -515,7 +512,7 @@ class ServerMachine:
             self.login = result.user
         if result.password is not None:
             self.backend_password = result.password
-        elif self.auth_method == "plain":
+        elif sasl.by_auth_method(self.auth_method).backend_password:
             self.backend_password = self.password
         else:
             self.backend_password = None
@@ -549,7 +546,7 @@ class ServerMachine:
         # ngx_mail_auth_sleep_handler: the error line, then a fresh pre-auth budget
         self.phase = AUTH
         self.mail_state = START
-        self.auth_method = "plain"
+        self.auth_method = sasl.PLAIN.auth_method
         self.log_action = _AUTH_ACTION
         self._after_auth_wait()
         self._send(self._error_line)
