@@ -20,6 +20,7 @@ from mailgate.auth.http import build_request
 from mailgate.config import AuthHttpTarget
 from mailgate.config.modules import DIRECTIVES
 from mailgate.protocol import (
+    AuthFailed,
     AuthOK,
     AuthRequest,
     ConnectBackend,
@@ -345,3 +346,85 @@ def test_machines_size_their_buffer_by_the_table(impl, monkeypatch):
                          min_buffer=16384)
     monkeypatch.setattr(sasl, "offered", lambda protocol, methods: (big,))
     assert session(impl, "pop3", {"plain"}).m.buffer.capacity == 16384
+
+
+def test_nginx_mechanisms_reply_to_a_failure_at_once():
+    assert all(m.exchange.failed(None, b"no") is None for m in sasl.MECHANISMS)
+
+
+# -- a mechanism whose failure is a challenge (RFC 7628 section 3.2.2) ----------------
+
+ERROR = b64(b'{"status":"invalid_token"}')
+FAILURE = {"imap": b"a1 NO Invalid login\r\n", "pop3": b"-ERR Invalid login\r\n",
+           "smtp": b"535 5.7.0 Invalid login\r\n"}
+
+
+class ErrorChallenge(sasl.OneResponse):
+    def failed(self, session, message):
+        assert message == b"Invalid login"
+        return sasl.Challenge(ERROR, "failed")
+
+
+TOY = sasl.Mechanism(name=b"X-TOY", keyword="x-toy", protocols=sasl.PROTOCOLS,
+                     exchange=ErrorChallenge(sasl.decode_plain),
+                     refused_when_disabled=False, auth_method="x-toy")
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    for protocol in TOY.protocols:
+        monkeypatch.setitem(sasl._BY_NAME[protocol], TOY.name, TOY)
+
+
+def toy_failed(h: Harness, protocol: str, ir: bool, wait: float = 0, extra: bytes = b""
+               ) -> bytes:
+    """X-TOY's credentials, refused: what the client gets."""
+    response = b64(b"\0good\0bad")
+    if ir:
+        assert h.feed(auth_command(protocol, b"X-TOY", response) + extra) == b""
+    else:
+        assert h.feed(auth_command(protocol, b"X-TOY")) == PROMPT[protocol] + b"\r\n"
+        assert h.feed(response + b"\r\n" + extra) == b""
+    request = h.last(AuthRequest)
+    assert (request.method, request.login, request.password) == ("x-toy", b"good", b"bad")
+    assert h.timer is None
+    return h.call("auth_result", AuthFailed(b"Invalid login", wait=wait))
+
+
+@pytest.mark.parametrize("protocol", sasl.PROTOCOLS)
+@pytest.mark.parametrize("ir", [False, True], ids=["", "ir"])
+def test_failure_challenge_then_the_reply(impl, toy, protocol, ir):
+    h = session(impl, protocol, {"plain"})
+    assert toy_failed(h, protocol, ir) == PROMPT[protocol] + ERROR + b"\r\n"
+    assert h.timer == 60 and not h.closed
+    assert h.feed(b"AQ==\r\n") == FAILURE[protocol]
+    assert h.closed and h.m.errors == 0
+    assert "AQ==" not in " ".join(h.logs())
+
+
+@pytest.mark.parametrize("protocol", sasl.PROTOCOLS)
+def test_failure_challenge_with_auth_wait(impl, toy, protocol):
+    h = session(impl, protocol, {"plain"})
+    assert toy_failed(h, protocol, False, wait=2) == PROMPT[protocol] + ERROR + b"\r\n"
+    assert h.feed(b"AQ==\r\n") == b""
+    assert h.timer == 2 and h.m.phase == "auth-sleep"
+    assert h.call("timer_expired") == FAILURE[protocol]
+    assert h.timer == 60 and h.m.mail_state == "start" and h.m.mechanism is None
+    # the next exchange starts afresh
+    reply = h.feed(auth_command(protocol, b"PLAIN", b64(b"\0good\0good")))
+    assert reply == b"" and h.last(AuthRequest).login_attempt == 2
+
+
+@pytest.mark.parametrize("protocol", sasl.PROTOCOLS)
+def test_failure_challenge_answered_early_or_badly(impl, toy, protocol):
+    # the answer came with the credentials: read once the challenge is out
+    h = session(impl, protocol, {"plain"})
+    assert toy_failed(h, protocol, True, extra=b"AQ==\r\n") == (
+        PROMPT[protocol] + ERROR + b"\r\n" + FAILURE[protocol])
+    assert h.closed
+    # an invalid line answers it as well, with its Auth-Wait
+    h = session(impl, protocol, {"plain"})
+    toy_failed(h, protocol, True, wait=1)
+    assert h.feed(b"AQ==\r\r\n") == b""
+    assert h.m.phase == "auth-sleep" and h.m.errors == 1
+    assert h.call("timer_expired") == FAILURE[protocol]

@@ -29,8 +29,10 @@ from mailgate.protocol.events import (
     StartTLS,
 )
 
-# handler result beyond the parser's: credentials complete (nginx: NGX_DONE)
+# handler results beyond the parser's: credentials complete (nginx: NGX_DONE), and the
+# answer to a failure challenge read: the failure reply is under way (nothing to send)
 DONE = 10
+FAILED = 11
 
 # phases of a session before the relay
 GREETING_DELAY = "greeting-delay"
@@ -102,6 +104,7 @@ class ServerMachine:
         self.login = b""
         self.password = b""
         self.backend_password: bytes | None = None
+        self.mechanism: sasl.Mechanism | None = None   # the exchange that gave them
         self.salt: bytes | None = None
         self.upstream: ConnectBackend | None = None
         # greeted: the caller sent fixed_start()'s actions instead of start()'s
@@ -114,6 +117,7 @@ class ServerMachine:
         self._starttls = False
         self._retry: AuthRequest | None = None
         self._error_line = b""
+        self._failure: tuple[bytes, float] | None = None  # reply after a failure challenge
         self._backlog = bytearray()
         self._out: list = []
         # (start, end) in the command buffer of every SASL response line read since the
@@ -330,6 +334,10 @@ class ServerMachine:
         if rc == DONE:
             self._start_auth()
             return True
+        if rc == INVALID and self._failure is not None:
+            rc = self._failure_answered()
+        if rc == FAILED:
+            return True
         if rc == INVALID:
             self.mail_state = START
             self.reader.reset_state()
@@ -391,6 +399,8 @@ class ServerMachine:
 
     def _sasl_continue(self) -> int:
         """A SASL response line (the reader parsed it as argument 1)."""
+        if self._failure is not None:
+            return self._failure_answered()
         args = self.reader.args
         state = self.mail_state
         return self._sasl_step(state.mechanism, state.step, args[0] if args else b"")
@@ -409,15 +419,19 @@ class ServerMachine:
             self._log("info", str(exc))
             return INVALID
         if isinstance(result, sasl.Credentials):
+            self.mechanism = mechanism
             self.auth_method = mechanism.auth_method
             self.login = result.login
             self.password = result.password
             return DONE
-        self._reply = self.sasl_prompt + result.payload + b"\r\n"
-        self.mail_state = SaslState(mechanism, result.step, result.last)
-        if result.login is not None:
-            self.login = result.login
+        self._challenge(mechanism, result)
         return OK
+
+    def _challenge(self, mechanism: sasl.Mechanism, challenge: sasl.Challenge) -> None:
+        self._reply = self.sasl_prompt + challenge.payload + b"\r\n"
+        self.mail_state = SaslState(mechanism, challenge.step, challenge.last)
+        if challenge.login is not None:
+            self.login = challenge.login
 
     # -- what a SASL exchange uses (sasl.Session) --------------------------------
 
@@ -530,10 +544,37 @@ class ServerMachine:
     def _auth_failed(self, result: AuthFailed) -> None:
         self._log("info", 'client login failed: "%s"' % printable(result.message))
         line = self._failure_line(result)
-        if result.wait > 0:
+        mechanism = self.mechanism
+        challenge = (mechanism.exchange.failed(self, result.message)
+                     if mechanism is not None else None)
+        if challenge is None:
+            self._fail(line, result.wait)
+            return
+        # the failure as a challenge first; its answer brings the reply (_sasl_continue)
+        self._failure = (line, result.wait)
+        self._challenge(mechanism, challenge)
+        self._send(self._reply)
+        self.reader.expect_response()
+        self.phase = AUTH
+        self.log_action = _AUTH_ACTION
+        self._out.append(ArmTimer(self.config.timeout))
+        self._resume()
+
+    def _failure_answered(self) -> int:
+        """The client answered a failure challenge (however): the failure reply."""
+        line, wait = self._failure
+        self._failure = None
+        self.reader.reset_state()
+        self.buffer.reset_if_drained()
+        self._fail(line, wait)
+        return FAILED
+
+    def _fail(self, line: bytes, wait: float) -> None:
+        """The failure reply now, or after Auth-Wait and back to the start."""
+        if wait > 0:
             self._error_line = line
             self.phase = AUTH_SLEEP
-            self._out.append(ArmTimer(result.wait))
+            self._out.append(ArmTimer(wait))
             return
         self._send(line)
         self.phase = CLOSED
@@ -547,11 +588,16 @@ class ServerMachine:
         self.phase = AUTH
         self.mail_state = START
         self.auth_method = sasl.PLAIN.auth_method
+        self.mechanism = None
         self.log_action = _AUTH_ACTION
         self._after_auth_wait()
         self._send(self._error_line)
         self._error_line = b""
         self._out.append(ArmTimer(self.config.timeout))
+        self._resume()
+
+    def _resume(self) -> None:
+        """Read again: what the client sent meanwhile first."""
         if len(self.buffer):
             self._process()
         self._pump()

@@ -116,6 +116,12 @@ class Exchange:
         """A client line answering the challenge of ``step``."""
         raise NotImplementedError
 
+    def failed(self, session: Session, message: bytes) -> Challenge | None:
+        """auth_http refused the credentials (``message``): None to send the protocol's
+        failure reply at once, as nginx does, or a challenge to send first; the client's
+        answer to it is then read and the reply follows (RFC 7628 section 3.2.2)."""
+        return None
+
 
 # what the client's line answers in a one-response exchange
 RESPONSE = "response"
