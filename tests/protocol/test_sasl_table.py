@@ -294,6 +294,25 @@ def test_none_as_declared(impl):
     assert h.feed(b"MAIL FROM:<a@b>\r\n") == b"530 5.7.1 Authentication required\r\n"
 
 
+# the replays each backend login machine knows (imap.py, pop3.py, smtp.py)
+REPLAYS = {"imap": {sasl.PROTOCOL_LOGIN}, "pop3": {sasl.PROTOCOL_LOGIN},
+           "smtp": {sasl.PROTOCOL_LOGIN, sasl.RELAY}}
+
+
+@pytest.mark.parametrize("method", sasl.METHODS, ids=lambda m: m.keyword)
+def test_declared_replay_and_auth_fields_are_implemented(method):
+    assert all(method.replay in REPLAYS[p] for p in method.protocols)
+    facts = AuthFacts(protocol=method.protocols[0], method=method.auth_method, login=b"u",
+                      password=b"p", login_attempt=1, client_ip="127.0.0.1", salt=SALT,
+                      smtp_helo=b"h", smtp_from=b"MAIL FROM:<>", smtp_to=b"RCPT TO:<t>")
+    head = build_request(TARGET, (), facts).split(b"\r\n\r\n")[0]
+    sent = {line.split(b":")[0].decode() for line in head.split(b"\r\n")[1:]}
+    assert set(method.auth_fields) <= sent
+    assert sent - set(method.auth_fields) == {
+        "Host", "Auth-Method", "Auth-User", "Auth-Pass", "Auth-Protocol",
+        "Auth-Login-Attempt", "Client-IP"}
+
+
 def test_entries_sharing_an_auth_method_agree():
     for method in sasl.METHODS:
         same = sasl.by_auth_method(method.auth_method)
