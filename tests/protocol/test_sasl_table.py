@@ -361,10 +361,17 @@ def test_machines_size_their_buffer_by_the_table(impl, monkeypatch):
     assert session(impl, "pop3", {"plain"}).m.buffer.capacity == 128
     assert session(impl, "imap", {"plain"}).m.buffer.capacity == 4096
     big = sasl.Mechanism(name=b"X-BIG", keyword="x-big", protocols=("pop3",),
-                         exchange=sasl.OneResponse(sasl.decode_plain), auth_method="x-big",
-                         min_buffer=16384)
-    monkeypatch.setattr(sasl, "offered", lambda protocol, methods: (big,))
-    assert session(impl, "pop3", {"plain"}).m.buffer.capacity == 16384
+                         enabled_by={"pop3": "apop"}, exchange=sasl.OneResponse(
+                             sasl.decode_plain), auth_method="x-big", min_buffer=16384)
+    monkeypatch.setattr(sasl, "MECHANISMS", (*sasl.MECHANISMS, big))
+    sasl.offered.cache_clear()
+    sasl.server_buffer.cache_clear()
+    try:
+        assert session(impl, "pop3", {"apop"}).m.buffer.capacity == 16384
+        assert session(impl, "pop3", {"plain"}).m.buffer.capacity == 128
+    finally:
+        sasl.offered.cache_clear()
+        sasl.server_buffer.cache_clear()
 
 
 def test_nginx_mechanisms_reply_to_a_failure_at_once():

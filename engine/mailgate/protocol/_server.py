@@ -85,14 +85,16 @@ class ServerMachine:
     INTERNAL_ERROR = b""
     CERT_ERROR = b""
     NO_CERT = b""
+    # set when used (fewer attributes for every session)
+    mechanism: sasl.Mechanism | None = None    # the exchange that gave the credentials
+    _failure: tuple[bytes, float] | None = None  # the reply after a failure challenge
 
     def __init__(self, config, *, tls: bool = False, greeted: bool = False,
                  implementation: str | None = None, rand=None, now=None) -> None:
         self.config = config
         self.impl = _impl.get(implementation)
-        self.methods: frozenset[str] = frozenset(getattr(config, self.auth_directive))
-        self.buffer = self.impl.RelayBuffer(sasl.command_buffer(
-            self._buffer_size(), sasl.offered(self.protocol, self.methods)))
+        self.buffer = self.impl.RelayBuffer(sasl.server_buffer(
+            self.protocol, self._buffer_size(), getattr(config, self.auth_directive)))
         self.reader = getattr(self.impl, self.reader_name)(self.buffer)
         self.tls = tls
         self.starttls_used = False
@@ -104,7 +106,6 @@ class ServerMachine:
         self.login = b""
         self.password = b""
         self.backend_password: bytes | None = None
-        self.mechanism: sasl.Mechanism | None = None   # the exchange that gave them
         self.salt: bytes | None = None
         self.upstream: ConnectBackend | None = None
         # greeted: the caller sent fixed_start()'s actions instead of start()'s
@@ -117,7 +118,6 @@ class ServerMachine:
         self._starttls = False
         self._retry: AuthRequest | None = None
         self._error_line = b""
-        self._failure: tuple[bytes, float] | None = None  # reply after a failure challenge
         self._backlog = bytearray()
         self._out: list = []
         # (start, end) in the command buffer of every SASL response line read since the
@@ -433,7 +433,12 @@ class ServerMachine:
         if challenge.login is not None:
             self.login = challenge.login
 
-    # -- what a SASL exchange uses (sasl.Session) --------------------------------
+    @property
+    def methods(self) -> frozenset[str]:
+        """The server's ``imap_auth``, ``pop3_auth`` or ``smtp_auth`` values."""
+        return getattr(self.config, self.auth_directive)
+
+    # -- what a SASL exchange uses of the machine (sasl.Session), with login ------
 
     def decode_base64(self, data: bytes) -> bytes | None:
         return self.impl.decode_base64(data)

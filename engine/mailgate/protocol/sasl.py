@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 __all__ = [
     "APOP", "AUTH_SALT", "CRAM_MD5", "EXTERNAL", "LOGIN", "MECHANISMS", "METHODS", "NONE",
@@ -32,7 +32,7 @@ __all__ = [
     "USERNAME_PROMPT", "Challenge", "Credentials", "Exchange", "Mechanism", "Method",
     "SaslRejected", "Session", "by_auth_method", "command_buffer", "decode_cram_md5",
     "decode_external", "decode_login_password", "decode_login_username", "decode_plain",
-    "directive_summary", "keywords", "make_salt", "offered", "parse_auth",
+    "directive_summary", "keywords", "make_salt", "offered", "parse_auth", "server_buffer",
 ]
 
 # the base64 of "Username:" and "Password:", the LOGIN prompts
@@ -71,8 +71,7 @@ class Credentials:
 # -- exchanges ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Challenge:
+class Challenge(NamedTuple):
     """Send ``payload`` after the protocol's prompt, then read the client's next line.
 
     ``step`` names what that line answers (the machine keeps it in ``mail_state``);
@@ -133,14 +132,14 @@ class OneResponse(Exchange):
     def __init__(self, decode: Callable[[bytes, Callable], Credentials],
                  prompt: bytes = b"") -> None:
         self._decode = decode
-        self._prompt = prompt
+        self._challenge = Challenge(prompt, RESPONSE)
 
-    def challenge(self, session: Session) -> bytes:
-        return self._prompt
+    def challenge(self, session: Session) -> Challenge:
+        return self._challenge
 
     def begin(self, session: Session, initial: bytes | None) -> Challenge | Credentials:
         if initial is None:
-            return Challenge(self.challenge(session), RESPONSE)
+            return self.challenge(session)
         return self._decode(initial, session.decode_base64)
 
     def respond(self, session: Session, step: str, response: bytes) -> Credentials:
@@ -151,8 +150,8 @@ class CramMd5Exchange(OneResponse):
     """The challenge is the base64 of the session salt without its CRLF
     (ngx_mail_auth_cram_md5_salt() in src/mail/ngx_mail_handler.c)."""
 
-    def challenge(self, session: Session) -> bytes:
-        return session.encode_base64(session.session_salt()[:-2])
+    def challenge(self, session: Session) -> Challenge:
+        return Challenge(session.encode_base64(session.session_salt()[:-2]), RESPONSE)
 
 
 class LoginExchange(Exchange):
@@ -162,10 +161,11 @@ class LoginExchange(Exchange):
 
     USERNAME = "username"
     PASSWORD = "password"
+    _ASK_USERNAME = Challenge(USERNAME_PROMPT, USERNAME, last=False)
 
     def begin(self, session: Session, initial: bytes | None) -> Challenge:
         if initial is None:
-            return Challenge(USERNAME_PROMPT, self.USERNAME, last=False)
+            return self._ASK_USERNAME
         return self._username(session, initial)
 
     def respond(self, session: Session, step: str, response: bytes
@@ -356,6 +356,12 @@ def offered(protocol: str, methods: frozenset[str]) -> tuple[Mechanism, ...]:
 def command_buffer(size: int, mechanisms: Iterable[Mechanism]) -> int:
     """The command buffer for ``size`` bytes when ``mechanisms`` are offered."""
     return max([size] + [m.min_buffer for m in mechanisms])
+
+
+@lru_cache(maxsize=256)
+def server_buffer(protocol: str, size: int, methods: frozenset[str]) -> int:
+    """:func:`command_buffer` of a server with these ``*_auth`` values."""
+    return command_buffer(size, offered(protocol, methods))
 
 
 def parse_auth(protocol: str, args: list[bytes]) -> tuple[Mechanism, bytes | None]:
