@@ -183,6 +183,12 @@ cdef class _Reader:
         self.state = S_START
         self.arg_start = -1
 
+    def expect_response(self):
+        """Read the next line as a SASL response, as after the AUTH command."""
+        self.state = S_ARGUMENT
+        self.command = self.continuation_command
+        self.arg_start = -1
+
     def command_text(self):
         """The command as sent, from its first byte to the end of its last argument."""
         cdef Py_ssize_t end = self.arg_end if self.args else self.cmd_start

@@ -23,6 +23,7 @@ from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
 from mailgate.config.values import atoi
 from mailgate.oserror import os_error_text
+from mailgate.protocol import sasl
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 
 __all__ = [
@@ -52,6 +53,12 @@ def escape(value: bytes) -> bytes:
     return b"".join(b"%%%02X" % b if b in _ESCAPED else bytes((b,)) for b in value)
 
 
+def _auth_fields(method: str) -> tuple[str, ...]:
+    """The extra headers the method sends, from the protocol package's method table."""
+    entry = sasl.by_auth_method(method)
+    return entry.auth_fields if entry is not None else ()
+
+
 def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], ...], facts: AuthFacts) -> bytes:
     """The request bytes, exactly as nginx writes them."""
     out = [
@@ -61,7 +68,8 @@ def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], 
         b"Auth-User: %s\r\n" % escape(facts.login),
         b"Auth-Pass: %s\r\n" % escape(facts.password),
     ]
-    if facts.method in ("apop", "cram-md5") and facts.salt:
+    fields = _auth_fields(facts.method)
+    if sasl.AUTH_SALT in fields and facts.salt:
         out.append(b"Auth-Salt: %s" % facts.salt)  # the salt carries its own CRLF
     out.append(b"Auth-Protocol: %s\r\n" % facts.protocol.encode())
     out.append(b"Auth-Login-Attempt: %d\r\n" % facts.login_attempt)
@@ -74,11 +82,11 @@ def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], 
         out.append(b"Proxy-Protocol-Port: %d\r\n" % pp.source_port)
         out.append(b"Proxy-Protocol-Server-Addr: %s\r\n" % pp.destination_address.encode())
         out.append(b"Proxy-Protocol-Server-Port: %d\r\n" % pp.destination_port)
-    if facts.method == "none":
-        # HELO, MAIL FROM and RCPT TO cannot hold CR or LF: sent as they are
-        out.append(b"Auth-SMTP-Helo: %s\r\n" % (facts.smtp_helo or b""))
-        out.append(b"Auth-SMTP-From: %s\r\n" % (facts.smtp_from or b""))
-        out.append(b"Auth-SMTP-To: %s\r\n" % (facts.smtp_to or b""))
+    # HELO, MAIL FROM and RCPT TO cannot hold CR or LF: sent as they are
+    for name, value in zip(sasl.SMTP_ENVELOPE, (facts.smtp_helo, facts.smtp_from,
+                                                facts.smtp_to)):
+        if name in fields:
+            out.append(b"%s: %s\r\n" % (name.encode(), value or b""))
     ssl = facts.ssl
     if ssl is not None:
         out.append(b"Auth-SSL: on\r\n")

@@ -9,6 +9,8 @@ parsers' handlers and wire strings.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
 from mailgate.protocol._codes import AGAIN, INVALID, OK
@@ -27,8 +29,10 @@ from mailgate.protocol.events import (
     StartTLS,
 )
 
-# handler result beyond the parser's: credentials complete (nginx: NGX_DONE)
+# handler results beyond the parser's: credentials complete (nginx: NGX_DONE), and the
+# answer to a failure challenge read: the failure reply is under way (nothing to send)
 DONE = 10
+FAILED = 11
 
 # phases of a session before the relay
 GREETING_DELAY = "greeting-delay"
@@ -39,13 +43,20 @@ AUTH_SLEEP = "auth-sleep"       # Auth-Wait before the error line (or a WAIT ret
 PROXY = "proxy"                 # backend connect / login / relay: client not read
 CLOSED = "closed"
 
-# SASL continuation states (nginx's mail_state values shared by the protocols)
+# mail_state before a command (nginx's ngx_*_start); inside a SASL exchange it is a
+# SaslState, and POP3 adds its own state after USER
 START = "start"
-LOGIN_USERNAME = "auth-login-username"
-LOGIN_PASSWORD = "auth-login-password"
-PLAIN = "auth-plain"
-CRAM_MD5 = "auth-cram-md5"
-EXTERNAL = "auth-external"
+
+
+class SaslState(NamedTuple):
+    """``mail_state`` inside a SASL exchange: which mechanism, which step.
+
+    ``last``: the client's next line ends the exchange (see ``sasl.Challenge``).
+    """
+
+    mechanism: sasl.Mechanism
+    step: str
+    last: bool
 
 _TIMED_OUT = "client timed out (110: Connection timed out)"
 _GREETING_ACTION = "sending client greeting line"
@@ -67,18 +78,23 @@ class ServerMachine:
     """
 
     protocol = ""
+    auth_directive = ""             # imap_auth, pop3_auth or smtp_auth
     reader_name = ""
     sasl_prompt = b""               # "+ " or "334 "
     secret_commands: frozenset[bytes] = frozenset()
     INTERNAL_ERROR = b""
     CERT_ERROR = b""
     NO_CERT = b""
+    # set when used (fewer attributes for every session)
+    mechanism: sasl.Mechanism | None = None    # the exchange that gave the credentials
+    _failure: tuple[bytes, float] | None = None  # the reply after a failure challenge
 
     def __init__(self, config, *, tls: bool = False, greeted: bool = False,
                  implementation: str | None = None, rand=None, now=None) -> None:
         self.config = config
         self.impl = _impl.get(implementation)
-        self.buffer = self.impl.RelayBuffer(self._buffer_size())
+        self.buffer = self.impl.RelayBuffer(sasl.server_buffer(
+            self.protocol, self._buffer_size(), getattr(config, self.auth_directive)))
         self.reader = getattr(self.impl, self.reader_name)(self.buffer)
         self.tls = tls
         self.starttls_used = False
@@ -86,7 +102,7 @@ class ServerMachine:
         self.mail_state = START
         self.errors = 0
         self.login_attempt = 0
-        self.auth_method = "plain"
+        self.auth_method = sasl.PLAIN.auth_method
         self.login = b""
         self.password = b""
         self.backend_password: bytes | None = None
@@ -308,11 +324,19 @@ class ServerMachine:
     def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
         raise NotImplementedError
 
+    def _buffer_size(self) -> int:  # pragma: no cover - each protocol defines it
+        """The command buffer the configuration gives (a mechanism may need more)."""
+        raise NotImplementedError
+
     def _conclude(self, rc: int, invalid_reply: bytes) -> bool:
         """The end of a command: start authenticating (True), or set the reply of an
         invalid command and return to the start state (nginx's shared handler tail)."""
         if rc == DONE:
             self._start_auth()
+            return True
+        if rc == INVALID and self._failure is not None:
+            rc = self._failure_answered()
+        if rc == FAILED:
             return True
         if rc == INVALID:
             self.mail_state = START
@@ -360,80 +384,72 @@ class ServerMachine:
     def _make_salt(self) -> bytes:
         return sasl.make_salt(self._server_name, rand=self._rand, now=self._now)
 
-    def _set_credentials(self, creds: sasl.Credentials) -> int:
-        self.auth_method = creds.method
-        self.login = creds.login
-        self.password = creds.password
-        return DONE
-
-    def _sasl_begin(self, args: list[bytes], methods) -> int:
+    def _sasl_begin(self, args: list[bytes]) -> int:
         """An AUTH/AUTHENTICATE command (after the starttls-only check)."""
-        prompt = self.sasl_prompt
-        decode = self.impl.decode_base64
         try:
-            kind = sasl.parse_auth_command(args)
-            if kind == sasl.AUTH_LOGIN:
-                self._reply = prompt + sasl.USERNAME_PROMPT + b"\r\n"
-                self.mail_state = LOGIN_USERNAME
-                return OK
-            if kind == sasl.AUTH_LOGIN_USERNAME:
-                self._reply = prompt + sasl.PASSWORD_PROMPT + b"\r\n"
-                self.mail_state = LOGIN_PASSWORD
-                self.login = sasl.decode_login_username(args[1], decode)
-                return OK
-            if kind == sasl.AUTH_PLAIN:
-                self._reply = prompt + b"\r\n"
-                self.mail_state = PLAIN
-                return OK
-            if kind == sasl.AUTH_PLAIN_DONE:
-                return self._set_credentials(sasl.decode_plain(args[1], decode))
-            if kind == sasl.AUTH_CRAM_MD5:
-                if "cram-md5" not in methods:
-                    return INVALID
-                if self.salt is None:
-                    self.salt = self._make_salt()
-                self._reply = sasl.cram_md5_challenge(prompt, self.salt,
-                                                      self.impl.encode_base64)
-                self.mail_state = CRAM_MD5
-                return OK
-            # EXTERNAL; nginx skips the imap_auth/pop3_auth/smtp_auth check when an
-            # initial response is given; we apply it to both forms (SPEC §15.8)
-            if "external" not in methods:
-                return INVALID
-            if kind == sasl.AUTH_EXTERNAL:
-                self._reply = prompt + sasl.USERNAME_PROMPT + b"\r\n"
-                self.mail_state = EXTERNAL
-                return OK
-            return self._set_credentials(sasl.decode_external(args[1], decode))
-        except sasl.SaslRejected as exc:
-            if str(exc):
-                self._log("info", str(exc))
+            mechanism, initial = sasl.parse_auth(self.protocol, args)
+        except sasl.SaslRejected:
             return INVALID
+        # nginx skips the *_auth check of EXTERNAL with an initial response (its
+        # ngx_mail_auth_parse() finishes that form itself); here it applies to both
+        if mechanism.refused_when_disabled and not mechanism.enabled(self.protocol,
+                                                                     self.methods):
+            return INVALID
+        return self._sasl_step(mechanism, None, initial)
 
     def _sasl_continue(self) -> int:
         """A SASL response line (the reader parsed it as argument 1)."""
+        if self._failure is not None:
+            return self._failure_answered()
         args = self.reader.args
-        response = args[0] if args else b""
-        decode = self.impl.decode_base64
         state = self.mail_state
+        return self._sasl_step(state.mechanism, state.step, args[0] if args else b"")
+
+    def _sasl_step(self, mechanism: sasl.Mechanism, step: str | None,
+                   data: bytes | None) -> int:
+        """Run one step of ``mechanism``'s exchange: the command (``step`` None, ``data``
+        the initial response or None) or the answer to the challenge of ``step``."""
+        exchange = mechanism.exchange
         try:
-            if state == LOGIN_USERNAME:
-                self._reply = self.sasl_prompt + sasl.PASSWORD_PROMPT + b"\r\n"
-                self.mail_state = LOGIN_PASSWORD
-                self.login = sasl.decode_login_username(response, decode)
-                return OK
-            if state == LOGIN_PASSWORD:
-                creds = sasl.decode_login_password(self.login, response, decode)
-            elif state == PLAIN:
-                creds = sasl.decode_plain(response, decode)
-            elif state == CRAM_MD5:
-                creds = sasl.decode_cram_md5(response, decode)
+            if step is None:
+                result = exchange.begin(self, data)
             else:
-                creds = sasl.decode_external(response, decode)
+                result = exchange.respond(self, step, data)
         except sasl.SaslRejected as exc:
             self._log("info", str(exc))
             return INVALID
-        return self._set_credentials(creds)
+        if isinstance(result, sasl.Credentials):
+            self.mechanism = mechanism
+            self.auth_method = mechanism.auth_method
+            self.login = result.login
+            self.password = result.password
+            return DONE
+        self._challenge(mechanism, result)
+        return OK
+
+    def _challenge(self, mechanism: sasl.Mechanism, challenge: sasl.Challenge) -> None:
+        self._reply = self.sasl_prompt + challenge.payload + b"\r\n"
+        self.mail_state = SaslState(mechanism, challenge.step, challenge.last)
+        if challenge.login is not None:
+            self.login = challenge.login
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """The server's ``imap_auth``, ``pop3_auth`` or ``smtp_auth`` values."""
+        return getattr(self.config, self.auth_directive)
+
+    # -- what a SASL exchange uses of the machine (sasl.Session), with login ------
+
+    def decode_base64(self, data: bytes) -> bytes | None:
+        return self.impl.decode_base64(data)
+
+    def encode_base64(self, data: bytes) -> bytes:
+        return self.impl.encode_base64(data)
+
+    def session_salt(self) -> bytes:
+        if self.salt is None:
+            self.salt = self._make_salt()
+        return self.salt
 
     def _loggable(self, data: bytes, mark_line_ends: bool = False) -> str:
         """Buffer text for a log line, with anything that may be a secret withheld.
@@ -515,7 +531,7 @@ class ServerMachine:
             self.login = result.user
         if result.password is not None:
             self.backend_password = result.password
-        elif self.auth_method == "plain":
+        elif sasl.by_auth_method(self.auth_method).backend_password:
             self.backend_password = self.password
         else:
             self.backend_password = None
@@ -533,10 +549,37 @@ class ServerMachine:
     def _auth_failed(self, result: AuthFailed) -> None:
         self._log("info", 'client login failed: "%s"' % printable(result.message))
         line = self._failure_line(result)
-        if result.wait > 0:
+        mechanism = self.mechanism
+        challenge = (mechanism.exchange.failed(self, result.message)
+                     if mechanism is not None else None)
+        if challenge is None:
+            self._fail(line, result.wait)
+            return
+        # the failure as a challenge first; its answer brings the reply (_sasl_continue)
+        self._failure = (line, result.wait)
+        self._challenge(mechanism, challenge)
+        self._send(self._reply)
+        self.reader.expect_response()
+        self.phase = AUTH
+        self.log_action = _AUTH_ACTION
+        self._out.append(ArmTimer(self.config.timeout))
+        self._resume()
+
+    def _failure_answered(self) -> int:
+        """The client answered a failure challenge (however): the failure reply."""
+        line, wait = self._failure
+        self._failure = None
+        self.reader.reset_state()
+        self.buffer.reset_if_drained()
+        self._fail(line, wait)
+        return FAILED
+
+    def _fail(self, line: bytes, wait: float) -> None:
+        """The failure reply now, or after Auth-Wait and back to the start."""
+        if wait > 0:
             self._error_line = line
             self.phase = AUTH_SLEEP
-            self._out.append(ArmTimer(result.wait))
+            self._out.append(ArmTimer(wait))
             return
         self._send(line)
         self.phase = CLOSED
@@ -549,12 +592,17 @@ class ServerMachine:
         # ngx_mail_auth_sleep_handler: the error line, then a fresh pre-auth budget
         self.phase = AUTH
         self.mail_state = START
-        self.auth_method = "plain"
+        self.auth_method = sasl.PLAIN.auth_method
+        self.mechanism = None
         self.log_action = _AUTH_ACTION
         self._after_auth_wait()
         self._send(self._error_line)
         self._error_line = b""
         self._out.append(ArmTimer(self.config.timeout))
+        self._resume()
+
+    def _resume(self) -> None:
+        """Read again: what the client sent meanwhile first."""
         if len(self.buffer):
             self._process()
         self._pump()

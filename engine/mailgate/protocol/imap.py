@@ -19,7 +19,7 @@ from mailgate.protocol._codes import (
     LITERAL,
     OK,
 )
-from mailgate.protocol._server import DONE, LOGIN_USERNAME, START, ServerMachine
+from mailgate.protocol._server import DONE, START, ServerMachine
 
 GREETING = b"* OK IMAP4 ready\r\n"
 OK_COMPLETED = b"OK completed\r\n"
@@ -36,7 +36,7 @@ NO_CERT = b"* BYE No required SSL certificate\r\n"
 def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
                   ) -> tuple[bytes, bytes, bytes]:
     caps = [c.encode() for c in capabilities]
-    auth = [b"AUTH=" + name for name in sasl.enabled_mechanisms(methods)]
+    auth = [b"AUTH=" + m.name for m in sasl.offered("imap", methods)]
     base = b" ".join([b"* CAPABILITY"] + caps + auth)
     # under "starttls only" AUTH= items are hidden, configured ones included
     plain_caps = [c for c in caps if not c[:5].upper() == b"AUTH="]
@@ -53,6 +53,7 @@ class ImapServer(ServerMachine):
     """Client-facing IMAP before authentication (``ngx_mail_imap_handler.c``)."""
 
     protocol = "imap"
+    auth_directive = "imap_auth"
     reader_name = "ImapReader"
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"LOGIN", b"AUTHENTICATE"})
@@ -96,8 +97,9 @@ class ImapServer(ServerMachine):
                 elif command == IMAP_STARTTLS:
                     rc = self._starttls_command()
             else:
-                # nginx answers a bad AUTHENTICATE LOGIN user name untagged
-                tagged = self.mail_state != LOGIN_USERNAME
+                # an error in a step that is not the last goes untagged: nginx's
+                # ngx_imap_auth_login_username state (ngx_mail_imap_auth_state())
+                tagged = self.mail_state.last
                 rc = self._sasl_continue()
         elif rc == LITERAL:
             tagged = False
@@ -121,7 +123,7 @@ class ImapServer(ServerMachine):
         args = self.reader.args
         if self._starttls_only() or len(args) != 2 or not args[0]:
             return INVALID
-        self.auth_method = "plain"
+        self.auth_method = sasl.PLAIN.auth_method
         self.login = args[0]
         self.password = args[1]
         return DONE
@@ -129,7 +131,7 @@ class ImapServer(ServerMachine):
     def _authenticate(self) -> int:
         if self._starttls_only():
             return INVALID
-        return self._sasl_begin(self.reader.args, self.config.imap_auth)
+        return self._sasl_begin(self.reader.args)
 
     def _capability(self) -> bytes:
         base, starttls_on, starttls_only = capability_lines(self.config)

@@ -29,7 +29,8 @@ BAD_COMMAND = b"-ERR invalid command\r\n"
 INTERNAL_ERROR = b"-ERR internal server error\r\n"
 CERT_ERROR = b"-ERR SSL certificate error\r\n"
 NO_CERT = b"-ERR No required SSL certificate\r\n"
-# POP3's command buffer has no directive: nginx allocates 128 bytes
+# POP3's command buffer has no directive: ngx_mail_pop3_init_protocol() allocates 128
+# bytes (src/mail/ngx_mail_pop3_handler.c); a mechanism offered may need more
 CLIENT_BUFFER = 128
 
 USER_STATE = "user"
@@ -39,8 +40,7 @@ USER_STATE = "user"
 def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
                   ) -> tuple[bytes, bytes, bytes, bytes]:
     caps = [c.encode() for c in capabilities]
-    # pop3_auth has no "login": LOGIN comes with "plain"
-    names = sasl.enabled_mechanisms(methods | {"login"} if "plain" in methods else methods)
+    names = [m.name for m in sasl.offered("pop3", methods)]
     head = b"+OK Capability list follows\r\n"
     body = b"".join(c + b"\r\n" for c in caps)
     sasl_line = b" ".join([b"SASL"] + names) + b"\r\n"
@@ -53,6 +53,13 @@ def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
     return base, starttls_on, only, methods_list
 
 
+@lru_cache(maxsize=256)
+def _salted_greeting(methods: frozenset[str]) -> bool:
+    """Whether the greeting carries the salt: a method enabled works on it (APOP,
+    CRAM-MD5), ngx_mail_pop3_init_session() in src/mail/ngx_mail_pop3_handler.c."""
+    return any(m.salted and m.enabled("pop3", methods) for m in sasl.METHODS)
+
+
 def capability_lists(config) -> tuple[bytes, bytes, bytes, bytes]:
     """CAPA (base, ``starttls on``, ``starttls only``) and the AUTH method list."""
     return _capabilities(tuple(config.pop3_capabilities), frozenset(config.pop3_auth))
@@ -62,6 +69,7 @@ class Pop3Server(ServerMachine):
     """Client-facing POP3 before authentication (``ngx_mail_pop3_handler.c``)."""
 
     protocol = "pop3"
+    auth_directive = "pop3_auth"
     reader_name = "Pop3Reader"
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"PASS", b"APOP", b"AUTH"})
@@ -74,7 +82,7 @@ class Pop3Server(ServerMachine):
 
     @staticmethod
     def _salted(config) -> bool:
-        return "apop" in config.pop3_auth or "cram-md5" in config.pop3_auth
+        return _salted_greeting(frozenset(config.pop3_auth))
 
     @classmethod
     def fixed_greeting(cls, config) -> bytes | None:
@@ -134,16 +142,16 @@ class Pop3Server(ServerMachine):
         args = self.reader.args
         if len(args) != 1:
             return INVALID
-        self.auth_method = "plain"
+        self.auth_method = sasl.PLAIN.auth_method
         self.password = args[0]
         return DONE
 
     def _apop(self) -> int:
         args = self.reader.args
         if (self._starttls_only() or len(args) != 2
-                or "apop" not in self.config.pop3_auth):
+                or not sasl.APOP.enabled(self.protocol, self.methods)):
             return INVALID
-        self.auth_method = "apop"
+        self.auth_method = sasl.APOP.auth_method
         self.login = args[0]
         self.password = args[1]
         return DONE
@@ -155,7 +163,7 @@ class Pop3Server(ServerMachine):
             self._reply = capability_lists(self.config)[3]
             self.reader.reset_state()
             return OK
-        return self._sasl_begin(self.reader.args, self.config.pop3_auth)
+        return self._sasl_begin(self.reader.args)
 
     def _capa(self, stls: bool) -> bytes:
         base, starttls_on, starttls_only, _ = capability_lists(self.config)

@@ -57,7 +57,7 @@ def _reply_lines(items: list[bytes]) -> bytes:
 def _capabilities(server_name: bytes, capabilities: tuple[str, ...],
                   methods: frozenset[str]) -> tuple[bytes, bytes, bytes]:
     items = [server_name] + [c.encode() for c in capabilities]
-    names = sasl.enabled_mechanisms(methods)
+    names = [m.name for m in sasl.offered("smtp", methods)]
     auth = [b" ".join([b"AUTH"] + names)] if names else []
     return (_reply_lines(items + auth),
             _reply_lines(items + auth + [b"STARTTLS"]),
@@ -80,6 +80,7 @@ class SmtpServer(ServerMachine):
     """
 
     protocol = "smtp"
+    auth_directive = "smtp_auth"
     reader_name = "SmtpReader"
     sasl_prompt = b"334 "
     secret_commands = frozenset({b"AUTH"})
@@ -187,10 +188,10 @@ class SmtpServer(ServerMachine):
             self._reply = INVALID_ARGUMENT
             self.reader.reset_state()
             return OK
-        return self._sasl_begin(self.reader.args, self.config.smtp_auth)
+        return self._sasl_begin(self.reader.args)
 
     def _mail(self) -> int:
-        if "none" not in self.config.smtp_auth:
+        if not sasl.NONE.enabled(self.protocol, self.methods):
             self._log("info", 'client was rejected: "%s"'
                       % self._loggable(self.buffer.contents(), mark_line_ends=True))
             self._reply = AUTH_REQUIRED
@@ -215,7 +216,7 @@ class SmtpServer(ServerMachine):
             self._reply = INVALID_ARGUMENT
             return OK
         self.rcpt_to = self.reader.command_text()
-        self.auth_method = "none"
+        self.auth_method = sasl.NONE.auth_method
         return DONE
 
     def _starttls_command(self) -> int:
@@ -274,7 +275,9 @@ class SmtpBackendLogin(BackendLogin):
         super().__init__(config, implementation=implementation)
         self._login = login
         self._password = password
-        self._auth_method = auth_method
+        method = sasl.by_auth_method(auth_method)
+        # the client's MAIL FROM and RCPT TO go to the backend (smtp_auth none), or a login
+        self._relay = method is not None and method.replay == sasl.RELAY
         self._esmtp = esmtp
         self._helo = helo
         self._from = mail_from
@@ -304,7 +307,7 @@ class SmtpBackendLogin(BackendLogin):
         return (_OK if ok else _BAD), 0
 
     def _after_helo(self, prefix: str) -> str:
-        if self._auth_method == "none":
+        if self._relay:
             return prefix + "_from"
         if self.config.proxy_smtp_auth:
             return prefix + "_auth"
@@ -344,7 +347,7 @@ class SmtpBackendLogin(BackendLogin):
         elif state == "from":
             self._send_line(self._to + b"\r\n", "to", "sending RCPT TO to upstream")
         else:
-            if self._auth_method != "none":
+            if not self._relay:
                 # the client sees nginx's own answer to its AUTH, not the backend's
                 self.buffer.replace(AUTH_OK)
             self._finish()

@@ -3,8 +3,8 @@
 Every client SASL response goes through ``decode_base64`` (``pyx/_b64.pxi``, reference
 ``protocol/_b64.py``) and one of the decoders of ``protocol/sasl.py``: PLAIN's
 ``authzid NUL authcid NUL passwd``, LOGIN's user name and password, CRAM-MD5's
-``login SP digest``, EXTERNAL's identity; ``parse_auth_command`` classifies the
-AUTH/AUTHENTICATE arguments.
+``login SP digest``, EXTERNAL's identity; ``parse_auth`` finds the mechanism of the
+AUTH/AUTHENTICATE arguments in the method table.
 
 Input: any bytes, used whole as a response and as an argument list (split at spaces).
 
@@ -12,8 +12,8 @@ Contract: ``decode_base64`` returns bytes or None, the same on both implementati
 agrees with the standard library wherever ``base64.b64decode(validate=True)`` accepts
 a padded input; ``encode_base64`` is the standard encoding and decodes back; the
 decoders return ``Credentials`` or raise ``SaslRejected`` (with nginx's log text), the
-same with either base64; ``parse_auth_command`` returns one of its kinds or raises
-``SaslRejected``.
+same with either base64; ``parse_auth`` returns a mechanism of the protocol and the
+initial response it takes, or raises ``SaslRejected``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ DECODERS = (
     lambda response, decode: sasl.Credentials("plain", sasl.decode_login_username(
         response, decode), b""),
 )
-KINDS = frozenset({sasl.AUTH_LOGIN, sasl.AUTH_LOGIN_USERNAME, sasl.AUTH_PLAIN,
-                   sasl.AUTH_PLAIN_DONE, sasl.AUTH_CRAM_MD5, sasl.AUTH_EXTERNAL,
-                   sasl.AUTH_EXTERNAL_DONE})
 
 DICTIONARY = (b"=", b"==", b"*", b"AGdvb2QAcHc=", b"dXNlcg==", b"PLAIN", b"LOGIN",
               b"CRAM-MD5", b"EXTERNAL", b"AHVzZXIA", b"+", b"/")
@@ -76,10 +73,13 @@ def one_input(data: bytes) -> None:
         outcomes = [_outcome(decoder, data, impl.decode_base64) for impl in impls]
         assert all(o == outcomes[0] for o in outcomes), (data, outcomes)
     args = data.split(b" ")[:11]
-    try:
-        kind = sasl.parse_auth_command(args)
-    except sasl.SaslRejected as exc:
-        assert str(exc) == ""
-    else:
-        assert kind in KINDS and len(args) == (2 if kind.endswith("-done")
-                                               or kind == sasl.AUTH_LOGIN_USERNAME else 1)
+    for protocol in ("imap", "pop3", "smtp"):
+        try:
+            mechanism, initial = sasl.parse_auth(protocol, args)
+        except sasl.SaslRejected as exc:
+            assert str(exc) == ""
+        else:
+            assert mechanism in sasl.MECHANISMS and protocol in mechanism.protocols
+            assert mechanism.name == args[0].upper()
+            assert len(args) == (1 if initial is None else 2)
+            assert initial is None or mechanism.initial_response

@@ -6,11 +6,13 @@ import mmap
 
 from mailgate.config.modules._capabilities import capabilities_slot
 from mailgate.config.registry import Ctx, Directive, bitmask_slot, size_slot
+from mailgate.protocol.sasl import directive_summary, keywords
 
 __all__ = ["DIRECTIVES", "AUTH_METHODS"]
 
 MODULE = "ngx_mail_imap_module"
-AUTH_METHODS = ("plain", "login", "cram-md5", "external")
+# the imap_auth values, from the method table of the protocol package
+AUTH_METHODS = keywords("imap")
 
 DIRECTIVES = (
     Directive("imap_client_buffer", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), size_slot,
@@ -23,5 +25,6 @@ DIRECTIVES = (
     Directive("imap_auth", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), bitmask_slot(AUTH_METHODS),
               default=frozenset({"plain"}), syntax="imap_auth method ...;", doc_default="plain",
               since="external 1.11.6",
-              summary="Authentication methods announced and accepted: plain login cram-md5 external."),
+              summary="Authentication methods announced and accepted: "
+                      f"{directive_summary('imap')}."),
 )

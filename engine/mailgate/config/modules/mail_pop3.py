@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from mailgate.config.modules._capabilities import capabilities_slot
 from mailgate.config.registry import Ctx, Directive, bitmask_slot
+from mailgate.protocol.sasl import directive_summary, keywords
 
-__all__ = ["DIRECTIVES", "AUTH_METHODS", "CLIENT_BUFFER"]
+__all__ = ["DIRECTIVES", "AUTH_METHODS"]
 
 MODULE = "ngx_mail_pop3_module"
-AUTH_METHODS = ("plain", "apop", "cram-md5", "external")
-CLIENT_BUFFER = 128  # POP3 commands are read into a fixed 128-byte buffer
+# the pop3_auth values, from the method table of the protocol package
+AUTH_METHODS = keywords("pop3")
 
 DIRECTIVES = (
     Directive("pop3_capabilities", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), capabilities_slot,
@@ -18,6 +19,5 @@ DIRECTIVES = (
     Directive("pop3_auth", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), bitmask_slot(AUTH_METHODS),
               default=frozenset({"plain"}), syntax="pop3_auth method ...;", doc_default="plain",
               since="external 1.11.6",
-              summary="Authentication methods: plain (USER/PASS, AUTH PLAIN and LOGIN) apop "
-                      "cram-md5 external."),
+              summary=f"Authentication methods: {directive_summary('pop3')}."),
 )

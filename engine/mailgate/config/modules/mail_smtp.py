@@ -6,11 +6,13 @@ import mmap
 
 from mailgate.config.modules._capabilities import capabilities_slot
 from mailgate.config.registry import Ctx, Directive, bitmask_slot, msec_slot, size_slot
+from mailgate.protocol.sasl import directive_summary, keywords
 
 __all__ = ["DIRECTIVES", "AUTH_METHODS"]
 
 MODULE = "ngx_mail_smtp_module"
-AUTH_METHODS = ("plain", "login", "cram-md5", "external", "none")
+# the smtp_auth values, from the method table of the protocol package
+AUTH_METHODS = keywords("smtp")
 
 DIRECTIVES = (
     Directive("smtp_client_buffer", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), size_slot,
@@ -25,6 +27,5 @@ DIRECTIVES = (
     Directive("smtp_auth", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), bitmask_slot(AUTH_METHODS),
               default=frozenset({"plain", "login"}), syntax="smtp_auth method ...;",
               doc_default="plain login", since="none 0.7.22; external 1.11.6",
-              summary="Authentication methods: plain login cram-md5 external none (unauthenticated "
-                      "relay through MAIL/RCPT)."),
+              summary=f"Authentication methods: {directive_summary('smtp')}."),
 )
