@@ -12,7 +12,7 @@ import base64
 import socket
 
 import pytest
-from harness import Harness, server_config
+from tests.protocol.harness import Harness, server_config
 
 from mailgate import Config, ConfigError
 from mailgate.auth import AuthFacts
