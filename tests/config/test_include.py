@@ -125,3 +125,11 @@ def test_invalid_bytes_are_printed_raw_as_nginx_prints_them(tmp_path):
     assert result.returncode == 1
     assert b'unknown directive "foo\xff\xfe" in ' in result.stderr
     assert b"\\udc" not in result.stderr
+
+
+def test_a_path_ends_at_its_first_nul_byte(tmp_path):
+    # nginx's paths are C strings (found by the config fuzz target: open() raised ValueError)
+    (tmp_path / "mail.conf").write_bytes(b'mail { include "a.conf\0junk"; }\n')
+    write(tmp_path / "a.conf", AUTH + "\n")
+    config = load_config(str(tmp_path / "mail.conf"))
+    assert [p for p, _ in config.files] == [str(tmp_path / "mail.conf"), str(tmp_path / "a.conf")]

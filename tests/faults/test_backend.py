@@ -11,7 +11,7 @@ import pytest
 from tests.e2e.conformance import Script, compare
 from tests.e2e.gates import log_messages, wait_for_log, worker_pids
 from tests.e2e.scripts import INTERNAL_ERROR, PROTOCOLS, context, each_protocol, login_script, ok
-from tests.faults.helpers import SYSTEMS, ResetRelay, assert_serves, close_after, reset, start
+from tests.faults.helpers import ResetRelay, assert_serves, close_after, reset, start
 from tests.support.configs import one_server_each
 from tests.support.transcript import ReadEOF, ReadLine, ReadTagged, run_script
 from tests.support.users import BULK
@@ -131,8 +131,6 @@ def test_backend_resets_during_a_large_fetch(sut, auth_server, tcp_backend, dove
     assert_serves(sut, workers)
 
 
-@pytest.mark.known_defect("issue 11 faults: a backend reset while proxying is not logged",
-                          only=SYSTEMS)
 def test_backend_reset_while_proxying_is_logged(gate, auth_server, tcp_backend, dovecot):
     start(gate, MAIL)
     relay = tcp_backend(ResetRelay((dovecot.host, dovecot.imap_port), RESET_AFTER))
@@ -144,8 +142,6 @@ def test_backend_reset_while_proxying_is_logged(gate, auth_server, tcp_backend, 
                                  upstream=f"127.0.0.1:{relay.port}")) in log_messages(gate, "error")
 
 
-@pytest.mark.known_defect("issue 11 faults: the relay's log action is 'proxying' for a reset",
-                          only=SYSTEMS)
 def test_client_reset_while_proxying_is_logged(gate, auth_server, dovecot):
     """The other direction: nginx names the side it was reading from in its action."""
     start(gate, MAIL)

@@ -4,7 +4,6 @@ fails for it instead)."""
 
 from __future__ import annotations
 
-import pytest
 
 from tests.e2e.gates import worker_pids
 from tests.support.procinfo import event_loop
@@ -16,7 +15,6 @@ MAIL = """
 """
 
 
-@pytest.mark.known_defect("issue 11 defect 3 (MAILGATE_LOOP)", only=("mailgate-asyncio",))
 def test_mailgate_loop_chooses_the_workers_event_loop(binary):
     binary.worker_processes = 2
     binary.start(MAIL)

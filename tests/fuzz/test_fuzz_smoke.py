@@ -27,32 +27,7 @@ INPUT_SECONDS = 10
 
 #: regression inputs of bugs reported but not fixed yet (the files are on the list of
 #: another change in progress); each line: what fails and the proposed fix
-KNOWN_BUGS = {
-    "machines/imap-literal-password-logged":
-        "ServerMachine._loggable: an IMAP LOGIN password sent in a literal is logged by a "
-        "later 'client sent too long command' (after a failed login with Auth-Wait); "
-        "proposed: _process records the span of every completed credentials command, as "
-        "it does for SASL responses, and _loggable withholds all of its lines",
-    "config/include-path-with-nul":
-        "Loader.read_file: open() of a path with a NUL byte raises ValueError; proposed: "
-        "Loader.full_name cuts a name at its first NUL (nginx's paths are C strings)",
-    "config/include-glob-with-nul":
-        "the include directive: glob() of a pattern with a NUL byte raises ValueError; the "
-        "same proposed fix",
-    "config/ssl-password-file-with-nul":
-        "read_password_file: os.open() of a path with a NUL byte raises ValueError; "
-        "the same proposed fix",
-    "config/ssl-session-ticket-key-with-nul":
-        "_check_ticket_keys: os.stat() of a path with a NUL byte raises ValueError; "
-        "the same proposed fix",
-    "config/server-name-not-utf8":
-        "ServerMachine.__init__: server_name.encode() raises UnicodeEncodeError for a byte "
-        "that is not UTF-8 (every session); proposed: encode with surrogateescape, as the "
-        "loader decodes (also smtp.py's EHLO and backend HELO)",
-    "config/imap-capabilities-not-utf8":
-        "imap/pop3/smtp _capabilities: c.encode() raises UnicodeEncodeError; the same "
-        "proposed fix",
-}
+KNOWN_BUGS: dict[str, str] = {}
 
 needs_atheris = pytest.mark.skipif(importlib.util.find_spec("atheris") is None,
                                    reason="atheris is not installed")

@@ -415,3 +415,16 @@ def test_no_secret_in_logs_or_reprs(impl):
     h = imap(impl)
     h.feed(b"a1 LOGIN user hunter2\r\n")
     assert "hunter2" not in repr(h.actions)
+
+
+def test_literal_password_not_logged_after_a_failed_login(impl):
+    # found by the machines fuzz target (issue 11): a LOGIN password sent in a literal,
+    # with more pipelined behind it, reached a later 'client sent too long command' line
+    h = imap(impl, imap_client_buffer=64)
+    h.feed(b"a1 LOGIN {4+}\r\nuser {11+}\r\nhunter2pass\r\na2 NOOP")
+    h.call("auth_result", AuthFailed(b"no", wait=1))
+    h.call("timer_expired")
+    h.feed(b" " + b"x" * 40)
+    text = " ".join(h.logs())
+    assert "hunter2" not in text and "user" not in text
+    assert 'client sent too long command "a1 LOGIN ...__...__...__a2 NOOP' in text.replace("\\x0d\\x0a", "__")

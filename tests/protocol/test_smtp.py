@@ -231,3 +231,12 @@ def test_pipelined_auth_plain_response_not_logged(impl):
     logs = h.logs()
     assert 'client was rejected: "...__MAIL FROM:<a@b>__"' in logs
     assert not [line for line in logs if response.decode() in line]
+
+
+def test_configured_bytes_that_are_not_utf8_go_on_the_wire_as_read(impl):
+    # found by the config fuzz target: server_name.encode() raised for every session
+    h = Harness(SmtpServer(server_config("smtp", server_name="mx\udcff.test",
+                                         smtp_capabilities=("X\udcfe",)),
+                           implementation=impl, client_addr="127.0.0.1"))
+    assert h.start() == b"220 mx\xff.test ESMTP ready\r\n"
+    assert h.feed(b"EHLO c\r\n") == b"250-mx\xff.test\r\n250-X\xfe\r\n250 AUTH PLAIN LOGIN\r\n"

@@ -107,7 +107,12 @@ class Loader:
             self.on_message(item)
 
     def full_name(self, name: str, *, conf_prefix: bool = True) -> str:
-        """A path made absolute against the configuration's directory (or the prefix)."""
+        """A path made absolute against the configuration's directory (or the prefix).
+
+        nginx's paths are C strings: a name ends at its first NUL byte
+        (ngx_conf_full_name() hands the bytes on, and the system call stops there).
+        """
+        name = name.partition("\0")[0]
         if not name or os.path.isabs(name):
             return name
         return os.path.join(self.conf_prefix if conf_prefix else self.prefix, name)

@@ -79,9 +79,10 @@ def loop_choice() -> str:
     return wanted
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A fresh event loop for a worker, as ``loop_choice()`` says."""
-    if loop_choice() == "uvloop":
+def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """A fresh event loop for a worker: ``choice`` is what ``loop_choice()`` said, asked
+    before the worker's environment is reset (``env``)."""
+    if choice == "uvloop":
         return _uvloop.new_event_loop()
     return asyncio.new_event_loop()
 

@@ -47,10 +47,12 @@ class Worker:
         """Serve until told to stop; the process exit code (``system.FATAL``: do not respawn)."""
         config = self.cycle.config
         system.set_title("worker process")
+        # MAILGATE_LOOP is read before "env" resets the environment (the master checked it)
+        loop_choice = system.loop_choice()
         system.apply_worker_limits(config.main, self.log)
         from mailgate.proxy.mailproxy import MailProxy
 
-        loop = self.loop = system.new_event_loop()
+        loop = self.loop = system.new_event_loop(loop_choice)
         asyncio.set_event_loop(loop)
         self._exit = loop.create_future()
         self.proxy = MailProxy(

@@ -6,6 +6,10 @@ agree.
 
 # results of Reader.parse()
 AGAIN = 0       # need more bytes
+# A configuration is bytes to nginx; the loader keeps bytes that are not UTF-8 as
+# surrogates, and a configured value goes on the wire as the bytes it was read as.
+CONFIG_ENCODING = ("utf-8", "surrogateescape")
+
 OK = 1          # a complete command: reader.command / reader.args
 INVALID = 2     # a rejected line (already skipped up to its LF)
 LITERAL = 3     # IMAP: a synchronizing literal was announced; reply "+ OK"

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
-from mailgate.protocol._codes import AGAIN, INVALID, OK
+from mailgate.protocol._codes import AGAIN, CONFIG_ENCODING, INVALID, OK
 from mailgate.protocol.events import (
     ArmTimer,
     AuthFailed,
@@ -82,6 +82,7 @@ class ServerMachine:
     reader_name = ""
     sasl_prompt = b""               # "+ " or "334 "
     secret_commands: frozenset[bytes] = frozenset()
+    secret_codes: frozenset[int] = frozenset()  # the reader's codes of those commands
     INTERNAL_ERROR = b""
     CERT_ERROR = b""
     NO_CERT = b""
@@ -111,7 +112,7 @@ class ServerMachine:
         # greeted: the caller sent fixed_start()'s actions instead of start()'s
         self.log_action = _AUTH_ACTION if greeted else _GREETING_ACTION
         self.quit = False
-        self._server_name = config.server_name.encode()
+        self._server_name = config.server_name.encode(*CONFIG_ENCODING)
         self._rand = rand
         self._now = now
         self._reply = b""
@@ -122,7 +123,10 @@ class ServerMachine:
         self._out: list = []
         # (start, end) in the command buffer of every SASL response line read since the
         # buffer was last emptied: secrets wherever they sit (see _loggable)
-        self._sasl_spans: list[tuple[int, int]] = []
+        # (start, end, credentials) in the command buffer of what must not be logged,
+        # since the buffer was last emptied: every SASL response line, and every command
+        # carrying credentials, with the literals of an IMAP one (see _loggable)
+        self._secret_spans: list[tuple[int, int, bool]] = []
         self._command_start = 0  # where the command being read began in the buffer
         self._between_commands = True
 
@@ -292,15 +296,21 @@ class ServerMachine:
             start = buffer.pos
             if self._between_commands:
                 self._command_start = start
-            spans = self._sasl_spans
+            spans = self._secret_spans
             if spans and start < spans[-1][1]:
                 spans.clear()  # the buffer was emptied since: those bytes are gone
             sasl_response = self.mail_state != START
             rc = reader.parse()
             # an IMAP literal (LITERAL) or a partial line (AGAIN) leaves the command open
             self._between_commands = rc == OK or rc == INVALID
-            if sasl_response and self._between_commands:
-                spans.append((self._command_start, buffer.pos))
+            if sasl_response:
+                if self._between_commands:
+                    spans.append((self._command_start, buffer.pos, False))
+            elif rc == OK:
+                if reader.command in self.secret_codes:
+                    spans.append((self._command_start, buffer.pos, True))
+            elif rc == INVALID:
+                self._note_invalid_command(self._command_start, buffer.pos)
             if rc == AGAIN:
                 if not self.buffer.full:
                     return
@@ -457,22 +467,27 @@ class ServerMachine:
         nginx logs such buffers raw; a password or SASL response must never reach a
         log here.  ``data`` is the command buffer from its start: a SASL response line
         read earlier shows as ``...`` wherever it sits; a command carrying credentials
-        keeps only its command word; nothing is shown after such a command that has
-        not been read whole yet (what follows may be its SASL response).  Inside a SASL
+        keeps only its command word (the lines of its literals show as ``...``); nothing
+        is shown after such a command that has not been read whole yet (what follows may be its SASL response).  Inside a SASL
         exchange the whole buffer is withheld.  With ``mark_line_ends`` CR and LF show
         as ``_``, as in nginx's SMTP rejections.
         """
         if self.mail_state != START:
             return "..." if data else ""
         read_before = self._command_start
-        spans = self._sasl_spans
+        spans = self._secret_spans
         out = []
         offset = 0
         for line in data.splitlines(keepends=True):
             body = line.rstrip(b"\r\n")
             ending = line[len(body):]
-            if any(start <= offset < end for start, end in spans):
-                out.append(b"..." + ending)
+            span = next((span for span in spans if span[0] <= offset < span[1]), None)
+            if span is not None:
+                word_end = self._secret_word_end(line) if span[2] and offset == span[0] else None
+                if word_end is not None:  # a credentials command: its word stays
+                    out.append(line[:word_end] + b" ..." + ending)
+                else:
+                    out.append(b"..." + ending)
             else:
                 word_end = self._secret_word_end(line)
                 if word_end is None:
@@ -488,6 +503,13 @@ class ServerMachine:
         if mark_line_ends:
             text = text.replace(b"\r", b"_").replace(b"\n", b"_")
         return printable(text)
+
+    def _note_invalid_command(self, start: int, end: int) -> None:
+        """A command was refused: when its first line carries credentials, all of it is
+        kept from the log (an IMAP LOGIN refused after its literals were read)."""
+        command = self.buffer.contents()[start:end]
+        if self._secret_word_end(command[:command.find(b"\n") + 1]) is not None:
+            self._secret_spans.append((start, end, True))
 
     def _secret_word_end(self, line: bytes) -> int | None:
         """Where the command word ends if ``line`` carries credentials."""

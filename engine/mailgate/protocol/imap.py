@@ -10,6 +10,7 @@ from functools import lru_cache
 from mailgate.protocol import sasl
 from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
 from mailgate.protocol._codes import (
+    CONFIG_ENCODING,
     IMAP_AUTHENTICATE,
     IMAP_CAPABILITY,
     IMAP_LOGIN,
@@ -35,7 +36,7 @@ NO_CERT = b"* BYE No required SSL certificate\r\n"
 @lru_cache(maxsize=256)
 def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
                   ) -> tuple[bytes, bytes, bytes]:
-    caps = [c.encode() for c in capabilities]
+    caps = [c.encode(*CONFIG_ENCODING) for c in capabilities]
     auth = [b"AUTH=" + m.name for m in sasl.offered("imap", methods)]
     base = b" ".join([b"* CAPABILITY"] + caps + auth)
     # under "starttls only" AUTH= items are hidden, configured ones included
@@ -57,6 +58,7 @@ class ImapServer(ServerMachine):
     reader_name = "ImapReader"
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"LOGIN", b"AUTHENTICATE"})
+    secret_codes = frozenset({IMAP_LOGIN, IMAP_AUTHENTICATE})
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT

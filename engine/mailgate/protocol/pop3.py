@@ -10,6 +10,7 @@ from functools import lru_cache
 from mailgate.protocol import sasl
 from mailgate.protocol._backend import _BAD, _OK, BackendLogin
 from mailgate.protocol._codes import (
+    CONFIG_ENCODING,
     INVALID,
     OK,
     POP3_APOP,
@@ -39,7 +40,7 @@ USER_STATE = "user"
 @lru_cache(maxsize=256)
 def _capabilities(capabilities: tuple[str, ...], methods: frozenset[str]
                   ) -> tuple[bytes, bytes, bytes, bytes]:
-    caps = [c.encode() for c in capabilities]
+    caps = [c.encode(*CONFIG_ENCODING) for c in capabilities]
     names = [m.name for m in sasl.offered("pop3", methods)]
     head = b"+OK Capability list follows\r\n"
     body = b"".join(c + b"\r\n" for c in caps)
@@ -73,6 +74,7 @@ class Pop3Server(ServerMachine):
     reader_name = "Pop3Reader"
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"PASS", b"APOP", b"AUTH"})
+    secret_codes = frozenset({POP3_PASS, POP3_APOP, POP3_AUTH})
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT

@@ -11,6 +11,7 @@ from mailgate.inet import UNAVAILABLE, peer_ip
 from mailgate.protocol import sasl
 from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
 from mailgate.protocol._codes import (
+    CONFIG_ENCODING,
     INVALID,
     OK,
     SMTP_AUTH,
@@ -56,7 +57,7 @@ def _reply_lines(items: list[bytes]) -> bytes:
 @lru_cache(maxsize=256)
 def _capabilities(server_name: bytes, capabilities: tuple[str, ...],
                   methods: frozenset[str]) -> tuple[bytes, bytes, bytes]:
-    items = [server_name] + [c.encode() for c in capabilities]
+    items = [server_name] + [c.encode(*CONFIG_ENCODING) for c in capabilities]
     names = [m.name for m in sasl.offered("smtp", methods)]
     auth = [b" ".join([b"AUTH"] + names)] if names else []
     return (_reply_lines(items + auth),
@@ -66,7 +67,7 @@ def _capabilities(server_name: bytes, capabilities: tuple[str, ...],
 
 def ehlo_replies(config) -> tuple[bytes, bytes, bytes]:
     """The EHLO replies (base, ``starttls on``, ``starttls only``) of a server."""
-    return _capabilities(config.server_name.encode(), tuple(config.smtp_capabilities),
+    return _capabilities(config.server_name.encode(*CONFIG_ENCODING), tuple(config.smtp_capabilities),
                          frozenset(config.smtp_auth))
 
 
@@ -84,6 +85,7 @@ class SmtpServer(ServerMachine):
     reader_name = "SmtpReader"
     sasl_prompt = b"334 "
     secret_commands = frozenset({b"AUTH"})
+    secret_codes = frozenset({SMTP_AUTH})
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT
@@ -319,7 +321,7 @@ class SmtpBackendLogin(BackendLogin):
         if state == "start":
             verb = b"EHLO " if self._esmtp or config.xclient else b"HELO "
             following = "helo_xclient" if config.xclient else self._after_helo("helo")
-            self._send_line(verb + config.server_name.encode() + b"\r\n", following,
+            self._send_line(verb + config.server_name.encode(*CONFIG_ENCODING) + b"\r\n", following,
                             "sending HELO/EHLO to upstream")
         elif state == "helo_xclient":
             login = b"" if config.proxy_smtp_auth else self._login

@@ -261,6 +261,10 @@ class BackendSession(Timed):
                                 "reading response from upstream")
             self.run(self.machine.connection_lost())
         else:
+            if exc is not None:
+                # nginx's action names the side it was reading (ngx_mail_proxy_handler())
+                self.client.log("error", "recv() failed %s" % os_error_text(exc),
+                                "proxying and reading from upstream")
             self.client.backend_closed()
 
     def pause_reading(self) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Awaitable, Callable, Iterable
+from typing import Iterable
 
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
 from mailgate.log import ErrorLog, LogFiles

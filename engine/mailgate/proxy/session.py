@@ -160,9 +160,10 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
     def connection_lost(self, exc) -> None:
         if not self._closed and self.ctx is not None:
             if exc is not None:
-                # client-side network errors are logged at info for mail
-                # (ngx_mail_proxy_handler, ngx_mail_read_command)
-                self.log("info", "recv() failed %s" % os_error_text(exc))
+                # client-side network errors are logged at info for mail, in the relay
+                # with the side it was reading (ngx_mail_proxy_handler, ngx_mail_read_command)
+                self.log("info", "recv() failed %s" % os_error_text(exc),
+                         "proxying and reading from client" if self.phase == RELAY else None)
             if self.phase == RELAY:  # a read error ends the relay as an EOF does
                 self.log("info", "proxied session done", "")
         self._finish()
