@@ -54,12 +54,15 @@ from tests.support.components import missing
 from tests.support.dovecot import Dovecot
 from tests.support.messages import big_message, make_message
 from tests.support.ports import PortAllocator
-from tests.support.proxy import IMPLEMENTATIONS, MailProxy
+from tests.support.proxy import IMPLEMENTATIONS, Mailgate, MailProxy
 from tests.support.smtp_backend import SmtpBackend
 from tests.support.users import ALICE, BULK, DEFAULT_USERS
 
 LOADGEN = ROOT / "bench" / "loadgen.py"
-PROXIES = ("nginx", "mailgate")
+SUBJECT = "mailgate"
+PROXIES = ("nginx", SUBJECT)
+"""The reference, then this tree's mailgate (``--baseline`` makes the reference another
+build of mailgate: an A/B of two builds on the same load)."""
 BULK_SIZE = 10 * 1024 * 1024
 IDLE_CONNECTIONS = 2000
 
@@ -86,6 +89,20 @@ MAIL = """
     server { listen 127.0.0.1:${port_pop3s} ssl; protocol pop3; }
     server { listen 127.0.0.1:${port_smtps} ssl; protocol smtp; smtp_auth plain login; }
 """
+
+
+class MailgateTree(Mailgate):
+    """The ``mailgate`` binary of another source tree, built in place (``--baseline``)."""
+
+    name = "baseline"
+
+    def __init__(self, tree: Path) -> None:
+        self.engine = tree.resolve() / "engine"
+        if not any((self.engine / "mailgate").glob("_openssl*.so")):
+            raise SystemExit(f"{tree}: not built in place (python setup.py build_ext --inplace)")
+
+    def environment(self) -> dict[str, str]:
+        return dict(super().environment(), PYTHONPATH=str(self.engine))
 
 
 class BenchProxy(MailProxy):
@@ -218,8 +235,8 @@ class Bench:
         self.auth: AuthHttpServer | None = None
         self.proxies: dict[str, BenchProxy] = {}
 
-    def start(self, proxies: tuple[str, ...] = PROXIES) -> None:
-        """Backends, the auth server, then ``proxies``."""
+    def start(self, proxies: tuple[str, ...] | None = None) -> None:
+        """Backends, the auth server, then ``proxies`` (default: ``PROXIES``)."""
         self.dovecot.start()
         self.smtp.start()
         policy = DefaultPolicy(DEFAULT_USERS, {
@@ -231,7 +248,7 @@ class Bench:
         self.auth.start()
         self.start_proxies(proxies)
 
-    def start_proxies(self, proxies: tuple[str, ...] = PROXIES) -> None:
+    def start_proxies(self, proxies: tuple[str, ...] | None = None) -> None:
         """Start the proxies (stopping any that run): fresh processes, fresh heaps."""
         for proxy in self.proxies.values():
             proxy.stop()
@@ -240,7 +257,7 @@ class Bench:
             "ecdsa_cert": self.pki.server_ecdsa.cert, "ecdsa_key": self.pki.server_ecdsa.key_file,
             "rsa_cert": self.pki.server_rsa.cert, "rsa_key": self.pki.server_rsa.key_file,
         }
-        for name in proxies:
+        for name in proxies or PROXIES:
             proxy = BenchProxy(IMPLEMENTATIONS[name], self.directory / name, self.ports, values=values)
             proxy.start(MAIL)
             self.proxies[name] = proxy
@@ -342,13 +359,13 @@ def summarize_figure(figure: Figure, data: dict[str, list[dict]]) -> dict:
             "reused": sum(r.get("reused", 0) for r in results) if "reused" in results[0] else None,
             "tls": sorted({t for r in results for t in r.get("tls", [])}),
         }
-    n, m = row["nginx"]["cpu_per_unit"], row["mailgate"]["cpu_per_unit"]
+    n, m = row[PROXIES[0]]["cpu_per_unit"], row[SUBJECT]["cpu_per_unit"]
     row["ratio"] = m / n if n and m else None
-    pairs = [b["cpu_per_unit"] / a["cpu_per_unit"] for a, b in zip(data["nginx"], data["mailgate"])
+    pairs = [b["cpu_per_unit"] / a["cpu_per_unit"] for a, b in zip(data[PROXIES[0]], data[SUBJECT])
              if a["cpu_per_unit"] and b["cpu_per_unit"]]
     row["ratio_rounds"] = pairs
     if figure.latency_budget is not None:
-        row["holds"] = (row["mailgate"]["first_byte_median"] or 1e9) <= figure.latency_budget
+        row["holds"] = (row[SUBJECT]["first_byte_median"] or 1e9) <= figure.latency_budget
     elif figure.budget is not None and row["ratio"] is not None:
         row["holds"] = row["ratio"] <= figure.budget
     return row
@@ -399,7 +416,7 @@ def run_idle(bench: Bench, rounds: int, count: int, log) -> dict:
     for proxy in PROXIES:
         row[proxy] = {key: median_of(data[proxy], key) for key in
                       ("rss_per_conn", "pss_per_conn", "rss_before", "rss_after", "pss_before", "pss_after")}
-    n, m = row["nginx"]["rss_per_conn"], row["mailgate"]["rss_per_conn"]
+    n, m = row[PROXIES[0]]["rss_per_conn"], row[SUBJECT]["rss_per_conn"]
     row["ratio"] = m / n if n and m else None
     row["holds"] = row["ratio"] is not None and row["ratio"] <= 2.0
     return row
@@ -439,10 +456,10 @@ def machine_facts() -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| figure | nginx | mailgate | ratio | budget | holds? |",
+    out = [f"| figure | {PROXIES[0]} | {SUBJECT} | ratio | budget | holds? |",
            "| --- | ---: | ---: | ---: | --- | --- |"]
     for row in rows:
-        n, m = row["nginx"], row["mailgate"]
+        n, m = row[PROXIES[0]], row[SUBJECT]
         if row["figure"] == IDLE:
             cells = (f"{n['rss_per_conn']:.0f} B RSS ({n['pss_per_conn']:.0f} B PSS)",
                      f"{m['rss_per_conn']:.0f} B RSS ({m['pss_per_conn']:.0f} B PSS)",
@@ -488,7 +505,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json", default="", help="write every round's data here")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--list", action="store_true", help="list the figures and exit")
+    parser.add_argument("--baseline", default="", metavar="TREE",
+                        help="compare with the mailgate of another source tree (built in place) "
+                             "instead of nginx: an A/B of two builds")
     args = parser.parse_args(argv)
+    global PROXIES
+    if args.baseline:
+        IMPLEMENTATIONS["baseline"] = MailgateTree(Path(args.baseline))
+        PROXIES = ("baseline", SUBJECT)
     names = [f.name for f in FIGURES] + [IDLE]
     if args.list:
         for f in FIGURES:
