@@ -43,7 +43,8 @@ __all__ = [
 
 LogFunction = Callable[[str, str], None]
 
-RESPONSE_LIMIT = 64 * 1024  # nginx stalls past 1024 bytes; a larger answer is accepted
+# nginx stalls past 1024 bytes; a larger answer is accepted (docs/differences.md#auth_http)
+RESPONSE_LIMIT = 64 * 1024
 _ESCAPED = frozenset(range(0x21)) | {ord("%")}
 _NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _END_OF_HEADERS = re.compile(rb"(?:\A|\n)\r?\n")

@@ -256,6 +256,8 @@ class ServerMachine:
         elif isinstance(result, AuthFailed):
             self._auth_failed(result)
         elif isinstance(result, AuthRetry):
+            # asked again once; nginx keeps its WAIT flag and takes every later answer
+            # but a failure as WAIT again (docs/differences.md#auth_http)
             request = self._request()
             if result.wait > 0:
                 self._retry = request
@@ -470,10 +472,11 @@ class ServerMachine:
         """Buffer text for a log line, with anything that may be a secret withheld.
 
         nginx logs such buffers raw; a password or SASL response must never reach a
-        log here.  ``data`` is the command buffer from its start: a SASL response line
-        read earlier shows as ``...`` wherever it sits; a command carrying credentials
-        keeps only its command word (the lines of its literals show as ``...``); nothing
-        is shown after such a command that has not been read whole yet (what follows may be its SASL response).  Inside a SASL
+        log here (docs/differences.md#logging).  ``data`` is the command buffer from its
+        start: a SASL response line read earlier shows as ``...`` wherever it sits; a
+        command carrying credentials keeps only its command word (the lines of its
+        literals show as ``...``); nothing is shown after such a command that has not
+        been read whole yet (what follows may be its SASL response).  Inside a SASL
         exchange the whole buffer is withheld.  With ``mark_line_ends`` CR and LF show
         as ``_``, as in nginx's SMTP rejections.
         """

@@ -318,6 +318,7 @@ class TLSStream:
         pending: Callable[[], BaseException]
         if code == _RENEGOTIATION:
             # the no_renegotiation alert is in data_to_send(): send it, then close
+            # (docs/differences.md#tls)
             pending = functools.partial(TLSError, "SSL renegotiation disabled", "info")
         elif _peer_closed(code):
             lib.ERR_clear_error()
