@@ -17,11 +17,12 @@ after every round.  Memory is RSS and PSS from ``/proc/PID/smaps_rollup``, of fr
 (warmed up with a few connections) without and with the idle connections.
 
 Reported: medians over the rounds of CPU per operation, throughput and latency, and
-the mailgate/nginx ratio of the medians against the budgets of DESIGN.md.  Loopback
-only; every round is bounded in count and time.  Needs root (Dovecot), nginx and
-libnginx-mod-mail, dovecot-imapd, dovecot-pop3d (tests/support/install-system-deps.sh)
-and mailgate itself: built in place (``python setup.py build_ext --inplace``), or
-installed (``pip install '.[test]'``, the README's install) when the tree is not built.
+the mailgate/nginx ratio of the medians against the budgets of ``FIGURES`` (the table
+of bench/README.md).  Loopback only; every round is bounded in count and time.
+Needs root (Dovecot), nginx and libnginx-mod-mail, dovecot-imapd, dovecot-pop3d
+(tests/support/install-system-deps.sh) and mailgate itself: built in place (``python
+setup.py build_ext --inplace``), or installed (``pip install '.[test]'``, the README's
+install) when the tree is not built.
 """
 
 from __future__ import annotations

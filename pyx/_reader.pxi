@@ -1,7 +1,8 @@
 # Incremental command readers (see protocol/_reader.py, the reference).
 #
-# The byte loops below follow nginx's ngx_mail_*_parse_command state machines
-# (SPEC Appendix A) and must give exactly the reference's results.
+# The byte loops below follow nginx's state machines, ngx_mail_pop3_parse_command(),
+# ngx_mail_imap_parse_command() and ngx_mail_smtp_parse_command() in
+# src/mail/ngx_mail_parse.c, and must give exactly the reference's results.
 
 from libc.stdint cimport UINT64_MAX
 
@@ -309,7 +310,8 @@ cdef class _SimpleReader(_Reader):
 
 
 cdef class Pop3Reader(_SimpleReader):
-    """POP3 commands (SPEC A.1): USER/PASS keep spaces inside their argument."""
+    """POP3 commands (ngx_mail_pop3_parse_command()): USER/PASS keep spaces inside
+    their argument."""
 
     def __init__(self, RelayBuffer buffer not None):
         _SimpleReader.__init__(self, buffer)
@@ -321,7 +323,8 @@ cdef class Pop3Reader(_SimpleReader):
 
 
 cdef class SmtpReader(_SimpleReader):
-    """SMTP commands (SPEC A.2): up to 11 arguments, STARTTLS as an 8-letter word."""
+    """SMTP commands (ngx_mail_smtp_parse_command()): up to 11 arguments, STARTTLS as
+    an 8-letter word."""
 
     def __init__(self, RelayBuffer buffer not None):
         _SimpleReader.__init__(self, buffer)
@@ -333,7 +336,8 @@ cdef class SmtpReader(_SimpleReader):
 
 
 cdef class ImapReader(_Reader):
-    """IMAP commands (SPEC A.3): tag, command, atoms, quoted strings and literals."""
+    """IMAP commands (ngx_mail_imap_parse_command()): tag, command, atoms, quoted
+    strings and literals."""
     cdef public bytes tag
     cdef public Py_ssize_t tag_start
     cdef public bint quoted
@@ -363,7 +367,8 @@ cdef class ImapReader(_Reader):
 
     cdef void _rejected_line(self, Py_ssize_t lf) noexcept:
         # a rejected line announcing a non-synchronizing literal: the client would
-        # now stream the literal, so nginx closes after the reply (SPEC 3.5)
+        # now stream the literal, so nginx closes after the reply (the "invalid:"
+        # label of ngx_mail_imap_parse_command() sets s->quit)
         cdef const unsigned char *data = self.buffer.data
         cdef Py_ssize_t q
         if lf > 4:
@@ -422,7 +427,8 @@ cdef class ImapReader(_Reader):
                 continue
             if state == S_START:
                 self.tag_start = p
-                # the unterminated-quote flag is reset per command (SPEC 4.2 allows it)
+                # the unterminated-quote flag is reset per command, where nginx keeps
+                # it (docs/differences.md#imap)
                 self.quoted = False
                 state = S_TAG
             if state == S_TAG:

@@ -234,7 +234,7 @@ class ErrorLog:
 
 def printable(data: bytes) -> str:
     """Client-supplied bytes for a log line: control bytes as ``\\xNN`` so that no client
-    can forge or split log lines (nginx prints logins raw)."""
+    can forge or split log lines (nginx prints logins raw; docs/differences.md#logging)."""
     text = data.decode("utf-8", "surrogateescape")
     if text.isprintable():
         return text

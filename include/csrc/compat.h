@@ -32,7 +32,8 @@
 #define MG_HAVE_ENGINE 1
 #endif
 
-/* The options nginx's ngx_ssl_create() sets on every context (SPEC 10.2). */
+/* The options nginx's ngx_ssl_create() (src/event/ngx_event_openssl.c) sets on
+   every context. */
 uint64_t mg_base_options(void);
 
 /* SSL_CTX_compress_certs(ctx, 0) and clear the "no compression" options;

@@ -21,8 +21,9 @@ int mg_ctx_attach(SSL_CTX *ctx);
 /* The server's ALPN list in wire format; a client list without a match is
    refused with the no_application_protocol alert. */
 int mg_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, size_t len);
-/* SSL_CTX_set_verify() with the callback that accepts every certificate:
-   the verdict is taken after the handshake (SPEC 10.8). */
+/* SSL_CTX_set_verify() with the callback that accepts every certificate, as
+   nginx's ngx_ssl_verify_callback(): the verdict is taken after the handshake
+   (ngx_mail_verify_cert() in src/mail/ngx_mail_handler.c). */
 void mg_ctx_set_verify(SSL_CTX *ctx, int mode);
 /* Store sessions in a shared zone through the new/get/remove hooks. */
 int mg_ctx_set_session_zone(SSL_CTX *ctx, mg_zone *zone);

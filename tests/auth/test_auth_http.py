@@ -97,7 +97,8 @@ OK = b"HTTP/1.0 200 OK\r\nAuth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port
     OK.replace(b"HTTP/1.0 200 OK", b"HTTP/1.1 500 Internal Server Error"),  # status ignored
     OK.replace(b"HTTP/1.0 200 OK\r\n", b""),  # no status line at all
     OK.replace(b"HTTP/1.0 200 OK", b"HTTP/garbage"),
-    # headers that mean something in HTTP mean nothing to nginx here (SPEC §8.4: unknown)
+    # headers that mean something in HTTP mean nothing to nginx here: unknown to
+    # ngx_mail_auth_http_process_headers(), so ignored
     OK.replace(b"\r\n\r\n", b"\r\nContent-Length: abc\r\nTransfer-Encoding: chunked\r\n"
                b"Content-Length: 5\r\nConnection: bogus\r\n\r\n"),
 ])

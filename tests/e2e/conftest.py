@@ -21,7 +21,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "mailgate_bug(reason, only=None): mailgate differs from nginx here; strict xfail for "
-        "mailgate's implementations (or those in `only`) until the lead fixes it; nginx must pass")
+        "mailgate's implementations (or those in `only`) until the bug is fixed; nginx must pass")
 
 
 def _implementations(metafunc: pytest.Metafunc, names) -> list:

@@ -36,7 +36,8 @@ INTERNAL_ERROR = {
     "pop3": b"-ERR internal server error\r\n",
     "smtp": b"451 4.3.2 Internal server error\r\n",
 }
-"""SPEC §2.6: what the client gets before the close when nginx cannot go on."""
+"""What the client gets before the close when nginx cannot go on: the internal error
+line of each protocol's ngx_mail_protocol_t (docs/nginx-behaviour.md#session-phases)."""
 
 
 def plain_ir(login: bytes, password: bytes) -> bytes:
@@ -58,7 +59,8 @@ def login_script(protocol: str, login: bytes = b"alice", password: bytes = b"ali
 
 
 def rejection(protocol: str, text: bytes, smtp_code: bytes = b"535 5.7.0") -> bytes:
-    """The line for an auth_http failure ``text`` (SPEC §8.4) after ``login_script``."""
+    """The line for an auth_http failure ``text`` (ngx_mail_auth_http_process_headers())
+    after ``login_script``."""
     prefix = {"imap": b"a1 NO ", "pop3": b"-ERR ", "smtp": smtp_code + b" "}[protocol]
     return prefix + text + b"\r\n"
 

@@ -1,5 +1,6 @@
-"""Every auth_http answer of SPEC §8.4, for IMAP, POP3 and SMTP: what the client sees
-and what the error log says (nginx's wording and context)."""
+"""Every auth_http answer ngx_mail_auth_http_process_headers() tells apart
+(docs/nginx-behaviour.md#auth_http-answer), for IMAP, POP3 and SMTP: what the client
+sees and what the error log says (nginx's wording and context)."""
 
 from __future__ import annotations
 
@@ -257,8 +258,8 @@ def test_internal_error(running, auth_server, auth_policy, case):
 def test_oversize_answer(running, auth_server, auth_policy, protocol):
     """nginx reads the answer into 1024 bytes: past that it never completes it and gives
     up with an internal error (at once or at auth_http_timeout, as the reads fall);
-    mailgate accepts a larger answer (SPEC §8.3 allows it: it must not fail where
-    nginx succeeds)."""
+    mailgate accepts a larger answer, so that it never fails where nginx succeeds
+    (docs/differences.md#auth_http)."""
     auth_server.policy = lambda request: Reply(
         _ok(auth_policy, request) + [("X-Padding", "x" * 1100)])
     transcript = run_script(running.address(protocol), login_script(protocol, then=[ReadLine()]))

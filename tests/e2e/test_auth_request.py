@@ -215,8 +215,8 @@ def test_smtp_sends_client_host_without_a_resolver(gate, auth_server, smtp_backe
 
 def test_auth_salt_for_external_on_a_salted_pop3_server(gate, auth_server):
     """Debian's 1.22.1 sends Auth-Salt for any method but plain once a salt exists
-    (the POP3 greeting made one); 1.29.7+ only for apop and cram-md5, which mailgate
-    follows (SPEC §8.2, §14)."""
+    (the POP3 greeting made one); 1.29.1+ only for apop and cram-md5 (nginx commit
+    9c02c84a7), which mailgate follows (docs/differences.md#current-nginx-over-122)."""
     transcript = run_script(gate.start(MAIL).address("pop3"), [
         ReadLine(), b"AUTH EXTERNAL YWxpY2U=\r\n", ReadEOF()])
     salt = re.search(rb"<[^>]+>", transcript.replies()[0]).group().decode()
@@ -227,7 +227,8 @@ def test_auth_salt_for_external_on_a_salted_pop3_server(gate, auth_server):
 
 def test_inbound_proxy_v2_window(gate, auth_server):
     """nginx 1.22 peeks at 107 bytes for the PROXY header, 1.23.3+ at 4096, as mailgate
-    does (SPEC §11, §14): a v2 header with 200 bytes of TLVs is too large for 1.22."""
+    does (ngx_mail_proxy_protocol_handler(); docs/differences.md#current-nginx-over-122):
+    a v2 header with 200 bytes of TLVs is too large for 1.22."""
     header = proxy_v2("192.0.2.9", "198.51.100.1", 40003, 143,
                       tlvs=bytes([0x04, 0x00, 200]) + b"x" * 200)
     transcript = run_script(gate.start(MAIL).address("pp"),

@@ -94,8 +94,9 @@ PROXY_PROTOCOL_V2 = """
 
 def test_proxy_protocol_v2_to_the_backend(
         gate, dovecot, auth_server, tcp_backend, tls_client_context):
-    """``proxy_protocol v2`` is nginx 1.31.4's (SPEC §9.1, §14): Debian's 1.22.1 only
-    knows on/off, so this is mailgate's alone, checked against the SPEC."""
+    """``proxy_protocol v2`` is nginx 1.31.4's (ngx_proxy_protocol_v2_write() in
+    src/core/ngx_proxy_protocol.c): Debian's 1.22.1 only knows on/off, so this is
+    mailgate's alone, checked against HAProxy's doc/proxy-protocol.txt, section 2.2."""
     if gate.name == "nginx":
         assert not gate.check_config(PROXY_PROTOCOL_V2).ok
         return
@@ -193,8 +194,9 @@ def test_backend_login_commands(gate, smtp_backend, auth_server, server, hello):
 
 
 def test_xclient_login_encoding(gate, smtp_backend, auth_server):
-    """Debian's 1.22.1 sends LOGIN= raw; 1.29.2+ xtext-encodes it (SPEC §9.2, §14),
-    as mailgate does.  The backend decodes xtext, so both reach it as the same login."""
+    """Debian's 1.22.1 sends LOGIN= raw; 1.29.2+ xtext-encodes it (RFC 3461 section 4;
+    docs/differences.md#current-nginx-over-122), as mailgate does.  The backend decodes
+    xtext, so both reach it as the same login."""
     transcript = run_script(gate.start(SMTP).address("xclient"), login_script(
         "smtp", JOERG.login_bytes, JOERG.password_bytes, then=[ReadLine(), b"QUIT\r\n", ReadEOF()]))
     assert transcript.replies()[2] == b"235 2.0.0 OK\r\n"

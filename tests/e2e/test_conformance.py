@@ -279,7 +279,8 @@ nginx logs the client's base64 credentials (house rule: no secret in a log line)
 NO_HALF_LOGIN = ((r'(client sent invalid CRAM-MD5 hash in AUTH CRAM-MD5 command while in auth '
                  r'state, client: \S+, server: [^,]+), login: "[^"]*"'), r"\1")
 """1.22 keeps the login of a rejected CRAM-MD5 answer (and logs it); 1.29.1+ leaves
-login and password as they were, as mailgate does (SPEC §7, §14)."""
+login and password as they were (ngx_mail_auth_cram_md5(), nginx commit 765642b86), as
+mailgate does (docs/differences.md#current-nginx-over-122)."""
 
 
 def test_imap(started, tls_client_context):
@@ -295,7 +296,8 @@ UPSTREAM_WITHOUT_LOGIN = (
     r"^(\[info\] (?:client logged in|proxied session done), client: \S+, server: [^,]+)$",
     r"\1, upstream: 127.0.0.1:UPSTREAM")
 """1.22 leaves ``upstream:`` out of log lines without a login (``smtp_auth none``);
-1.29.1+ prints it, as mailgate does (SPEC §2.5, §14)."""
+1.29.1+ prints it (ngx_mail_log_error(), nginx commit 239e10793), as mailgate does
+(docs/differences.md#current-nginx-over-122)."""
 
 
 def test_smtp(started, tls_client_context):
@@ -304,8 +306,9 @@ def test_smtp(started, tls_client_context):
 
 
 BROKEN_HEADER_TEXT = (r'broken header: "([^\r\n"]*)\r?\n?"', r'broken header: "\1"')
-"""nginx 1.22 quotes every byte it peeked in ``broken header``; newer nginx, as SPEC
-§11 describes, and mailgate stop at the first CR or LF."""
+"""nginx 1.22 quotes every byte it peeked in ``broken header``; 1.23.2+
+(ngx_proxy_protocol_read() in src/core/ngx_proxy_protocol.c) and mailgate stop at the
+first CR or LF."""
 
 
 def test_inbound_proxy_protocol(started):

@@ -27,7 +27,8 @@ GARBAGE = random.Random(11).randbytes(4096)
 ONE_MEGABYTE = Reply([("X-Padding", "x" * 1014)] * 1024 + [
     ("Auth-Status", "OK"), ("Auth-Server", "127.0.0.1"), ("Auth-Port", "143")])
 """1 MiB of headers before a valid answer: nginx reads 1024 bytes and stalls until
-auth_http_timeout; mailgate refuses an answer past 64 KiB at once (SPEC §8.3)."""
+auth_http_timeout; mailgate refuses an answer past 64 KiB at once
+(docs/differences.md#auth_http)."""
 
 AUTH = "auth http server 127.0.0.1:%d"
 

@@ -7,10 +7,9 @@ broke it (replayed by ``test_fuzz_smoke.py``, with the fix in the engine).  Run 
     python -m tests.fuzz machines --seconds 60
     python -m tests.fuzz --all --seconds 5
 
-See ``tests/fuzz/README.md`` for the targets and their contracts, ``RESULTS.md`` for
-the last long run.  Nothing here may import ``mailgate`` at module level: the runner
-imports the targets under atheris's instrumentation, which only covers modules it
-imports first.
+See ``tests/fuzz/README.md`` for the targets, their contracts and the regressions.
+Nothing here may import ``mailgate`` at module level: the runner imports the targets
+under atheris's instrumentation, which only covers modules it imports first.
 """
 
 from __future__ import annotations

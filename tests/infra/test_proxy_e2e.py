@@ -1,5 +1,5 @@
-"""End to end through the proxy (nginx now; mailgate once it exists): real clients,
-Dovecot and the SMTP backend behind, the auth_http server beside."""
+"""End to end through each proxy of ``--mail-proxy`` (by default nginx and the mailgate
+binary): real clients, Dovecot and the SMTP backend behind, the auth_http server beside."""
 
 from __future__ import annotations
 

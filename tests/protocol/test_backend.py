@@ -1,4 +1,6 @@
-"""Backend login machines (SPEC §9.2–§9.4), on both implementations."""
+"""Backend login machines (docs/nginx-behaviour.md#backend-login:
+ngx_mail_proxy_read_response() and the login handlers of
+src/mail/ngx_mail_proxy_module.c), on both implementations."""
 
 from __future__ import annotations
 

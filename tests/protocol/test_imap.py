@@ -1,4 +1,5 @@
-"""IMAP pre-auth transcripts (SPEC §3, §4, §8.4), on both parser implementations."""
+"""IMAP pre-auth transcripts (docs/nginx-behaviour.md#imap: ngx_mail_imap_auth_state() and
+ngx_mail_imap_parse_command()), on both parser implementations."""
 
 from __future__ import annotations
 
@@ -172,7 +173,8 @@ def test_rejected_short_line_ending_in_nonsync_does_not_close(impl):
 
 
 def test_unterminated_quote_reset_per_command(impl):
-    # nginx keeps the quote open into later lines; SPEC §4.2 allows a reset
+    # nginx keeps the quote open into later lines; mailgate resets it
+    # (docs/differences.md#imap)
     h = imap(impl)
     assert h.feed(b'a1 LOGIN "u p\r\n') == b"a1 BAD invalid command\r\n"
     assert h.feed(b"a2 LOGIN u p\r\n") == b""

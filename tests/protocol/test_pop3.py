@@ -1,4 +1,5 @@
-"""POP3 pre-auth transcripts (SPEC §3, §5, §7), on both parser implementations."""
+"""POP3 pre-auth transcripts (docs/nginx-behaviour.md#pop3: ngx_mail_pop3_auth_state() and
+ngx_mail_pop3_parse_command()), on both parser implementations."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""SMTP pre-auth transcripts (SPEC §3, §6, §7), on both parser implementations."""
+"""SMTP pre-auth transcripts (docs/nginx-behaviour.md#smtp: ngx_mail_smtp_auth_state() and
+ngx_mail_smtp_parse_command()), on both parser implementations."""
 
 from __future__ import annotations
 

@@ -50,7 +50,7 @@ def name_ok(dns_server: DNSServer, name="mail.example", address=CLIENT):
     dns_server.rule(name, "AAAA")
 
 
-# -- every outcome of SPEC §6.1 ------------------------------------------------------------
+# -- every outcome of the client name lookup (docs/nginx-behaviour.md#resolver) -----------
 
 
 def test_unix_client_is_tempunavail_without_a_lookup():

@@ -72,8 +72,10 @@ NGINX_HEADER_ORDER: tuple[str, ...] = (
     "Auth-SSL-Fingerprint",
     "Auth-SSL-Cert",
 )
-"""The order in which nginx sends the headers it generates (SPEC.md 8.2); the
-``auth_http_header`` extras follow them in configuration order."""
+"""The order in which nginx sends the headers it generates
+(ngx_mail_auth_http_create_request() in src/mail/ngx_mail_auth_http_module.c;
+docs/nginx-behaviour.md#auth_http-request); the ``auth_http_header`` extras follow them
+in configuration order."""
 _PERCENT = re.compile(rb"%([0-9A-Fa-f]{2})")
 
 

@@ -1,5 +1,6 @@
-"""ssl_verify_client and friends: the post-handshake policy of SPEC.md 10.8
-and the facts auth_http reports, with real client certificates."""
+"""ssl_verify_client and friends: the post-handshake policy of ngx_mail_verify_cert()
+(docs/nginx-behaviour.md#client-certificates) and the facts auth_http reports, with
+real client certificates."""
 
 from __future__ import annotations
 

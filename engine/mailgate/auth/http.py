@@ -1,13 +1,17 @@
 """The ``auth_http`` client: nginx's request, nginx's reading of the answer, the decision.
 
 The request is nginx's HTTP/1.0 GET with the ``Auth-*`` headers in nginx's order and
-escaping (SPEC §8.2).  The answer is read as nginx reads it, which is not as HTTP
-(SPEC §8.4): the status line is optional and ignored, a header name is
+escaping (ngx_mail_auth_http_create_request() and ngx_mail_auth_http_escape() in
+src/mail/ngx_mail_auth_http_module.c).  The answer is read as nginx reads it, which is
+not as HTTP (ngx_mail_auth_http_ignore_status_line(),
+ngx_mail_auth_http_parse_header_line() and ngx_mail_auth_http_process_headers() of the
+same file): the status line is optional and ignored, a header name is
 ``[A-Za-z0-9][A-Za-z0-9-]*`` (an underscore is fatal), a line without a colon is a
 header with an empty value, a value loses its leading and trailing spaces (a TAB is
 kept), and headers HTTP gives a meaning to (``Content-Length``, ``Transfer-Encoding``)
 are as unknown as any other.  ``decide`` turns the headers into the machine's auth
-result, logging nginx's lines.
+result, logging nginx's lines.  Where this differs from nginx (answers over 1024 bytes,
+answers split across reads): docs/differences.md#auth_http.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ __all__ = [
 
 LogFunction = Callable[[str, str], None]
 
-RESPONSE_LIMIT = 64 * 1024  # nginx stalls past 1024 bytes; a larger answer is accepted
+# nginx stalls past 1024 bytes; a larger answer is accepted (docs/differences.md#auth_http)
+RESPONSE_LIMIT = 64 * 1024
 _ESCAPED = frozenset(range(0x21)) | {ord("%")}
 _NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _END_OF_HEADERS = re.compile(rb"(?:\A|\n)\r?\n")

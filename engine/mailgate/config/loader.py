@@ -29,7 +29,7 @@ MAX_INCLUDE_DEPTH = 64
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 """What all the files of one configuration may hold together.  nginx has no limit; a
 mail configuration is kilobytes, and without one an ``include`` of something endless
-would take all the memory there is."""
+would take all the memory there is (docs/differences.md#configuration)."""
 _READ_SIZE = 1024 * 1024
 
 

@@ -69,7 +69,7 @@ def run(opts, log, prefix: str) -> int:
         log.log("emerg", str(exc))
         zones.close()
         return 1
-    if not config.main.master_process:
+    if not config.main.master_process:  # docs/differences.md#configuration
         log.log("notice", '"master_process off" is ignored: a master process runs the workers')
     return Master(opts, prefix, cycle, log).run()
 
@@ -265,7 +265,8 @@ class Master:
             self.reopen = True
             action = ", reopening logs"
         elif signo == signal.SIGUSR2:
-            action = ", ignoring"  # nginx's binary upgrade is not supported
+            # nginx's binary upgrade is not supported (docs/differences.md#processes)
+            action = ", ignoring"
         elif signo == signal.SIGCHLD:
             self.reap = True
         self.log.log("notice", signals.received(info, action))

@@ -108,12 +108,12 @@ def _limit(value: int) -> str:
 def daemonize() -> Callable[[bool], None]:
     """Fork into the background in a new session; returns the child's ``detach(ok)``.
 
-    Unlike nginx, whose parent exits at once, the parent here waits until the
-    child calls ``detach`` (once the pid file is written) and exits 0, or 1 if
-    the child failed or died: a service manager may read the pid file as soon
-    as the command returns.  Until then the child keeps the caller's stderr, so
-    a failure is seen there; ``detach`` moves stdin, stdout and stderr to
-    /dev/null.
+    Unlike nginx (ngx_daemon() in src/os/unix/ngx_daemon.c), whose parent exits at
+    once, the parent here waits until the child calls ``detach`` (once the pid file is
+    written) and exits 0, or 1 if the child failed or died: a service manager may read
+    the pid file as soon as the command returns (docs/differences.md#processes).  Until
+    then the child keeps the caller's stderr, so a failure is seen there; ``detach``
+    moves stdin, stdout and stderr to /dev/null.
     """
     read_end, write_end = os.pipe()
     pid = os.fork()

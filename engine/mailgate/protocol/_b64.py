@@ -1,4 +1,4 @@
-"""Base64 as nginx's mail module does it: the pure-Python reference of ``pyx/b64.pyx``.
+"""Base64 as nginx's mail module does it: the pure-Python reference of ``pyx/_b64.pxi``.
 
 Decoding is nginx's ``ngx_decode_base64``: only the characters before the first
 ``=`` count, they must all be in the standard alphabet, padding is optional, and a

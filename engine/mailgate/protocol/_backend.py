@@ -1,10 +1,12 @@
-"""What the three backend login machines share (``ngx_mail_proxy_module.c``).
+"""What the three backend login machines share (src/mail/ngx_mail_proxy_module.c).
 
-nginx logs in to the backend itself, one step at a time: read a reply into the
-proxy buffer, check only its start, send the next command and empty the buffer
-(SPEC §9.2–§9.4).  A reply is complete when the buffer holds at least 4 bytes
-and ends with CRLF; a full buffer without a final CRLF is "too long".  When the
-login is finished the buffer becomes the backend→client relay buffer, holding
+nginx logs in to the backend itself, one step at a time: read a reply into the proxy
+buffer, check only its start, send the next command and empty the buffer
+(ngx_mail_proxy_read_response(), ngx_mail_proxy_pop3_handler(),
+ngx_mail_proxy_imap_handler() and ngx_mail_proxy_smtp_handler();
+docs/nginx-behaviour.md#backend-login).  A reply is complete when the buffer holds at
+least 4 bytes and ends with CRLF; a full buffer without a final CRLF is "too long".
+When the login is finished the buffer becomes the backend→client relay buffer, holding
 what the client must see first.
 """
 
@@ -190,7 +192,8 @@ class BackendLogin:
         self._out.append(SendUpstream(line))
         self.state = state
         self.log_action = action
-        # what else the backend sent with this reply is dropped (SPEC §9.2)
+        # what else the backend sent with this reply is dropped: nginx's login
+        # handlers empty the proxy buffer after each command they send
         self.buffer.reset()
 
     def _finish(self) -> None:

@@ -1,6 +1,6 @@
 """Numbers shared by the pure-Python and the compiled command readers.
 
-``pyx/reader.pyx`` repeats these values as C constants; a test checks that the two
+``pyx/_reader.pxi`` repeats these values as C constants; a test checks that the two
 agree.
 """
 

@@ -1,9 +1,11 @@
-"""Incremental command readers: the pure-Python reference of ``pyx/reader.pyx``.
+"""Incremental command readers: the pure-Python reference of ``pyx/_reader.pxi``.
 
 Each reader parses client commands in place inside a :class:`RelayBuffer` (the
 session's command buffer), byte by byte, exactly as nginx's
-``ngx_mail_{pop3,imap,smtp}_parse_command`` (SPEC Appendix A).  State is kept across
-calls, so a command may arrive in any number of pieces.
+ngx_mail_pop3_parse_command(), ngx_mail_imap_parse_command() and
+ngx_mail_smtp_parse_command() in src/mail/ngx_mail_parse.c
+(docs/nginx-behaviour.md#command-reading).  State is kept across calls, so a command
+may arrive in any number of pieces.
 
 ``parse()`` returns one of ``AGAIN``, ``OK``, ``INVALID`` or (IMAP) ``LITERAL``.
 After ``OK``, ``command`` and ``args`` describe the command; after ``INVALID`` the
@@ -262,7 +264,8 @@ class _SimpleReader(_Reader):
 
 
 class Pop3Reader(_SimpleReader):
-    """POP3 commands (SPEC A.1): USER/PASS keep spaces inside their argument."""
+    """POP3 commands (ngx_mail_pop3_parse_command()): USER/PASS keep spaces inside
+    their argument."""
 
     words = _POP3_WORDS
     space_in_argument = (POP3_USER, POP3_PASS)
@@ -270,7 +273,8 @@ class Pop3Reader(_SimpleReader):
 
 
 class SmtpReader(_SimpleReader):
-    """SMTP commands (SPEC A.2): up to 11 arguments, STARTTLS as an 8-letter word."""
+    """SMTP commands (ngx_mail_smtp_parse_command()): up to 11 arguments, STARTTLS as
+    an 8-letter word."""
 
     words = _SMTP_WORDS
     max_args = 11
@@ -278,7 +282,8 @@ class SmtpReader(_SimpleReader):
 
 
 class ImapReader(_Reader):
-    """IMAP commands (SPEC A.3): tag, command, atoms, quoted strings and literals."""
+    """IMAP commands (ngx_mail_imap_parse_command()): tag, command, atoms, quoted
+    strings and literals."""
 
     continuation_command = IMAP_AUTHENTICATE
 
@@ -306,7 +311,8 @@ class ImapReader(_Reader):
 
     def _rejected_line(self, data, lf: int) -> None:
         # a rejected line announcing a non-synchronizing literal: the client would
-        # now stream the literal, so nginx closes after the reply (SPEC 3.5)
+        # now stream the literal, so nginx closes after the reply (the "invalid:"
+        # label of ngx_mail_imap_parse_command() sets s->quit)
         if lf > 4:
             q = lf - 1
             if data[q] == CR:
@@ -333,7 +339,8 @@ class ImapReader(_Reader):
             ch = data[p]
             if state == S_START:
                 self.tag_start = p
-                # the unterminated-quote flag is reset per command (SPEC 4.2 allows it)
+                # the unterminated-quote flag is reset per command, where nginx keeps
+                # it (docs/differences.md#imap)
                 self.quoted = False
                 state = S_TAG
             if state == S_TAG:

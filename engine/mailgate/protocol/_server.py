@@ -1,10 +1,13 @@
 """What the three client-facing machines share: nginx's mail session core.
 
-This is ``ngx_mail_handler.c`` without sockets: the command buffer and its limits,
-``ngx_mail_read_command`` (too-long lines, error counting, ``max_errors``), the
-pre-auth timer budget, STARTTLS hand-off, SASL exchanges, the auth request and
-the handling of its result (SPEC §2–§3, §7, §8.4).  The protocol modules add their
-parsers' handlers and wire strings.
+This is nginx's src/mail/ngx_mail_handler.c without sockets: the command buffer and
+its limits, ngx_mail_read_command() (too-long lines, error counting, ``max_errors``),
+the pre-auth timer budget, the STARTTLS hand-off, the SASL exchanges
+(ngx_mail_auth_plain() and its siblings), the auth request (ngx_mail_auth()) and the
+handling of its result (ngx_mail_auth_http_process_headers() and
+ngx_mail_auth_sleep_handler() in src/mail/ngx_mail_auth_http_module.c); see
+docs/nginx-behaviour.md#session-phases and the sections after it.  The protocol
+modules add their parsers' handlers and wire strings.
 """
 
 from __future__ import annotations
@@ -234,7 +237,8 @@ class ServerMachine:
         return self._flush()
 
     def certificate_rejected(self, missing: bool) -> list:
-        """The client certificate policy failed after a handshake (SPEC §10.8).
+        """The client certificate policy failed after a handshake (ngx_mail_verify_cert()
+        in src/mail/ngx_mail_handler.c).
 
         The caller has logged the reason; the client gets the protocol's line.
         """
@@ -252,6 +256,8 @@ class ServerMachine:
         elif isinstance(result, AuthFailed):
             self._auth_failed(result)
         elif isinstance(result, AuthRetry):
+            # asked again once; nginx keeps its WAIT flag and takes every later answer
+            # but a failure as WAIT again (docs/differences.md#auth_http)
             request = self._request()
             if result.wait > 0:
                 self._retry = request
@@ -402,6 +408,7 @@ class ServerMachine:
             return INVALID
         # nginx skips the *_auth check of EXTERNAL with an initial response (its
         # ngx_mail_auth_parse() finishes that form itself); here it applies to both
+        # (docs/differences.md#sasl)
         if mechanism.refused_when_disabled and not mechanism.enabled(self.protocol,
                                                                      self.methods):
             return INVALID
@@ -465,10 +472,11 @@ class ServerMachine:
         """Buffer text for a log line, with anything that may be a secret withheld.
 
         nginx logs such buffers raw; a password or SASL response must never reach a
-        log here.  ``data`` is the command buffer from its start: a SASL response line
-        read earlier shows as ``...`` wherever it sits; a command carrying credentials
-        keeps only its command word (the lines of its literals show as ``...``); nothing
-        is shown after such a command that has not been read whole yet (what follows may be its SASL response).  Inside a SASL
+        log here (docs/differences.md#logging).  ``data`` is the command buffer from its
+        start: a SASL response line read earlier shows as ``...`` wherever it sits; a
+        command carrying credentials keeps only its command word (the lines of its
+        literals show as ``...``); nothing is shown after such a command that has not
+        been read whole yet (what follows may be its SASL response).  Inside a SASL
         exchange the whole buffer is withheld.  With ``mark_line_ends`` CR and LF show
         as ``_``, as in nginx's SMTP rejections.
         """

@@ -17,9 +17,9 @@ Actions of the client-facing machines (``ImapServer``, ``Pop3Server``, ``SmtpSer
   :class:`AuthRetry` or :class:`AuthInternalError`;
 * :class:`ConnectBackend`: connect to the backend and drive the backend login
   machine from ``machine.backend_login()``;
-* :class:`Log`: an error-log line in nginx's level and wording (SPEC §13).  The
-  caller adds the context (``while ACTION, client: …, server: …, login: …``); the
-  action in force is in :attr:`Log.action`.
+* :class:`Log`: an error-log line in nginx's level and wording
+  (docs/nginx-behaviour.md#logging).  The caller adds the context (``while ACTION,
+  client: …, server: …, login: …``); the action in force is in :attr:`Log.action`.
 
 Actions of the backend login machines (``ImapBackendLogin`` …): :class:`SendUpstream`,
 :class:`ArmTimer` / :class:`DisarmTimer` (the upstream timer), :class:`Log`, and one
@@ -92,7 +92,9 @@ class Log:
 
 @dataclass(frozen=True, slots=True)
 class AuthRequest:
-    """Credentials are complete: ask the auth service (SPEC §8).
+    """Credentials are complete: ask the auth service (ngx_mail_auth() in
+    src/mail/ngx_mail_handler.c, then ngx_mail_auth_http_init() in
+    src/mail/ngx_mail_auth_http_module.c).
 
     ``method`` is ``plain``, ``apop``, ``cram-md5``, ``external`` or ``none``;
     ``salt`` is the session salt with its CRLF (or None); ``login_attempt`` starts at

@@ -1,4 +1,9 @@
-"""IMAP: the client-facing pre-auth machine and the backend login (SPEC §4, §9.2).
+"""IMAP: the client-facing pre-auth machine and the backend login.
+
+The machine is nginx's src/mail/ngx_mail_imap_handler.c (ngx_mail_imap_auth_state() and
+its commands) with the capability lines of ngx_mail_imap_merge_srv_conf() in
+src/mail/ngx_mail_imap_module.c; the backend login is ngx_mail_proxy_imap_handler() in
+src/mail/ngx_mail_proxy_module.c (docs/nginx-behaviour.md#imap).
 
 Every IMAP wire string of the proxy lives here.
 """
@@ -162,8 +167,8 @@ class ImapServer(ServerMachine):
         return (self.reader.tag or UNTAGGED) + b"NO " + result.message + b"\r\n"
 
     def _after_auth_wait(self) -> None:
-        # nginx keeps a stale tag here and answers the next tagless error with
-        # garbage; SPEC §8.4 asks for "* BAD invalid command" instead
+        # nginx keeps a stale tag here and answers the next tagless error with its
+        # bytes; mailgate answers "* BAD invalid command" (docs/differences.md#imap)
         self.reader.tag = b""
 
     def _make_backend(self) -> "ImapBackendLogin":
@@ -174,7 +179,8 @@ class ImapServer(ServerMachine):
 
 
 class ImapBackendLogin(BackendLogin):
-    """Log in to an IMAP backend with the client's tag and literals (SPEC §9.2)."""
+    """Log in to an IMAP backend with the client's tag and literals
+    (ngx_mail_proxy_imap_handler() in src/mail/ngx_mail_proxy_module.c)."""
 
     INTERNAL_ERROR = INTERNAL_ERROR
 

@@ -1,4 +1,9 @@
-"""POP3: the client-facing pre-auth machine and the backend login (SPEC §5, §9.2).
+"""POP3: the client-facing pre-auth machine and the backend login.
+
+The machine is nginx's src/mail/ngx_mail_pop3_handler.c (ngx_mail_pop3_auth_state() and
+its commands) with the capability lists of ngx_mail_pop3_merge_srv_conf() in
+src/mail/ngx_mail_pop3_module.c; the backend login is ngx_mail_proxy_pop3_handler() in
+src/mail/ngx_mail_proxy_module.c (docs/nginx-behaviour.md#pop3).
 
 Every POP3 wire string of the proxy lives here.
 """
@@ -192,7 +197,8 @@ class Pop3Server(ServerMachine):
 
 
 class Pop3BackendLogin(BackendLogin):
-    """Log in to a POP3 backend with USER and PASS (SPEC §9.2)."""
+    """Log in to a POP3 backend with USER and PASS (ngx_mail_proxy_pop3_handler() in
+    src/mail/ngx_mail_proxy_module.c)."""
 
     INTERNAL_ERROR = INTERNAL_ERROR
 

@@ -1,4 +1,9 @@
-"""SMTP: the client-facing pre-auth machine and the backend login (SPEC §6, §9.2).
+"""SMTP: the client-facing pre-auth machine and the backend login.
+
+The machine is nginx's src/mail/ngx_mail_smtp_handler.c (ngx_mail_smtp_auth_state() and
+its commands) with the EHLO lines of ngx_mail_smtp_merge_srv_conf() in
+src/mail/ngx_mail_smtp_module.c; the backend login is ngx_mail_proxy_smtp_handler() in
+src/mail/ngx_mail_proxy_module.c (docs/nginx-behaviour.md#smtp).
 
 Every SMTP wire string of the proxy lives here.
 """

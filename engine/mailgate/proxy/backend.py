@@ -242,8 +242,9 @@ class BackendSession(Timed):
 
     def eof(self) -> None:
         if not self.relaying:
-            # nginx fails the login without a word (ngx_mail_proxy_read_response reads
+            # nginx fails the login without a word (ngx_mail_proxy_read_response() reads
             # 0 bytes); the operator is told which backend left, and in which step
+            # (docs/differences.md#backend-login-and-relay)
             if not self._closed and not self.machine.finished:
                 self._failure = "closed"
                 self.client.log("error", "upstream prematurely closed connection")

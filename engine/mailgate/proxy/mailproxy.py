@@ -171,7 +171,8 @@ class MailProxy:
 
     def refused(self) -> None:
         """A client was refused for lack of connections: nginx's alert (nginx logs it for
-        every refusal; here at most once a second, so a flood cannot fill the disk)."""
+        every refusal; here at most once a second, so a flood cannot fill the disk:
+        docs/differences.md#logging)."""
         now = asyncio.get_running_loop().time()
         if now - self._refused_logged >= 1.0:
             self._refused_logged = now

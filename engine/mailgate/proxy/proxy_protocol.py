@@ -1,6 +1,9 @@
 """The PROXY protocol, sans-I/O: the inbound header (v1 and v2) and the backend's header.
 
-Inbound (``listen ... proxy_protocol``, SPEC §11), as nginx 1.23.3+ reads it:
+Inbound (``listen ... proxy_protocol``), as nginx 1.23.3+ reads it
+(ngx_mail_proxy_protocol_handler() in src/mail/ngx_mail_handler.c, with
+ngx_proxy_protocol_read() and ngx_proxy_protocol_v2_read() in
+src/core/ngx_proxy_protocol.c):
 
 * :func:`parse` takes the bytes received so far and returns ``None`` while the header
   may still be completed by more bytes, a :class:`ProxyHeader` (with the number of
@@ -8,15 +11,19 @@ Inbound (``listen ... proxy_protocol``, SPEC §11), as nginx 1.23.3+ reads it:
   log line.  It never raises on any input.
 * v1: ``PROXY TCP4|TCP6 src dst sport dport`` CRLF (addresses of hex digits, ``:`` and
   ``.`` only, kept as text; ports 0-65535 by ``ngx_atoi``), or ``PROXY UNKNOWN...`` CRLF.
-  The header must end within :data:`V1_MAX_HEADER` (107) bytes, the PROXY spec's limit.
+  The header must end within :data:`V1_MAX_HEADER` (107) bytes, the limit of the PROXY
+  protocol specification (HAProxy's doc/proxy-protocol.txt, section 2.1).
 * v2: the 12-byte signature.  The PROXY command with STREAM transport over INET/INET6
   is interpreted (its TLVs are kept); LOCAL, UNSPEC and other families or transports
   are skipped whole, without addresses.  A length that cannot fit in nginx's 4096-byte
   peek is ``header is too large``.
 * A broken header logs ``broken header: "..."`` with the bytes up to the first CR or
-  LF, as nginx prints them (raw; decoded here as Latin-1).
+  LF, as nginx prints them, but with control bytes as ``\\xNN``
+  (docs/differences.md#logging).
 
-Outbound (``proxy_protocol on|v2`` to the backend, SPEC §9.1): :func:`outbound_header`
+Outbound (``proxy_protocol on|v2`` to the backend, as
+ngx_mail_proxy_send_proxy_protocol() in src/mail/ngx_mail_proxy_module.c sends it with
+ngx_proxy_protocol_write() or ngx_proxy_protocol_v2_write()): :func:`outbound_header`
 builds the v1 text or the v2 binary header, with the TLS facts passed in as plain
 values (:class:`TLSFacts`), and the CRC32C TLV computed by :func:`crc32c`.
 """
@@ -48,11 +55,11 @@ __all__ = [
 ]
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
-V1_MAX_HEADER = 107  # the PROXY spec's longest v1 line, CRLF included
+V1_MAX_HEADER = 107  # the longest v1 line, CRLF included (proxy-protocol.txt, 2.1)
 PEEK_MAX = 4096  # nginx 1.23.3+ peeks this much for the header
 _V2_FIXED = 16  # signature, version/command, family/transport, length
 
-# v2 TLV types (PROXY protocol spec §2.2)
+# v2 TLV types (HAProxy's doc/proxy-protocol.txt, section 2.2)
 PP2_TYPE_ALPN = 0x01
 PP2_TYPE_AUTHORITY = 0x02
 PP2_TYPE_CRC32C = 0x03
@@ -379,7 +386,8 @@ def _tls_tlvs(tls: TLSFacts) -> bytes:
 
 
 def _v2_addresses(client: SockAddr, local: SockAddr) -> tuple[int, int, bytes]:
-    """(version/command byte, family/transport byte, address block) as SPEC §9.1 says."""
+    """(version/command byte, family/transport byte, address block) as
+    ngx_proxy_protocol_v2_write_header() makes them."""
     source = sockaddr_ip(client)
     destination = sockaddr_ip(local)
     if source is None or destination is None:

@@ -1,7 +1,10 @@
-"""The SMTP client name lookup (SPEC §6.1), against the ``resolver`` servers, as nginx does it.
+"""The SMTP client name lookup against the ``resolver`` servers, as nginx does it.
 
 Before an SMTP greeting, with ``resolver`` set, nginx asks the configured DNS servers
-(never the system resolver) for the client's name:
+(never the system resolver) for the client's name (ngx_mail_smtp_init_session(),
+ngx_mail_smtp_resolve_addr_handler(), ngx_mail_smtp_validate_host(),
+ngx_mail_smtp_resolve_name() and ngx_mail_smtp_resolve_name_handler() in
+src/mail/ngx_mail_smtp_handler.c; docs/nginx-behaviour.md#resolver):
 
 1. PTR of the client address.  An error logs ``ADDR could not be resolved (N: TEXT)``
    and gives ``[UNAVAILABLE]`` for NXDOMAIN, ``[TEMPUNAVAIL]`` otherwise.  A name that is

@@ -20,7 +20,7 @@ import heapq
 
 __all__ = ["KEEP_EMPTY", "SLOT", "Timed", "TimerWheel"]
 
-SLOT = 0.05  # seconds: how late a timeout may fire, at most
+SLOT = 0.05  # seconds: how late a timeout may fire, at most (docs/differences.md#timeouts)
 # Emptied slots are kept (up to this many) for the owners armed next in the same
 # 50 ms, who would otherwise make each a new one; beyond it they go at once.
 KEEP_EMPTY = 1024

@@ -115,7 +115,8 @@ class _PasswordSource:
     """What the password callback hands OpenSSL: one password per try.
 
     Without an ``ssl_password_file`` there is no password at all, and the
-    callback answers "none" instead of letting OpenSSL prompt on a terminal.
+    callback answers "none" instead of letting OpenSSL prompt on a terminal
+    (docs/differences.md#tls).
     An exception inside the callback is kept and re-raised by ``reraise()``
     once OpenSSL has returned (the pyOpenSSL pattern).
     """

@@ -1,12 +1,16 @@
 """``TLSContext``: one mail server's SSL_CTX, built as nginx builds it.
 
-The construction follows ngx_mail_ssl_module's merge step and
-ngx_event_openssl.c in order (SPEC.md 10.2): options and modes, protocols,
-ALPN, ciphers, certificate/key pairs, certificate compression, client
-verification, DH parameters, ECDH curves, the session cache and its ID
-context, tickets and ticket keys, and ``ssl_conf_command`` last, so that it
-overrides everything before it.  Every failure is a ``ConfigError`` worded as
-nginx words it.
+The construction follows ngx_mail_ssl_merge_conf() in
+src/mail/ngx_mail_ssl_module.c and the functions it calls in
+src/event/ngx_event_openssl.c, in order (docs/nginx-behaviour.md#tls-contexts):
+options and modes (ngx_ssl_create()), protocols, ALPN
+(ngx_mail_ssl_alpn_select()), ciphers, certificate/key pairs, certificate
+compression, client verification, DH parameters, ECDH curves, the session
+cache and its ID context, tickets and ticket keys, and ``ssl_conf_command``
+last (ngx_ssl_conf_commands()), so that it overrides everything before it.
+Every failure is a ``ConfigError`` worded as nginx words it.  The contexts are
+built once the whole configuration is merged, not during the ssl module's
+merge as in nginx (docs/differences.md#configuration).
 """
 
 from __future__ import annotations

@@ -120,7 +120,10 @@ _thread_input = _ThreadInput()
 
 @dataclass(frozen=True)
 class ClientCertificate:
-    """The client certificate as auth_http reports it (SPEC.md 8.2).
+    """The client certificate as auth_http reports it: the ``Auth-SSL-*`` values of
+    ngx_mail_auth_http_create_request() in src/mail/ngx_mail_auth_http_module.c,
+    from ngx_ssl_get_client_verify(), ngx_ssl_get_subject_dn() and their siblings in
+    src/event/ngx_event_openssl.c.
 
     ``verify`` is ``SUCCESS``, ``FAILED:<reason>`` or ``NONE``; the other
     fields are None without a certificate.  ``pem`` is the PEM text, not yet
@@ -315,6 +318,7 @@ class TLSStream:
         pending: Callable[[], BaseException]
         if code == _RENEGOTIATION:
             # the no_renegotiation alert is in data_to_send(): send it, then close
+            # (docs/differences.md#tls)
             pending = functools.partial(TLSError, "SSL renegotiation disabled", "info")
         elif _peer_closed(code):
             lib.ERR_clear_error()

@@ -165,6 +165,7 @@ DIRECTIVES = (
        doc_default="stderr error",
        summary="Where errors and session events are logged, from which level on; "
                "several may be given."),
+    # nginx's default is chosen when it is built (docs/differences.md#configuration)
     _d("user", Ctx.MAIN, (1, 2), _user, default=("nobody", "nogroup"), syntax="user user [group];",
        doc_default="nobody nogroup",
        summary="The user and group workers run as (when started as root)."),
