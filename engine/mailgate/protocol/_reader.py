@@ -203,6 +203,12 @@ class _SimpleReader(_Reader):
 
     def parse(self) -> int:
         """Advance over the buffered bytes; see the module docstring."""
+        # A documented mirror: the command-word, spaces, argument and line-end states of
+        # this loop and of ImapReader.parse() are alike on purpose.  nginx keeps
+        # ngx_mail_pop3_parse_command() and ngx_mail_smtp_parse_command() apart from
+        # ngx_mail_imap_parse_command() (src/mail/ngx_mail_parse.c); each reader follows
+        # its own parser state for state in one byte loop, with no call per byte
+        # (docs/nginx-behaviour.md#command-reading).
         state = self._begin()
         b = self.buffer
         data = b._storage
@@ -330,6 +336,9 @@ class ImapReader(_Reader):
 
     def parse(self) -> int:
         """Advance over the buffered bytes; see the module docstring."""
+        # The documented mirror of _SimpleReader.parse(): this loop follows
+        # ngx_mail_imap_parse_command() of src/mail/ngx_mail_parse.c state for state, as
+        # that one follows the POP3 and SMTP parsers (docs/nginx-behaviour.md#command-reading).
         state = self._begin()
         b = self.buffer
         data = b._storage
