@@ -20,38 +20,8 @@ limit exactly as it does with nginx.
 
 from __future__ import annotations
 
-from mailgate.protocol._codes import (
-    AGAIN,
-    IMAP_AUTHENTICATE,
-    IMAP_CAPABILITY,
-    IMAP_LOGIN,
-    IMAP_LOGOUT,
-    IMAP_NOOP,
-    IMAP_STARTTLS,
-    INVALID,
-    LITERAL,
-    OK,
-    POP3_APOP,
-    POP3_AUTH,
-    POP3_CAPA,
-    POP3_NOOP,
-    POP3_PASS,
-    POP3_QUIT,
-    POP3_STLS,
-    POP3_USER,
-    SMTP_AUTH,
-    SMTP_EHLO,
-    SMTP_EXPN,
-    SMTP_HELO,
-    SMTP_HELP,
-    SMTP_MAIL,
-    SMTP_NOOP,
-    SMTP_QUIT,
-    SMTP_RCPT,
-    SMTP_RSET,
-    SMTP_STARTTLS,
-    SMTP_VRFY,
-)
+from mailgate.protocol import _codes
+from mailgate.protocol._codes import AGAIN, INVALID, LITERAL, OK
 
 SP = 0x20
 CR = 0x0D
@@ -76,19 +46,20 @@ S_LITERAL_DATA = 12
 S_END_LITERAL = 13
 
 _POP3_WORDS = {
-    b"USER": POP3_USER, b"PASS": POP3_PASS, b"APOP": POP3_APOP, b"QUIT": POP3_QUIT,
-    b"CAPA": POP3_CAPA, b"AUTH": POP3_AUTH, b"NOOP": POP3_NOOP, b"STLS": POP3_STLS,
+    b"USER": _codes.POP3_USER, b"PASS": _codes.POP3_PASS, b"APOP": _codes.POP3_APOP,
+    b"QUIT": _codes.POP3_QUIT, b"CAPA": _codes.POP3_CAPA, b"AUTH": _codes.POP3_AUTH,
+    b"NOOP": _codes.POP3_NOOP, b"STLS": _codes.POP3_STLS,
 }
 _SMTP_WORDS = {
-    b"HELO": SMTP_HELO, b"EHLO": SMTP_EHLO, b"AUTH": SMTP_AUTH, b"QUIT": SMTP_QUIT,
-    b"NOOP": SMTP_NOOP, b"MAIL": SMTP_MAIL, b"RSET": SMTP_RSET, b"RCPT": SMTP_RCPT,
-    b"VRFY": SMTP_VRFY, b"EXPN": SMTP_EXPN, b"HELP": SMTP_HELP,
-    b"STARTTLS": SMTP_STARTTLS,
+    b"HELO": _codes.SMTP_HELO, b"EHLO": _codes.SMTP_EHLO, b"AUTH": _codes.SMTP_AUTH,
+    b"QUIT": _codes.SMTP_QUIT, b"NOOP": _codes.SMTP_NOOP, b"MAIL": _codes.SMTP_MAIL,
+    b"RSET": _codes.SMTP_RSET, b"RCPT": _codes.SMTP_RCPT, b"VRFY": _codes.SMTP_VRFY,
+    b"EXPN": _codes.SMTP_EXPN, b"HELP": _codes.SMTP_HELP, b"STARTTLS": _codes.SMTP_STARTTLS,
 }
 _IMAP_WORDS = {
-    b"NOOP": IMAP_NOOP, b"LOGIN": IMAP_LOGIN, b"LOGOUT": IMAP_LOGOUT,
-    b"STARTTLS": IMAP_STARTTLS, b"CAPABILITY": IMAP_CAPABILITY,
-    b"AUTHENTICATE": IMAP_AUTHENTICATE,
+    b"NOOP": _codes.IMAP_NOOP, b"LOGIN": _codes.IMAP_LOGIN, b"LOGOUT": _codes.IMAP_LOGOUT,
+    b"STARTTLS": _codes.IMAP_STARTTLS, b"CAPABILITY": _codes.IMAP_CAPABILITY,
+    b"AUTHENTICATE": _codes.IMAP_AUTHENTICATE,
 }
 
 
@@ -274,8 +245,8 @@ class Pop3Reader(_SimpleReader):
     their argument."""
 
     words = _POP3_WORDS
-    space_in_argument = (POP3_USER, POP3_PASS)
-    continuation_command = POP3_AUTH
+    space_in_argument = (_codes.POP3_USER, _codes.POP3_PASS)
+    continuation_command = _codes.POP3_AUTH
 
 
 class SmtpReader(_SimpleReader):
@@ -284,14 +255,14 @@ class SmtpReader(_SimpleReader):
 
     words = _SMTP_WORDS
     max_args = 11
-    continuation_command = SMTP_AUTH
+    continuation_command = _codes.SMTP_AUTH
 
 
 class ImapReader(_Reader):
     """IMAP commands (ngx_mail_imap_parse_command()): tag, command, atoms, quoted
     strings and literals."""
 
-    continuation_command = IMAP_AUTHENTICATE
+    continuation_command = _codes.IMAP_AUTHENTICATE
 
     def __init__(self, buffer) -> None:
         super().__init__(buffer)
