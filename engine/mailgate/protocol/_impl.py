@@ -9,37 +9,35 @@ explicitly, which is how the tests run every transcript on both.
 from __future__ import annotations
 
 import os
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 from mailgate.protocol import _b64, _reader, _relay
 
 PYTHON = "python"
 COMPILED = "compiled"
 
-_python = SimpleNamespace(
-    name=PYTHON,
-    RelayBuffer=_relay.RelayBuffer,
-    ImapReader=_reader.ImapReader,
-    Pop3Reader=_reader.Pop3Reader,
-    SmtpReader=_reader.SmtpReader,
-    decode_base64=_b64.decode_base64,
-    encode_base64=_b64.encode_base64,
-)
+# what an implementation provides: the compiled module has them all, the pure-Python
+# references are spread over three modules
+_PRIMITIVES = ("RelayBuffer", "ImapReader", "Pop3Reader", "SmtpReader",
+               "decode_base64", "encode_base64")
+
+
+def _implementation(name: str, *modules: ModuleType) -> SimpleNamespace:
+    """The namespace ``name`` of the primitives, each from the first of ``modules`` that
+    defines it."""
+    return SimpleNamespace(name=name, **{
+        primitive: next(getattr(m, primitive) for m in modules if hasattr(m, primitive))
+        for primitive in _PRIMITIVES})
+
+
+_python = _implementation(PYTHON, _relay, _reader, _b64)
 
 try:
     from mailgate._speedups import wire as _wire
 except ImportError:  # not built (e.g. running from a source tree without build_ext)
     _compiled = None
 else:
-    _compiled = SimpleNamespace(
-        name=COMPILED,
-        RelayBuffer=_wire.RelayBuffer,
-        ImapReader=_wire.ImapReader,
-        Pop3Reader=_wire.Pop3Reader,
-        SmtpReader=_wire.SmtpReader,
-        decode_base64=_wire.decode_base64,
-        encode_base64=_wire.encode_base64,
-    )
+    _compiled = _implementation(COMPILED, _wire)
 
 
 def available() -> tuple[str, ...]:
