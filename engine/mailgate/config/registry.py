@@ -198,43 +198,35 @@ def flag_slot(call: Call) -> None:
     call.store(value == "on")
 
 
-def _time_slot(call: Call, *, seconds: bool) -> None:
+def _parsed_once(call: Call, parse: Callable[[str], Any], invalid: str = "invalid value") -> Any:
+    """The argument of a once-per-level directive, parsed; ``parse`` returns None for
+    a bad one, which nginx reports as ``invalid`` (a repeat is reported first)."""
     if call.name in call.level.values:
         raise call.slot_error("is duplicate")
-    value = parse_time(call.args[0], seconds=seconds)
+    value = parse(call.args[0])
     if value is None:
-        raise call.slot_error("invalid value")
-    call.store(value if seconds else value / 1000)
+        raise call.slot_error(invalid)
+    return value
 
 
 def msec_slot(call: Call) -> None:
     """A time stored as float seconds (nginx keeps milliseconds)."""
-    _time_slot(call, seconds=False)
+    call.store(_parsed_once(call, lambda text: parse_time(text, seconds=False)) / 1000)
 
 
 def sec_slot(call: Call) -> None:
     """A time in whole seconds."""
-    _time_slot(call, seconds=True)
+    call.store(_parsed_once(call, lambda text: parse_time(text, seconds=True)))
 
 
 def size_slot(call: Call) -> None:
     """A size in bytes (``k``, ``m`` suffixes)."""
-    if call.name in call.level.values:
-        raise call.slot_error("is duplicate")
-    value = parse_size(call.args[0])
-    if value is None:
-        raise call.slot_error("invalid value")
-    call.store(value)
+    call.store(_parsed_once(call, parse_size))
 
 
 def num_slot(call: Call) -> None:
     """A non-negative decimal number."""
-    if call.name in call.level.values:
-        raise call.slot_error("is duplicate")
-    value = atoi(call.args[0])
-    if value is None:
-        raise call.slot_error("invalid number")
-    call.store(value)
+    call.store(_parsed_once(call, atoi, "invalid number"))
 
 
 def str_slot(call: Call) -> None:
