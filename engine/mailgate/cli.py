@@ -14,6 +14,7 @@ from mailgate.config import ConfigError, ConfigMessage, default_prefix, load_con
 from mailgate.log import format_line, write_stderr
 from mailgate.oserror import os_error_text
 from mailgate.process.cycle import check_worker_connections
+from mailgate.process.listeners import check_bindable
 from mailgate.tls import build_contexts
 
 __all__ = ["main", "DEFAULT_CONF", "Options"]
@@ -180,15 +181,8 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
         # come before "syntax is ok"
         build_contexts(config, on_message=on_message)
         check_worker_connections(config)
-    except ConfigError as exc:
-        log.log("emerg", str(exc))
-        _stderr("configuration file %s test failed" % conf_path)
-        return 1
-    if not opts.quiet:
-        _stderr("the configuration file %s syntax is ok" % conf_path)
-    try:
-        from mailgate.process.listeners import check_bindable
-
+        if not opts.quiet:
+            _stderr("the configuration file %s syntax is ok" % conf_path)
         check_bindable(config)
     except ConfigError as exc:
         log.log("emerg", str(exc))
