@@ -3,7 +3,7 @@
 A ``Config`` holds the main-context settings, one merged ``ServerConfig`` per
 ``server {}`` block, and the listening sockets to open.  Values are already merged
 (server{} -> mail{} -> default) by the rules declared once in the directive registry;
-nothing here knows a default.
+nothing here knows a default.  The package ``mailgate.config`` exports these types.
 """
 
 from __future__ import annotations
@@ -14,20 +14,6 @@ from types import MappingProxyType
 from typing import Mapping
 
 from mailgate.config.errors import ConfigMessage
-
-__all__ = [
-    "AuthHttpTarget",
-    "Config",
-    "ListenSocket",
-    "Listen",
-    "LogTarget",
-    "MainConfig",
-    "PasswordFile",
-    "Resolver",
-    "ServerConfig",
-    "SessionCacheSetting",
-    "SharedZone",
-]
 
 Location = tuple[str, int]
 
