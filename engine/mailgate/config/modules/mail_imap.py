@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import mmap
-
-from mailgate.config.modules._capabilities import capabilities_slot
-from mailgate.config.registry import Ctx, Directive, bitmask_slot, size_slot
+from mailgate.config.modules._protocol import capabilities_slot, client_buffer_directive
+from mailgate.config.registry import Ctx, Directive, bitmask_slot
 from mailgate.protocol.sasl import directive_summary, keywords
 
 __all__ = ["DIRECTIVES", "AUTH_METHODS"]
@@ -15,9 +13,7 @@ MODULE = "ngx_mail_imap_module"
 AUTH_METHODS = keywords("imap")
 
 DIRECTIVES = (
-    Directive("imap_client_buffer", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), size_slot,
-              default=mmap.PAGESIZE, syntax="imap_client_buffer size;", doc_default="4k",
-              summary="Buffer for IMAP commands; a longer command line closes the session."),
+    client_buffer_directive("imap", MODULE),
     Directive("imap_capabilities", MODULE, Ctx.MAIL | Ctx.SERVER, (1, None), capabilities_slot,
               default=("IMAP4", "IMAP4rev1", "UIDPLUS"), syntax="imap_capabilities extension ...;",
               doc_default="IMAP4 IMAP4rev1 UIDPLUS",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mailgate.config.modules._capabilities import capabilities_slot
+from mailgate.config.modules._protocol import capabilities_slot
 from mailgate.config.registry import Ctx, Directive, bitmask_slot
 from mailgate.protocol.sasl import directive_summary, keywords
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import mmap
-
-from mailgate.config.modules._capabilities import capabilities_slot
-from mailgate.config.registry import Ctx, Directive, bitmask_slot, msec_slot, size_slot
+from mailgate.config.modules._protocol import capabilities_slot, client_buffer_directive
+from mailgate.config.registry import Ctx, Directive, bitmask_slot, msec_slot
 from mailgate.protocol.sasl import directive_summary, keywords
 
 __all__ = ["DIRECTIVES", "AUTH_METHODS"]
@@ -15,9 +13,7 @@ MODULE = "ngx_mail_smtp_module"
 AUTH_METHODS = keywords("smtp")
 
 DIRECTIVES = (
-    Directive("smtp_client_buffer", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), size_slot,
-              default=mmap.PAGESIZE, syntax="smtp_client_buffer size;", doc_default="4k",
-              summary="Buffer for SMTP commands; a longer command line closes the session."),
+    client_buffer_directive("smtp", MODULE),
     Directive("smtp_greeting_delay", MODULE, Ctx.MAIL | Ctx.SERVER, (1, 1), msec_slot,
               default=0.0, syntax="smtp_greeting_delay time;", doc_default="0",
               summary="Delay before the greeting; clients that talk first are rejected."),
