@@ -163,15 +163,19 @@ class _Context:
                 raise ConfigError(f'SSL_CTX_use_PrivateKey("{shown(key)}") failed' + ssl_error_text())
 
     @staticmethod
-    def _add_to_store(store, path: str) -> list:
+    def _add_to_store(store, path: str, what: str = "certificate",
+                      load: Callable[[str], list] = load_ca_certificates,
+                      add: Callable[..., int] = lib.X509_STORE_add_cert) -> list:
+        """Load every item of ``path`` (certificates, or CRLs with ``load_crls`` and
+        ``X509_STORE_add_crl``) into ``store``; return them."""
         try:
-            certs = load_ca_certificates(path)
+            items = load(path)
         except LoadFailure as failure:
-            raise ConfigError(f'cannot load certificate "{path}": {failure}' + ssl_error_text()) from None
-        for cert in certs:
-            if not lib.X509_STORE_add_cert(store, cert):
-                raise ConfigError(f'X509_STORE_add_cert("{path}") failed' + ssl_error_text())
-        return certs
+            raise ConfigError(f'cannot load {what} "{path}": {failure}' + ssl_error_text()) from None
+        for item in items:
+            if not add(store, item):
+                raise ConfigError(f'{add.__name__}("{path}") failed' + ssl_error_text())
+        return items
 
     def _apply_conf_commands(self, commands: Sequence[tuple[str, str]]) -> None:
         if not commands:
@@ -208,13 +212,7 @@ class _Context:
         if trusted:
             self._add_to_store(store, trusted)
         if crl:
-            try:
-                crls = load_crls(crl)
-            except LoadFailure as failure:
-                raise ConfigError(f'cannot load CRL "{crl}": {failure}' + ssl_error_text()) from None
-            for item in crls:
-                if not lib.X509_STORE_add_crl(store, item):
-                    raise ConfigError(f'X509_STORE_add_crl("{crl}") failed' + ssl_error_text())
+            self._add_to_store(store, crl, "CRL", load_crls, lib.X509_STORE_add_crl)
             lib.X509_STORE_set_flags(store, lib.X509_V_FLAG_CRL_CHECK | lib.X509_V_FLAG_CRL_CHECK_ALL)
 
 
