@@ -11,6 +11,7 @@ import glob
 import grp
 import os
 import pwd
+from typing import Any
 
 from mailgate.config.model import LogTarget, MainConfig
 from mailgate.config.modules._logs import parse_error_log
@@ -19,6 +20,7 @@ from mailgate.config.registry import (
     Call,
     Ctx,
     Directive,
+    Handler,
     Level,
     Merge,
     flag_slot,
@@ -143,23 +145,33 @@ def _worker_priority(call: Call) -> None:
     call.store(-value if text.startswith("-") else value)
 
 
-def _d(name, context, nargs, handler, merge=Merge.NONE, **kw) -> Directive:
+def _d(name: str, context: Ctx, nargs: tuple[int, int | None], handler: Handler,
+       merge: Merge = Merge.NONE, **kw: Any) -> Directive:
+    """A directive of this module; without a ``doc_default``, its ``default`` (a number,
+    a path) is documented as it is."""
+    if "default" in kw and "doc_default" not in kw:
+        kw["doc_default"] = str(kw["default"])
     return Directive(name, MODULE, context, nargs, handler, merge=merge, **kw)
+
+
+def _flag(name: str, context: Ctx, default: bool, summary: str) -> Directive:
+    """An ``on | off`` directive: its syntax and documented default follow from its name
+    and default."""
+    return _d(name, context, (1, 1), flag_slot, default=default, syntax=name + " on | off;",
+              doc_default="on" if default else "off", summary=summary)
 
 
 DIRECTIVES = (
     _d("include", Ctx.ANY, (1, 1), _include, syntax="include file | mask;",
        summary="Reads other files (glob patterns allowed) in place of the directive."),
-    _d("daemon", Ctx.MAIN, (1, 1), flag_slot, default=True, syntax="daemon on | off;",
-       doc_default="on", summary="Detach from the terminal and run in the background."),
-    _d("master_process", Ctx.MAIN, (1, 1), flag_slot, default=True,
-       syntax="master_process on | off;", doc_default="on",
-       summary="Accepted; off is ignored with a notice (a master always runs the workers)."),
+    _flag("daemon", Ctx.MAIN, True, "Detach from the terminal and run in the background."),
+    _flag("master_process", Ctx.MAIN, True,
+          "Accepted; off is ignored with a notice (a master always runs the workers)."),
     _d("worker_processes", Ctx.MAIN, (1, 1), _worker_processes, default=1,
-       syntax="worker_processes number | auto;", doc_default="1",
+       syntax="worker_processes number | auto;",
        summary="Number of worker processes; auto means one per CPU."),
     _d("pid", Ctx.MAIN, (1, 1), str_slot, default="logs/mailgate.pid", syntax="pid file;",
-       doc_default="logs/mailgate.pid", summary="Where the master writes its process ID."),
+       summary="Where the master writes its process ID."),
     _d("error_log", Ctx.MAIN | Ctx.MAIL | Ctx.SERVER, (1, None), _error_log, merge=Merge.CUSTOM,
        syntax="error_log file | stderr | syslog:server=address[,parameter=value] | memory:size [level];",
        doc_default="stderr error",
@@ -177,8 +189,7 @@ DIRECTIVES = (
     _d("working_directory", Ctx.MAIN, (1, 1), str_slot, syntax="working_directory directory;",
        summary="The current directory of worker processes."),
     _d("worker_priority", Ctx.MAIN, (1, 1), _worker_priority, default=0,
-       syntax="worker_priority number;", doc_default="0",
-       summary="Scheduling priority (nice value) of workers."),
+       syntax="worker_priority number;", summary="Scheduling priority (nice value) of workers."),
     _d("env", Ctx.MAIN, (1, 1), str_array_slot, syntax="env variable[=value];",
        summary="Environment variables kept or set for workers."),
     _d("load_module", Ctx.MAIN, (1, 1), _load_module, syntax="load_module file;",
@@ -199,16 +210,12 @@ DIRECTIVES = (
     _d("events", Ctx.MAIN, (0, 0), _events, block=True, syntax="events { ... }",
        summary="Connection processing settings."),
     _d("worker_connections", Ctx.EVENTS, (1, 1), num_slot, default=512,
-       syntax="worker_connections number;", doc_default="512",
+       syntax="worker_connections number;",
        summary="Maximum simultaneous connections per worker (client and backend sides)."),
     _d("use", Ctx.EVENTS, (1, 1), _use, syntax="use method;",
        summary="Accepted (epoll, poll, select); the event loop chooses its own method."),
-    _d("multi_accept", Ctx.EVENTS, (1, 1), flag_slot, default=False,
-       syntax="multi_accept on | off;", doc_default="off",
-       summary="Accept all pending connections at once."),
-    _d("accept_mutex", Ctx.EVENTS, (1, 1), flag_slot, default=False,
-       syntax="accept_mutex on | off;", doc_default="off",
-       summary="Accepted; workers accept in turn through the kernel."),
+    _flag("multi_accept", Ctx.EVENTS, False, "Accept all pending connections at once."),
+    _flag("accept_mutex", Ctx.EVENTS, False, "Accepted; workers accept in turn through the kernel."),
     _d("accept_mutex_delay", Ctx.EVENTS, (1, 1), msec_slot, syntax="accept_mutex_delay time;",
        doc_default="500ms", summary="Accepted for compatibility."),
     _d("debug_connection", Ctx.EVENTS, (1, 1), str_array_slot,
