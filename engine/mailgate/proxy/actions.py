@@ -3,13 +3,19 @@
 A session carries out what its sans-I/O machine asks (``mailgate.protocol.events``)
 by looking each action's type up in a table of its own handlers: the client session
 for the client-facing machine, the backend session for the backend login machine.
+Both tables carry out ``ArmTimer`` with the one handler here, :func:`arm_timer`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["Handlers", "run_actions"]
+if TYPE_CHECKING:
+    from mailgate.protocol.events import ArmTimer
+    from mailgate.proxy.timers import Timed
+
+__all__ = ["Handlers", "arm_timer", "run_actions"]
 
 Handlers = Mapping[type, Callable[[object, object], "bool | None"]]
 """Action type → handler(owner, action); a handler returning True ends the run (the
@@ -22,3 +28,8 @@ def run_actions(owner: object, handlers: Handlers, actions: Iterable) -> bool:
         if handlers[type(action)](owner, action):
             return True
     return False
+
+
+def arm_timer(owner: Timed, action: ArmTimer) -> None:
+    """``ArmTimer``, carried out alike by both sessions: (re)arm the owner's one timeout."""
+    owner.arm_timeout(action.seconds)

@@ -21,16 +21,8 @@ import threading
 from typing import TYPE_CHECKING, Protocol
 
 from mailgate.oserror import os_error_text
-from mailgate.protocol.events import (
-    ArmTimer,
-    ConnectBackend,
-    DisarmTimer,
-    Log,
-    LoginDone,
-    LoginFailed,
-    SendUpstream,
-)
-from mailgate.proxy.actions import run_actions
+from mailgate.protocol import events
+from mailgate.proxy.actions import arm_timer, run_actions
 from mailgate.proxy.timers import Timed
 
 if TYPE_CHECKING:
@@ -124,7 +116,7 @@ class BackendSession(Timed):
                  "_wheel", "client", "config", "loop", "machine", "proxy_header", "relaying",
                  "stats", "target", "transport")
 
-    def __init__(self, client: ClientSide, target: ConnectBackend, machine, config,
+    def __init__(self, client: ClientSide, target: events.ConnectBackend, machine, config,
                  wheel: "TimerWheel", stats: "WorkerStats", proxy_header: bytes = b""):
         self.client = client
         self.target = target
@@ -157,19 +149,16 @@ class BackendSession(Timed):
         """Carry out the backend login machine's actions."""
         run_actions(self, _ACTIONS, actions)
 
-    def _send_upstream(self, action: SendUpstream) -> None:
+    def _send_upstream(self, action: events.SendUpstream) -> None:
         self.write(action.data)
 
-    def _arm(self, action: ArmTimer) -> None:
-        self.arm_timeout(action.seconds)
-
-    def _disarm(self, action: DisarmTimer) -> None:
+    def _disarm(self, action: events.DisarmTimer) -> None:
         self.cancel_timeout()
 
-    def _log(self, action: Log) -> None:
+    def _log(self, action: events.Log) -> None:
         self.client.log(action.level, action.message, action.action or "")
 
-    def _login_done(self, action: LoginDone) -> bool:
+    def _login_done(self, action: events.LoginDone) -> bool:
         """The login is done: the login buffer (what the client sees first) and what the
         backend sent after it go to the client, and the relay starts."""
         self.relaying = True
@@ -179,7 +168,7 @@ class BackendSession(Timed):
         self.client.login_done(first + self.machine.take_unread())
         return True
 
-    def _login_failed(self, action: LoginFailed) -> bool:
+    def _login_failed(self, action: events.LoginFailed) -> bool:
         self.stats.backend_error(self._failure)
         self.client.login_failed(action.to_client)
         return True
@@ -307,11 +296,11 @@ class BackendSession(Timed):
 
 
 _ACTIONS = {
-    SendUpstream: BackendSession._send_upstream,
-    ArmTimer: BackendSession._arm,
-    DisarmTimer: BackendSession._disarm,
-    Log: BackendSession._log,
-    LoginDone: BackendSession._login_done,
-    LoginFailed: BackendSession._login_failed,
+    events.SendUpstream: BackendSession._send_upstream,
+    events.ArmTimer: arm_timer,
+    events.DisarmTimer: BackendSession._disarm,
+    events.Log: BackendSession._log,
+    events.LoginDone: BackendSession._login_done,
+    events.LoginFailed: BackendSession._login_failed,
 }
 

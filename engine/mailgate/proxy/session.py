@@ -24,18 +24,9 @@ from mailgate.auth import ProxyAddresses
 from mailgate.inet import sockaddr_text
 from mailgate.log import SessionContext
 from mailgate.oserror import os_error_text
-from mailgate.protocol.events import (
-    ArmTimer,
-    AuthRequest,
-    Close,
-    ConnectBackend,
-    DisarmTimer,
-    Log,
-    Send,
-    StartTLS,
-)
+from mailgate.protocol import events
 from mailgate.proxy import proxy_protocol
-from mailgate.proxy.actions import run_actions
+from mailgate.proxy.actions import arm_timer, run_actions
 from mailgate.proxy.auth_phase import AuthPhase
 from mailgate.proxy.backend import BackendSession
 from mailgate.proxy.phases import (
@@ -244,19 +235,16 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         if not run_actions(self, _ACTIONS, actions) and self.phase == PRE_AUTH:
             self._resume_input()
 
-    def _send(self, action: Send) -> None:
+    def _send(self, action: events.Send) -> None:
         self._write(action.data)
 
-    def _arm(self, action: ArmTimer) -> None:
-        self.arm_timeout(action.seconds)
-
-    def _disarm(self, action: DisarmTimer) -> None:
+    def _disarm(self, action: events.DisarmTimer) -> None:
         self.disarm_timeout()
 
-    def _log_action(self, action: Log) -> None:
+    def _log_action(self, action: events.Log) -> None:
         self.log(action.level, action.message, action.action or "")
 
-    def _close_action(self, action: Close) -> bool:
+    def _close_action(self, action: events.Close) -> bool:
         if action.timed_out:
             self.outcome = "timeout"
         elif self.machine is not None and self.machine.errors >= self.runtime.config.max_errors:
@@ -374,12 +362,12 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
 
 
 _ACTIONS = {
-    Send: ClientSession._send,
-    ArmTimer: ClientSession._arm,
-    DisarmTimer: ClientSession._disarm,
-    Log: ClientSession._log_action,
-    Close: ClientSession._close_action,
-    StartTLS: ClientSession._starttls,
-    AuthRequest: ClientSession._auth_request,
-    ConnectBackend: ClientSession._connect_backend,
+    events.Send: ClientSession._send,
+    events.ArmTimer: arm_timer,
+    events.DisarmTimer: ClientSession._disarm,
+    events.Log: ClientSession._log_action,
+    events.Close: ClientSession._close_action,
+    events.StartTLS: ClientSession._starttls,
+    events.AuthRequest: ClientSession._auth_request,
+    events.ConnectBackend: ClientSession._connect_backend,
 }
