@@ -14,11 +14,17 @@ import os
 import pwd
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailgate.config import Config, ConfigError, ConfigMessage, Listen
 from mailgate.log import ErrorLog, LogFiles
 from mailgate.oserror import os_error_text
 from mailgate.process.listeners import BIND_TRIES, configure_listen, open_listen
+
+if TYPE_CHECKING:
+    from mailgate.tls import TLSContext
+    from mailgate.tls.zones import SessionZones
 
 __all__ = ["Cycle", "check_worker_connections"]
 
@@ -50,17 +56,16 @@ def _open_logs(config: Config) -> tuple[LogFiles, ErrorLog]:
     return files, log
 
 
+@dataclass(eq=False)
 class Cycle:
     """The prepared configuration; ``sockets`` align with ``config.listen_sockets()``."""
 
-    def __init__(self, config: Config, log_files: LogFiles, log: ErrorLog,
-                 sockets: list[socket.socket], zones, contexts=None):
-        self.config = config
-        self.contexts = contexts
-        self.log_files = log_files
-        self.log = log
-        self.sockets = sockets
-        self.zones = zones
+    config: Config
+    log_files: LogFiles
+    log: ErrorLog
+    sockets: list[socket.socket]
+    zones: SessionZones
+    contexts: tuple[TLSContext | None, ...] | None = None
 
     @classmethod
     def open(cls, config: Config, zones, previous: Cycle | None = None,
