@@ -604,12 +604,26 @@ class TestPasswordFile:
         assert error("mail { ssl_password_file %s; }" % f) == 'too long line in "%s" %s' % (f, LOC)
         f.write_bytes(b"x" * 4095 + b"\n")
         assert server("ssl_password_file %s;" % f).ssl_password_file.passwords == (b"x" * 4095,)
+        f.write_bytes(b"x" * 3000 + b"\n" + b"y" * 4096)  # the long last line spans two reads
+        assert error("mail { ssl_password_file %s; }" % f) == 'too long line in "%s" %s' % (f, LOC)
         assert error("mail { ssl_password_file /nonexistent; }") == (
             'open() "/nonexistent" failed (2: No such file or directory) %s' % LOC)
         f2 = tmp_path / "pw"
         f2.write_bytes(b"a\n")
         assert error("mail { ssl_password_file %s; ssl_password_file %s; }" % (f2, f2)) == (
             '"ssl_password_file" directive is duplicate %s' % LOC)
+
+
+    def test_endless_files_are_refused(self, tmp_path):
+        # regression: /dev/zero was read until memory ran out (issue 11)
+        assert error("mail { ssl_password_file /dev/zero; }") == (
+            'too long line in "/dev/zero" %s' % LOC)
+        assert error("mail { ssl_password_file /dev/urandom; }").startswith(
+            '"/dev/urandom" is too large: a password file may hold 1048576 bytes')
+        many = tmp_path / "many"
+        many.write_bytes(b"p\n" * (1024 * 1024 // 2 + 1))
+        assert error("mail { ssl_password_file %s; }" % many) == (
+            '"%s" is too large: a password file may hold 1048576 bytes %s' % (many, LOC))
 
 
 def test_config_objects_are_immutable():

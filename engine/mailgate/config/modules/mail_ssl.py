@@ -41,6 +41,7 @@ INLINE_PREFIXES = ("data:", "engine:", "store:")
 TICKET_KEY_SIZES = (48, 80)
 SHARED_CACHE_MIN = 8 * 4096  # nginx refuses shared caches under 8 pages
 PASSWORD_LINE_MAX = 4096  # NGX_SSL_PASSWORD_BUFFER_SIZE
+PASSWORD_FILE_MAX = 1024 * 1024  # mailgate's bound: 256 lines of the longest kind
 
 _PATH_DIRECTIVES = ("ssl_dhparam", "ssl_client_certificate", "ssl_trusted_certificate", "ssl_crl")
 
@@ -66,30 +67,49 @@ def _starttls(call: Call) -> None:
 
 
 def read_password_file(call: Call, path: str) -> tuple[bytes, ...]:
-    """The non-empty lines of the file (one trailing CR stripped), read until EOF."""
+    """The non-empty lines of the file (one trailing CR stripped), read until EOF.
+
+    Read as ngx_ssl_read_password_file() reads it, a buffer at a time, so that a line
+    longer than the buffer (``/dev/zero``) is refused as soon as it is seen; a file or
+    pipe that never ends (``/dev/urandom``) is refused after PASSWORD_FILE_MAX bytes,
+    where nginx would read on until memory runs out.
+    """
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError as exc:
         raise call.error('open() "%s" failed %s' % (path, os_error_text(exc))) from None
-    chunks = []
-    try:
-        while True:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    except OSError as exc:
-        raise call.error('read() "%s" failed %s' % (path, os_error_text(exc))) from None
-    finally:
-        os.close(fd)
-    passwords = []
-    for line in b"".join(chunks).split(b"\n"):
+    passwords: list[bytes] = []
+
+    def add(line: bytes) -> None:
         if len(line) >= PASSWORD_LINE_MAX:
             raise call.error('too long line in "%s"' % path)
         if line.endswith(b"\r"):
             line = line[:-1]
         if line:
             passwords.append(line)
+
+    pending = b""
+    total = 0
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, PASSWORD_LINE_MAX)
+            except OSError as exc:
+                raise call.error('read() "%s" failed %s' % (path, os_error_text(exc))) from None
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > PASSWORD_FILE_MAX:
+                raise call.error('"%s" is too large: a password file may hold %d bytes'
+                                 % (path, PASSWORD_FILE_MAX))
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                add(line)
+            if len(pending) >= PASSWORD_LINE_MAX:
+                raise call.error('too long line in "%s"' % path)
+    finally:
+        os.close(fd)
+    add(pending)
     return tuple(passwords) or (b"",)
 
 
