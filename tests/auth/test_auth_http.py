@@ -181,6 +181,14 @@ def test_ok_without_auth_status_and_with_overrides():
         "::1", 143, b"other", b"pw", "::1:0143")
 
 
+def test_server_address_read_as_ngx_parse_addr():
+    # an octal-looking octet is decimal to ngx_inet_addr(); IPv6 printed by ngx_inet6_ntop()
+    result, _ = run_decide(b"Auth-Server: 0127.0.0.1\r\nAuth-Port: 143\r\n\r\n")
+    assert (result.server, result.upstream) == ("127.0.0.1", "0127.0.0.1:143")
+    result, _ = run_decide(b"Auth-Server: 0:0:0:0:0:ffff:7f00:1\r\nAuth-Port: 143\r\n\r\n")
+    assert result.server == "::ffff:127.0.0.1"
+
+
 def test_failure_with_wait_and_smtp_error_code():
     result, logs = run_decide(b"Auth-Status: Temporary failure\r\nAuth-Wait: 2\r\n"
                               b"Auth-Error-Code: 451 4.3.0\r\n\r\n")
@@ -202,6 +210,7 @@ def test_wait_status_retries():
     (b"Auth-Server: 127.0.0.1\r\n\r\n", SERVICE + " did not send server or port"),
     (b"Auth-Server: mail.example\r\nAuth-Port: 143\r\n\r\n", SERVICE + ' sent invalid server address:"mail.example"'),
     (b"Auth-Server: [::1]\r\nAuth-Port: 143\r\n\r\n", SERVICE + ' sent invalid server address:"[::1]"'),
+    (b"Auth-Server: fe80::1%lo\r\nAuth-Port: 143\r\n\r\n", SERVICE + ' sent invalid server address:"fe80::1%lo"'),
     (b"Auth-Server: 127.0.0.1\r\nAuth-Port: 65536\r\n\r\n", SERVICE + ' sent invalid server port:"65536"'),
 ])
 def test_internal_errors(data, message):

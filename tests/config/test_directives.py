@@ -341,6 +341,13 @@ class TestListen:
         (ls,) = self.listens("127.0.0.5")
         assert ls.port == 0  # nginx binds an ephemeral port when none is given
 
+    def test_addresses_read_and_printed_as_nginx(self):
+        # ngx_inet_addr() and ngx_inet6_ntop(), not Python's ipaddress (issue 12)
+        (ls,) = self.listens("0127.0.0.1:6000")
+        assert (ls.address, ls.addr_text) == ("127.0.0.1", "127.0.0.1:6000")
+        (ls,) = self.listens("[::ffff:127.0.0.1]:6000")
+        assert (ls.address, ls.addr_text) == ("::ffff:127.0.0.1", "[::ffff:127.0.0.1]:6000")
+
     def test_port_range(self):
         assert [ls.port for ls in self.listens("127.0.0.1:6000-6002")] == [6000, 6001, 6002]
 
@@ -366,6 +373,8 @@ class TestListen:
         ("0", 'invalid port in "0" of the "listen" directive'),
         ("[::1:143", 'invalid host in "[::1:143" of the "listen" directive'),
         ("[zz]:143", 'invalid IPv6 address in "[zz]:143" of the "listen" directive'),
+        ("[fe80::1%lo]:143", 'invalid IPv6 address in "[fe80::1%lo]:143" of the "listen" directive'),
+        ("[127.0.0.1]:143", 'invalid IPv6 address in "[127.0.0.1]:143" of the "listen" directive'),
         ("host.invalid:143", 'host not found in "host.invalid:143" of the "listen" directive'),
         ("127.0.0.1:2-1", 'invalid port range in "127.0.0.1:2-1" of the "listen" directive'),
         ("127.0.0.1:1/x", 'invalid host in "127.0.0.1:1/x" of the "listen" directive'),

@@ -17,7 +17,6 @@ answers split across reads): docs/differences.md#auth_http.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
 import socket
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Callable
 from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
 from mailgate.config.values import atoi
+from mailgate.inet import format_ip, parse_ip
 from mailgate.oserror import os_error_text
 from mailgate.protocol import sasl
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
@@ -213,10 +213,9 @@ def parse_response(data: bytes) -> AuthResponse | None:
 
 
 def _ip_literal(value: bytes) -> str | None:
-    try:
-        return str(ipaddress.ip_address(value.decode("ascii")))
-    except (UnicodeDecodeError, ValueError):
-        return None
+    """Auth-Server as ngx_parse_addr() reads it: an IPv4 or IPv6 address, never a name."""
+    ip = parse_ip(value)
+    return None if ip is None else format_ip(ip)
 
 
 def decide(response: AuthResponse, peer: str, log: LogFunction):

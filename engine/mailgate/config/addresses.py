@@ -9,12 +9,11 @@ Addresses are printed by :func:`mailgate.inet.sock_ntop`.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from dataclasses import dataclass
 
 from mailgate.config.values import atoi
-from mailgate.inet import sock_ntop
+from mailgate.inet import format_ip, parse_ip, sock_ntop
 
 __all__ = ["AddressError", "Address", "ParsedURL", "parse_url"]
 
@@ -116,13 +115,12 @@ def _parse_inet6(url: str, *, listen: bool, uri_part: bool, default_port: int) -
     host = url[1:close]
     if not host:
         raise AddressError("no host")
-    try:
-        ip = ipaddress.IPv6Address(host)
-    except ValueError:
-        raise AddressError("invalid IPv6 address") from None
+    ip = parse_ip(host)  # ngx_inet6_addr(): no scope, no IPv4 alone
+    if ip is None or ip.version != 6:
+        raise AddressError("invalid IPv6 address")
     return ParsedURL(
         url[: close + 1], port, last_port, no_port, uri, ip.is_unspecified,
-        (Address(socket.AF_INET6, str(ip), port),),
+        (Address(socket.AF_INET6, format_ip(ip), port),),
     )
 
 
@@ -160,15 +158,14 @@ def _parse_inet(url: str, *, listen: bool, uri_part: bool, default_port: int) ->
         return ParsedURL(
             "*", port, last_port, no_port, uri, True, (Address(socket.AF_INET, "0.0.0.0", port),)
         )
-    try:
-        ip = ipaddress.IPv4Address(host_part)
-    except ValueError:
+    ip = parse_ip(host_part)  # ngx_inet_addr(): "0127.0.0.1" is 127.0.0.1, as nginx reads it
+    if ip is None or ip.version != 4:
         addresses = _resolve(host_part, port)
         wildcard = addresses[0].host in ("0.0.0.0", "::")
         return ParsedURL(host_part, port, last_port, no_port, uri, wildcard, addresses)
     return ParsedURL(
-        host_part, port, last_port, no_port, uri, ip == ipaddress.IPv4Address(0),
-        (Address(socket.AF_INET, str(ip), port),),
+        host_part, port, last_port, no_port, uri, ip.is_unspecified,
+        (Address(socket.AF_INET, format_ip(ip), port),),
     )
 
 
