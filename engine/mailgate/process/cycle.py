@@ -138,9 +138,16 @@ class Cycle:
         """Whether the main error_log writes to stderr itself."""
         return any(target.kind == "stderr" for target in self.config.main.error_log)
 
+    def uses_stderr(self) -> bool:
+        """Whether any error_log, at any level, writes to stderr: nginx's
+        ``cycle->log_use_stderr``, set by every ``error_log stderr`` (ngx_log_set_log())."""
+        return self.logs_to_stderr() or any(
+            target.kind == "stderr" for server in self.config.servers for target in server.error_log)
+
     def first_log_file(self) -> int | None:
-        """The descriptor of the main error_log's first file, where stderr is sent."""
-        if self.logs_to_stderr():
+        """The descriptor of the main error_log's first file, where stderr is sent; None
+        when an error_log writes to stderr itself (ngx_log_redirect_stderr())."""
+        if self.uses_stderr():
             return None
         path = next((t.path for t in self.config.main.error_log if t.kind == "file"), None)
         return None if path is None else self.log_files.get(path).fd
