@@ -213,6 +213,10 @@ class ErrorLog:
             else:
                 self.destinations.append(_SyslogDestination(target, hostname, level))
         self.max_level = max((d.level for d in self.destinations), default=-1)
+        #: whether any destination takes debug lines: the one test a debug line's call
+        #: site makes before it formats anything (nginx's ngx_log_debug macros test
+        #: log->log_level first too)
+        self.debug = self.max_level >= _LEVEL_NUMBER["debug"]
 
     def enabled(self, level: str) -> bool:
         """Whether any destination takes lines of this level (test before formatting)."""

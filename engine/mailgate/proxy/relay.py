@@ -32,7 +32,11 @@ class RelayPhase:
         header = b""
         if config.proxy_protocol != "off":
             header = self._backend_proxy_header(config.proxy_protocol)
-        self.backend = BackendSession(self, target, self.machine.backend_login(), config,
+        login = self.machine.backend_login()
+        if runtime.log.debug:
+            login.debug = True
+            self.log("debug", "mail proxy connect to upstream: %s" % target.upstream)
+        self.backend = BackendSession(self, target, login, config,
                                       self._wheel, runtime.stats, header)
         self.backend.start()
 
@@ -52,6 +56,8 @@ class RelayPhase:
         self.transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         self.phase = RELAY
         self.outcome = "proxied"
+        if self.runtime.log.debug:
+            self.log("debug", "mail proxy relay start")
         self._touch()
         self._write(first)
         self._relay_to_backend()

@@ -42,8 +42,9 @@ class ServerRuntime:
         #: ServerMachine.fixed_start), else None
         self.fixed_start = SERVERS[config.protocol].fixed_start(config)
 
-    async def authenticate(self, facts: AuthFacts, log):
-        """The auth decision for ``facts``: the embedder's callable, or auth_http."""
+    async def authenticate(self, facts: AuthFacts, log, *, debug: bool = False):
+        """The auth decision for ``facts``: the embedder's callable, or auth_http
+        (``debug``: log the request and the answer at debug, secrets withheld)."""
         hook = self.auth
         config = self.config
         if hook is None:
@@ -53,7 +54,7 @@ class ServerRuntime:
             stats.auth_request_started()
             try:
                 return await auth_http.query(config.auth_http, config.auth_http_header,
-                                             config.auth_http_timeout, facts, log)
+                                             config.auth_http_timeout, facts, log, debug=debug)
             finally:
                 stats.auth_request_done(loop.time() - started)
         try:

@@ -138,6 +138,10 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         runtime = self.runtime = self.listener.route(transport)
         runtime.stats.session_opened(runtime.config.protocol)
         log = runtime.log
+        if log.debug:  # ngx_event_accept()'s line
+            log.log("debug", "accept: %s fd:%d" % (
+                "unix:" if self.unix else sockaddr_text(peer),
+                transport.get_extra_info("socket").fileno()), conn=self.number)
         if log.enabled("info"):
             log.log("info", "*%d client %s connected to %s" % (
                 self.number, "unix:" if self.unix else sockaddr_text(peer), self.listen.addr_text))
@@ -316,6 +320,8 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
     def _finish(self) -> None:
         if self.runtime is not None:
             self.runtime.stats.session_ended(self.runtime.config.protocol, self.outcome)
+            if self.runtime.log.debug:
+                self.log("debug", "close mail connection: %s" % self.outcome)
         self._closed = True
         self.cancel_timeout()
         if self.backend is not None:
@@ -354,6 +360,9 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         "" none at all."""
         log = self.runtime.log
         if not log.enabled(level):
+            return
+        if level == "debug":  # nginx's debug lines have no context (ngx_log_error_core())
+            log.log(level, message, conn=self.number)
             return
         if self.machine is not None:
             self.ctx.login = self.machine.login

@@ -14,7 +14,7 @@ The class using it keeps the state in its own slots (``transport``, ``tls``,
 * ``_tls_established() -> bool``: the handshake is done; True to read on at once;
 * ``_tls_readable()``: plaintext may be waiting in ``tls``;
 * ``_tls_peer_closed()``: the peer's close_notify, or the end of its input;
-* ``log(level, message)`` and ``_close(quiet)``.
+* ``log(level, message)`` and ``_close(quiet)``, and ``runtime.log`` (its ``debug``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,10 @@ class TLSTransport(Timed):
         tls = self.tls
         try:
             if not tls.handshake_done:
-                if not tls.do_handshake(received):
+                done = tls.do_handshake(received)
+                if self.runtime.log.debug:  # ngx_ssl_handshake()'s line
+                    self.log("debug", "SSL_do_handshake: %d" % (1 if done else -1))
+                if not done:
                     self._flush_tls()
                     if self._peer_eof:
                         raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
