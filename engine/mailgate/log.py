@@ -30,6 +30,7 @@ __all__ = [
     "format_line",
     "level_number",
     "printable",
+    "syslog_destination",
     "write_stderr",
 ]
 
@@ -194,6 +195,12 @@ class _SyslogDestination(_Destination):
             if self.sock is not None:  # a restarted syslog daemon: reconnect next time
                 self.sock.close()
                 self.sock = None
+
+
+def syslog_destination(target, hostname: str | None = None) -> _SyslogDestination:
+    """A syslog server of a ``syslog:`` target (``LogTarget``), for the access log."""
+    return _SyslogDestination(target, hostname or socket.gethostname().lower(),
+                              _LEVEL_NUMBER["debug"])
 
 
 class ErrorLog:

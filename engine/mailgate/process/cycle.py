@@ -44,12 +44,15 @@ def check_worker_connections(config: Config) -> None:
 
 
 def _open_logs(config: Config) -> tuple[LogFiles, ErrorLog]:
-    """Open every error_log file of the configuration (the workers inherit them)."""
+    """Open every error_log and access_log file of the configuration (the workers
+    inherit them)."""
     files = LogFiles()
     try:
         log = ErrorLog(config.main.error_log, files)
         for server in config.servers:
             ErrorLog(server.error_log, files)
+        for path in _access_log_paths(config):
+            files.get(path)
     except OSError as exc:
         files.close()
         raise ConfigError('open() "%s" failed %s' % (exc.filename, os_error_text(exc))) from None
@@ -166,12 +169,17 @@ class Cycle:
             return
         targets = [*self.config.main.error_log,
                    *(t for server in self.config.servers for t in server.error_log)]
-        for path in {t.path for t in targets if t.kind == "file"}:
+        paths = {t.path for t in targets if t.kind == "file"} | _access_log_paths(self.config)
+        for path in paths:
             try:
                 if os.stat(path).st_uid != uid:
                     os.chown(path, uid, -1)
             except OSError as exc:
                 self.log.log("alert", 'chown("%s", %d) failed %s' % (path, uid, os_error_text(exc)))
+
+
+def _access_log_paths(config: Config) -> set[str]:
+    return {t.path for server in config.servers for t in server.access_log if t.path}
 
 
 def _close_socket(sock: socket.socket, unlink: bool) -> None:

@@ -128,6 +128,7 @@ class Worker:
     def reopen(self) -> None:
         """USR1: reopen the log files (the rotated ones are let go)."""
         self.log.log("notice", "reopening logs")
+        self.proxy.flush_access_logs()
         self.cycle.log_files.reopen()
         system.redirect_stderr(self.cycle.first_log_file())
 

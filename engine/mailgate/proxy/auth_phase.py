@@ -68,7 +68,7 @@ class AuthPhase:
             result = AuthInternalError()
         if self._closed:
             return
-        kind = _AUTH_RESULTS[type(result)]
+        kind = self.auth_status = _AUTH_RESULTS[type(result)]
         runtime.stats.auth(runtime.config.protocol, kind)
         if runtime.log.debug:
             self.log("debug", "mail auth result: %s" % kind)

@@ -52,6 +52,7 @@ class RelayPhase:
 
     def login_done(self, first: bytes) -> None:
         """The backend took the login: ``first`` to the client, then the relay."""
+        self.upstream_connect_time = self.backend.connect_time
         # relayed data may outrun the client: pause the backend beyond a few buffers
         self.transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         self.phase = RELAY
@@ -78,6 +79,7 @@ class RelayPhase:
     def backend_closed(self) -> None:
         """The backend ended the relay (EOF or error)."""
         if self.phase == RELAY:
+            self.close_reason = "backend_closed"
             self.log("info", "proxied session done", "")
             self._close()
 
@@ -105,6 +107,7 @@ class RelayPhase:
         self._update_reading()
 
     def _relay_client_eof(self) -> None:
+        self.close_reason = "client_closed"
         self.log("info", "proxied session done", "")
         self._close()
 

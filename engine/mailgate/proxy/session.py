@@ -17,7 +17,9 @@ never grows memory beyond the buffers.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailgate.auth import ProxyAddresses
@@ -39,6 +41,7 @@ from mailgate.proxy.phases import (
     RESOLVING,
 )
 from mailgate.proxy.preauth import PreAuthPhase
+from mailgate.proxy.record import SessionRecord
 from mailgate.proxy.relay import RelayPhase
 from mailgate.proxy.tls_transport import DISCARD, TLSTransport
 from mailgate.tls import TLSStream
@@ -79,9 +82,10 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
     __slots__ = (
         "_auth_task", "_closed", "_due", "_early", "_header", "_header_length",
         "_backend_paused", "_peer_eof", "_pumping", "_reading", "_slot", "_tls_closing",
-        "_wheel", "backend", "client_address", "client_host", "client_port", "ctx", "listen",
-        "listener", "loop", "machine", "number", "outcome", "phase", "proxy",
-        "proxy_addresses", "runtime", "tls", "tls_implicit", "transport", "unix",
+        "_wheel", "auth_status", "backend", "bytes_received", "bytes_sent", "client_address",
+        "client_host", "client_port", "close_reason", "ctx", "listen", "listener", "loop",
+        "machine", "number", "outcome", "phase", "proxy", "proxy_addresses", "runtime",
+        "started", "tls", "tls_implicit", "transport", "unix", "upstream_connect_time",
     )
 
     def __init__(self, listener: SessionSource, number: int):
@@ -96,6 +100,13 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         self.transport: asyncio.Transport | None = None
         self.phase = PROXY_HEADER
         self.outcome = "client_closed"  # how the session ended, for the stats
+        # for the access log (SessionRecord): what ended a relay, the last auth answer,
+        # the bytes on the client connection, when it began (epoch)
+        self.close_reason: str | None = None
+        self.auth_status: str | None = None
+        self.upstream_connect_time: float | None = None
+        self.bytes_sent = self.bytes_received = 0
+        self.started = 0.0
         self.ctx: SessionContext | None = None
         self.machine = None
         self.tls: TLSStream | None = None
@@ -121,6 +132,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.started = time.time()
         peer = transport.get_extra_info("peername")
         if peer is None or self._closed:
             # reset before it was accepted (uvloop has no address for it then), or ended
@@ -182,6 +194,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         return DISCARD
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.bytes_received += nbytes
         if self.tls is not None:  # there is no PROXY header left to read then
             if self._tls_closing:
                 self._tls_closing_input(nbytes)
@@ -266,6 +279,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
             self._run(self._active_machine().timer_expired())
         elif phase == RELAY:
             self.log("info", "client timed out %s" % TIMED_OUT, "proxying")
+            self.close_reason = "timeout"
             self._close(quiet=True)
         else:
             # PROXY header, TLS handshake: nginx closes without a word
@@ -313,15 +327,21 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         """End the session now (fast shutdown, or a graceful one that ran out of time)."""
         if self.outcome != "proxied":
             self.outcome = "shutdown"
+        self.close_reason = "shutdown"
         if reason and self.runtime is not None:
             self.log("info", reason, "proxying" if self.phase == RELAY else None)
         self._close(quiet=True)
 
     def _finish(self) -> None:
-        if self.runtime is not None:
-            self.runtime.stats.session_ended(self.runtime.config.protocol, self.outcome)
-            if self.runtime.log.debug:
-                self.log("debug", "close mail connection: %s" % self.outcome)
+        runtime = self.runtime
+        if runtime is not None:
+            runtime.stats.session_ended(runtime.config.protocol, self.outcome)
+            if self.close_reason is None:
+                self.close_reason = self.outcome
+            if runtime.log.debug:
+                self.log("debug", "close mail connection: %s, %s" % (self.outcome, self.close_reason))
+            if runtime.wants_records:
+                runtime.session_ended(self._record())
         self._closed = True
         self.cancel_timeout()
         if self.backend is not None:
@@ -335,6 +355,36 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         # gone, instead of the cyclic garbage collector, whose runs cost far more.
         self.transport = None
         self.backend = None
+
+    def _record(self) -> SessionRecord:
+        """The access log's facts of this session, now that it ends."""
+        tls = self.tls
+        local = self.transport.get_extra_info("sockname") if self.transport is not None else None
+        if isinstance(local, tuple):
+            server_addr, server_port = local[0], local[1]
+        else:
+            server_addr, server_port = ("unix:" if local is not None else None), None
+        subject = None
+        if tls is not None and tls.handshake_done and self.runtime.config.ssl_verify_client != "off":
+            subject = tls.client_certificate().subject
+        done = tls is not None and tls.handshake_done
+        login = self.machine.login if self.machine is not None else self.ctx.login if self.ctx else b""
+        return SessionRecord(
+            connection=self.number, pid=os.getpid(), protocol=self.runtime.config.protocol,
+            remote_addr=self.client_address, remote_port=None if self.unix else self.client_port,
+            proxy_protocol_addr=(self.proxy_addresses.source_address
+                                 if self.proxy_addresses is not None else None),
+            server_addr=server_addr, server_port=server_port,
+            server_name=self.runtime.config.server_name, login=login or None,
+            auth_status=self.auth_status,
+            upstream_addr=self.ctx.upstream if self.ctx is not None else None,
+            upstream_connect_time=self.upstream_connect_time,
+            start=self.started, end=time.time(),
+            bytes_sent=self.bytes_sent, bytes_received=self.bytes_received,
+            ssl_protocol=tls.protocol if done else None, ssl_cipher=tls.cipher if done else None,
+            ssl_session_reused=tls.session_reused if done else None,
+            ssl_server_name=tls.server_name if done else None, ssl_client_s_dn=subject,
+            outcome=self.outcome, close_reason=self.close_reason or self.outcome)
 
     # -- logging ---------------------------------------------------------------------------------
 

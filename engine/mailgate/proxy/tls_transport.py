@@ -38,6 +38,7 @@ class TLSTransport(Timed):
     _tls_closing: bool  # close_notify sent, waiting for the peer's
     _closed: bool
     _peer_eof: bool
+    bytes_sent: int  # to the peer on its connection, TLS records included
 
     def _start_tls(self, stream: TLSStream, rest: bytes = b"") -> None:
         """TLS on from now: ``rest`` is what arrived before, already part of it.  A
@@ -89,6 +90,7 @@ class TLSTransport(Timed):
         if tls is not None:
             data = tls.data_to_send()
             if data:
+                self.bytes_sent += len(data)
                 self.transport.write(data)
 
     def _write(self, data) -> None:
@@ -103,8 +105,10 @@ class TLSTransport(Timed):
                 self.log(exc.level, str(exc))
                 self._close(quiet=True)
                 return
+            self.bytes_sent += len(records)
             self.transport.write(records)
         else:
+            self.bytes_sent += len(data)
             self.transport.write(bytes(data))
 
     def _close_transport(self, quiet: bool) -> None:

@@ -1,0 +1,102 @@
+"""What is known of a session when it ends: ``SessionRecord``, the access log's facts.
+
+A record is made once per finished session, and only when someone wants it (an
+``access_log``, or an embedder's ``on_session`` callable).  ``value(record, name)``
+gives an access log variable's value as bytes, or None when the session has none
+(the log shows ``-``, as nginx shows a variable that is not found).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from mailgate.config.modules.mail_log import VARIABLES
+
+__all__ = ["SessionRecord", "value"]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """One finished session.  Times are seconds since the epoch; durations seconds;
+    absent facts are None (no TLS, no login, no backend ...)."""
+
+    connection: int  #: the session's number in its worker (nginx's ``*N``)
+    pid: int  #: the worker's process ID
+    protocol: str
+    remote_addr: str  #: the client (the PROXY protocol's when realip trusts it)
+    remote_port: int | None
+    proxy_protocol_addr: str | None
+    server_addr: str | None
+    server_port: int | None
+    server_name: str
+    login: bytes | None
+    auth_status: str | None  #: ok, failed, error, wait: the last auth answer
+    upstream_addr: str | None
+    upstream_connect_time: float | None
+    start: float
+    end: float
+    bytes_sent: int  #: to the client, on its connection (TLS records included)
+    bytes_received: int  #: from the client, on its connection
+    ssl_protocol: str | None
+    ssl_cipher: str | None
+    ssl_session_reused: bool | None
+    ssl_server_name: str | None
+    ssl_client_s_dn: str | None
+    outcome: str  #: the stats' outcome (proxied, auth_failed, timeout ...)
+    close_reason: str  #: what ended it: client_closed, backend_closed, timeout, or the outcome
+
+    @property
+    def session_time(self) -> float:
+        return self.end - self.start
+
+
+def _text(item) -> bytes | None:
+    return None if item is None else str(item).encode("utf-8", "surrogateescape")
+
+
+def _seconds(item: float | None) -> bytes | None:
+    return None if item is None else b"%.3f" % item
+
+
+def _iso8601(when: float) -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(when))
+    return (stamp[:-2] + ":" + stamp[-2:]).encode()  # nginx's +00:00
+
+
+_GETTERS: dict[str, Callable[[SessionRecord], bytes | None]] = {
+    "time_local": lambda r: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.end)).encode(),
+    "time_iso8601": lambda r: _iso8601(r.end),
+    "msec": lambda r: b"%.3f" % r.end,
+    "connection": lambda r: b"%d" % r.connection,
+    "pid": lambda r: b"%d" % r.pid,
+    "remote_addr": lambda r: _text(r.remote_addr),
+    "remote_port": lambda r: _text(r.remote_port),
+    "proxy_protocol_addr": lambda r: _text(r.proxy_protocol_addr),
+    "server_addr": lambda r: _text(r.server_addr),
+    "server_port": lambda r: _text(r.server_port),
+    "server_name": lambda r: _text(r.server_name),
+    "protocol": lambda r: r.protocol.encode(),
+    "login": lambda r: r.login or None,
+    "auth_status": lambda r: _text(r.auth_status),
+    "upstream_addr": lambda r: _text(r.upstream_addr),
+    "upstream_connect_time": lambda r: _seconds(r.upstream_connect_time),
+    "session_time": lambda r: _seconds(r.session_time),
+    "bytes_sent": lambda r: b"%d" % r.bytes_sent,
+    "bytes_received": lambda r: b"%d" % r.bytes_received,
+    "ssl_protocol": lambda r: _text(r.ssl_protocol),
+    "ssl_cipher": lambda r: _text(r.ssl_cipher),
+    # nginx's $ssl_session_reused: "r" when reused, "." otherwise
+    "ssl_session_reused": lambda r: None if r.ssl_session_reused is None
+    else (b"r" if r.ssl_session_reused else b"."),
+    "ssl_server_name": lambda r: _text(r.ssl_server_name),
+    "ssl_client_s_dn": lambda r: _text(r.ssl_client_s_dn),
+    "close_reason": lambda r: r.close_reason.encode(),
+}
+assert set(_GETTERS) == set(VARIABLES), "every access log variable has a value"
+
+
+def value(record: SessionRecord, name: str) -> bytes | None:
+    """The value of access log variable ``name`` (bytes as logged, before escaping)."""
+    return _GETTERS[name](record)
