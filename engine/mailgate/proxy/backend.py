@@ -138,7 +138,7 @@ class BackendSession(Timed):
         self._failure = "invalid_response"
         #: seconds from the start of the connect to the connection (None until connected)
         self.connect_time: float | None = None
-        stats.backend_opened()
+        stats.backend_opened(target.upstream)
 
     @property
     def log_action(self) -> str:
@@ -171,7 +171,7 @@ class BackendSession(Timed):
         return True
 
     def _login_failed(self, action: events.LoginFailed) -> bool:
-        self.stats.backend_error(self._failure)
+        self.stats.backend_error(self._failure, self.target.upstream)
         self.client.login_failed(action.to_client)
         return True
 
@@ -292,7 +292,7 @@ class BackendSession(Timed):
         if self._closed:
             return
         self._closed = True
-        self.stats.backend_closed()
+        self.stats.backend_closed(self.target.upstream)
         self.cancel_timeout()
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()

@@ -57,6 +57,7 @@ class RelayPhase:
         self.transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         self.phase = RELAY
         self.outcome = "proxied"
+        self.runtime.stats.relay_started(self.runtime.config.protocol)
         if self.runtime.log.debug:
             self.log("debug", "mail proxy relay start")
         self._touch()
