@@ -10,6 +10,7 @@ from tests.support.clients import imap_login, open_imap, open_pop3, open_smtp
 from tests.support.configs import STANDARD
 from tests.support.users import ALICE, BOB
 
+SHARED_KEY = "shared-key-4711"  # an auth_http_header value: a secret shared with the auth server
 DEBUG = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[debug\] \d+#\d+: \*(\d+) (.*)$")
 
 
@@ -32,7 +33,9 @@ def assert_no_secret(text: bytes, *users) -> None:
 def test_debug_lines_of_sessions_and_no_secret(embedded, dovecot, smtp_backend,
                                                tls_client_context):
     log_path = embedded.directory / "debug.log"
-    gate = embedded.start("error_log %s debug;\n%s" % (log_path, STANDARD))
+    access_path = embedded.directory / "access.log"
+    gate = embedded.start("error_log %s debug;\naccess_log %s;\nauth_http_header X-Auth-Key %s;\n%s"
+                          % (log_path, access_path, SHARED_KEY, STANDARD))
     # IMAP over implicit TLS with LOGIN, IMAP with AUTHENTICATE PLAIN after STARTTLS
     with open_imap(*gate.address("imaps"), security="ssl", context=tls_client_context) as imap:
         imap_login(imap, ALICE)
@@ -61,12 +64,17 @@ def test_debug_lines_of_sessions_and_no_secret(embedded, dovecot, smtp_backend,
     smtp.auth("PLAIN", lambda challenge=None: "\0%s\0%s" % (BOB.login, BOB.password),
               initial_response_ok=True)
     smtp.quit()
+    smtp = open_smtp(*gate.address("smtp"))
+    smtp.ehlo("client.test")
+    smtp.user, smtp.password = ALICE.login, ALICE.password
+    smtp.auth("LOGIN", smtp.auth_login, initial_response_ok=False)
+    smtp.quit()
     embedded.stop()
 
     text = log_path.read_bytes()
-    assert_no_secret(text, ALICE, BOB)
-    assert_no_secret(embedded.error_log_path.read_bytes() if embedded.error_log_path.exists()
-                     else b"", ALICE, BOB)
+    for path in (log_path, access_path):  # every log the proxy wrote, all levels
+        assert_no_secret(path.read_bytes(), ALICE, BOB)
+        assert SHARED_KEY.encode() not in path.read_bytes()
     lines = [DEBUG.match(line) for line in text.decode().splitlines()]
     debug = [(int(m.group(1)), m.group(2)) for m in lines if m]
     messages = [message for _, message in debug]
@@ -84,6 +92,7 @@ def test_debug_lines_of_sessions_and_no_secret(embedded, dovecot, smtp_backend,
         r'^imap auth command: "\S+ AUTHENTICATE \.\.\."$', r'^imap auth command: "\.\.\."$',
         r'^pop3 auth command: "USER alice"$', r'^pop3 auth command: "\.\.\."$',
         r'^smtp auth command: "AUTH \.\.\."$', r"^mail auth state: CRAM-MD5 ",
+        r"^mail auth state: LOGIN ", r'^mail auth http request header: "X-Auth-Key: \.\.\."$',
         r'^mail auth: plain login:"alice" attempt:1$',
         r'^mail auth http request: "GET /\S* HTTP/1\.0"$',
         r'^mail auth http request header: "Auth-Pass: \.\.\."$',

@@ -405,6 +405,11 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
             return "proxying"
         return ""
 
+    @property
+    def debugging(self) -> bool:
+        """Whether the server's error_log takes debug lines (TLSTransport asks)."""
+        return self.runtime.log.debug
+
     def log(self, level: str, message: str, action: str | None = None) -> None:
         """A session line with nginx's context; ``action`` None means the current one,
         "" none at all."""

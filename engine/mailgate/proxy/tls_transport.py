@@ -14,7 +14,8 @@ The class using it keeps the state in its own slots (``transport``, ``tls``,
 * ``_tls_established() -> bool``: the handshake is done; True to read on at once;
 * ``_tls_readable()``: plaintext may be waiting in ``tls``;
 * ``_tls_peer_closed()``: the peer's close_notify, or the end of its input;
-* ``log(level, message)`` and ``_close(quiet)``, and ``runtime.log`` (its ``debug``).
+* ``log(level, message)`` and ``_close(quiet)``, and ``debugging``: whether its log
+  takes debug lines (False unless the class says otherwise).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class TLSTransport(Timed):
     _closed: bool
     _peer_eof: bool
     bytes_sent: int  # to the peer on its connection, TLS records included
+    debugging = False
 
     def _start_tls(self, stream: TLSStream, rest: bytes = b"") -> None:
         """TLS on from now: ``rest`` is what arrived before, already part of it.  A
@@ -55,7 +57,7 @@ class TLSTransport(Timed):
         try:
             if not tls.handshake_done:
                 done = tls.do_handshake(received)
-                if self.runtime.log.debug:  # ngx_ssl_handshake()'s line
+                if self.debugging:  # ngx_ssl_handshake()'s line
                     self.log("debug", "SSL_do_handshake: %d" % (1 if done else -1))
                 if not done:
                     self._flush_tls()
