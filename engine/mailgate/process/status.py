@@ -55,52 +55,33 @@ class _Collector:
     def collect(self):
         facts = self.facts()
         stats = facts["stats"]
-        sessions = CounterMetricFamily("mailgate_sessions", "Finished client sessions",
-                                       labels=("protocol", "outcome"))
-        for protocol, outcomes in stats["sessions"].items():
-            for outcome, count in outcomes.items():
-                sessions.add_metric((protocol, outcome), count)
-        yield sessions
-        yield _gauges("mailgate_sessions_active", "Client sessions open now", "protocol",
-                      stats["sessions_active"])
-        yield _gauges("mailgate_sessions_relaying",
-                      "Client sessions open now that are past the login, relaying", "protocol",
-                      stats["sessions_relaying"])
-        auth = CounterMetricFamily("mailgate_auth", "Answers of the auth service",
-                                   labels=("protocol", "result"))
-        for protocol, results in stats["auth"].items():
-            for result, count in results.items():
-                auth.add_metric((protocol, result), count)
-        yield auth
-        tls = CounterMetricFamily("mailgate_tls_handshakes", "Client TLS handshakes done",
-                                  labels=("version", "resumed"))
-        for version, kinds in stats["tls_handshakes"].items():
-            for kind, count in kinds.items():
-                tls.add_metric((version, "true" if kind == "resumed" else "false"), count)
-        yield tls
-        traffic = CounterMetricFamily("mailgate_bytes", "Bytes relayed after the login",
-                                      labels=("direction",))
-        for direction, count in stats["bytes"].items():
-            traffic.add_metric((direction,), count)
-        yield traffic
-        errors = CounterMetricFamily("mailgate_backend_errors", "Backend logins that failed",
-                                     labels=("reason",))
-        for reason, count in stats["backend_errors"].items():
-            errors.add_metric((reason,), count)
-        yield errors
-        per_backend = CounterMetricFamily("mailgate_backend_sessions",
-                                          "Sessions sent to each backend", labels=("backend",))
-        backend_errors = CounterMetricFamily("mailgate_backend_failures",
-                                             "Failed logins at each backend", labels=("backend",))
-        backend_open = GaugeMetricFamily("mailgate_backend_connections",
-                                         "Backend connections open now", labels=("backend",))
-        for name, backend in sorted(stats["backends"].items()):
-            per_backend.add_metric((name,), backend["sessions"])
-            backend_errors.add_metric((name,), backend["errors"])
-            backend_open.add_metric((name,), backend["active"])
-        yield per_backend
-        yield backend_errors
-        yield backend_open
+        yield _family(CounterMetricFamily, "mailgate_sessions", "Finished client sessions",
+                      ("protocol", "outcome"), stats["sessions"])
+        yield _family(GaugeMetricFamily, "mailgate_sessions_active", "Client sessions open now",
+                      ("protocol",), stats["sessions_active"])
+        yield _family(GaugeMetricFamily, "mailgate_sessions_relaying",
+                      "Client sessions open now that are past the login, relaying",
+                      ("protocol",), stats["sessions_relaying"])
+        yield _family(CounterMetricFamily, "mailgate_auth", "Answers of the auth service",
+                      ("protocol", "result"), stats["auth"])
+        yield _family(CounterMetricFamily, "mailgate_tls_handshakes",
+                      "Client TLS handshakes done", ("version", "resumed"),
+                      {version: {"false": kinds["full"], "true": kinds["resumed"]}
+                       for version, kinds in stats["tls_handshakes"].items()})
+        yield _family(CounterMetricFamily, "mailgate_bytes", "Bytes relayed after the login",
+                      ("direction",), stats["bytes"])
+        yield _family(CounterMetricFamily, "mailgate_backend_errors",
+                      "Backend logins that failed", ("reason",), stats["backend_errors"])
+        backends = stats["backends"]
+        for cls, name, documentation, key in (
+                (CounterMetricFamily, "mailgate_backend_sessions", "Sessions sent to each backend",
+                 "sessions"),
+                (CounterMetricFamily, "mailgate_backend_failures",
+                 "Failed logins at each backend", "errors"),
+                (GaugeMetricFamily, "mailgate_backend_connections",
+                 "Backend connections open now", "active")):
+            yield _family(cls, name, documentation, ("backend",),
+                          {backend: values[key] for backend, values in sorted(backends.items())})
         duration = stats["auth_http_duration"]
         buckets = [("+Inf" if bound == float("inf") else repr(bound), count)
                    for bound, count in duration["buckets"].items()]
@@ -122,10 +103,18 @@ class _Collector:
                                 value=1 if facts["draining"] else 0)
 
 
-def _gauges(name: str, documentation: str, label: str, values: dict) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(name, documentation, labels=(label,))
-    for key, value in values.items():
-        family.add_metric((key,), value)
+def _family(cls, name: str, documentation: str, labels: tuple[str, ...], values: dict):
+    """A metric family of ``values``, dicts nested one level per label (keys: label values)."""
+    family = cls(name, documentation, labels=labels)
+
+    def add(prefix: tuple, node) -> None:
+        if isinstance(node, dict):
+            for key, child in node.items():
+                add(prefix + (key,), child)
+        else:
+            family.add_metric(prefix, node)
+
+    add((), values)
     return family
 
 
