@@ -183,3 +183,19 @@ def test_reopen_on_usr1(mailgate_instance, backend):
     wait_for(lambda: access.exists() and len(access.read_text().splitlines()) == 2,
              "two lines in the new file")
     assert len(access.with_suffix(".1").read_text().splitlines()) == 1
+
+
+def test_access_log_to_syslog(embedded, dovecot, port_allocator):
+    port = port_allocator.port()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", port))
+        receiver.settimeout(5)
+        gate = embedded.start("access_log syslog:server=127.0.0.1:%d,facility=mail,tag=mg;\n%s"
+                              % (port, STANDARD))
+        with open_imap(*gate.address("imap")) as imap:
+            imap_login(imap, ALICE)
+        datagram = receiver.recv(4096)
+    embedded.stop()
+    # RFC 3164 as nginx's ngx_syslog_add_header(): <facility * 8 + info>, then the line
+    assert re.fullmatch(rb'<22>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ mg: 127\.0\.0\.1 \[[^]]+\] '
+                        rb'imap "alice" ok \S+ \d+ \d+ \S+ - (client|backend)_closed', datagram), datagram
