@@ -203,3 +203,19 @@ def test_embedded_stats(embedded, dovecot):
 
 async def _stats(embedded):
     return embedded.proxy.stats()
+
+
+def test_reload_moves_the_status_server(mailgate_instance, backend):
+    mg = mailgate_instance
+    port, status = start_node(mg, backend)
+    login(port, backend)
+    moved = mg.port()
+    mg.conf.write_text(mg.conf.read_text().replace("127.0.0.1:%d;" % status,
+                                                   "127.0.0.1:%d;" % moved))
+    mg.signal(signal.SIGHUP)
+    wait_for_listen([("127.0.0.1", moved)], timeout=WAIT)
+    wait_for(lambda: len(status_json(moved)["workers"]) == 2, "the new workers only")
+    # the counts of the old workers stay in the sums
+    assert status_json(moved)["stats"]["sessions"]["imap"]["proxied"] == 1
+    with pytest.raises(OSError):
+        urllib.request.urlopen("http://127.0.0.1:%d/healthz" % status, timeout=2)
