@@ -199,3 +199,25 @@ def test_access_log_to_syslog(embedded, dovecot, port_allocator):
     # RFC 3164 as nginx's ngx_syslog_add_header(): <facility * 8 + info>, then the line
     assert re.fullmatch(rb'<22>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ mg: 127\.0\.0\.1 \[[^]]+\] '
                         rb'imap "alice" ok \S+ \d+ \d+ \S+ - (client|backend)_closed', datagram), datagram
+
+
+def test_proxy_protocol_addr(embedded, dovecot):
+    path = embedded.directory / "access.log"
+    gate = embedded.start(
+        "server_name mx.test; auth_http $auth_http;\n"
+        "log_format pp '$$remote_addr $$proxy_protocol_addr $$server_port';\n"
+        "access_log %s pp;\n"
+        "server { listen 127.0.0.1:${port_imap} proxy_protocol; protocol imap; }\n"
+        "server { listen 127.0.0.1:${port_real} proxy_protocol; protocol imap;\n"
+        "         set_real_ip_from 127.0.0.1; }\n" % path)
+    for name in ("imap", "real"):
+        with socket.create_connection(gate.address(name), timeout=5) as sock:
+            sock.sendall(b"PROXY TCP4 192.0.2.1 192.0.2.2 1234 143\r\n")
+            assert sock.makefile("rb").readline().startswith(b"* OK")
+    wait_for(lambda: len(path.read_text().splitlines()) == 2, "two lines")
+    plain, real = gate.port("imap"), gate.port("real")
+    embedded.stop()
+    lines = path.read_text().splitlines()
+    # realip replaces $remote_addr only where the sender is trusted; the header's address
+    # is $proxy_protocol_addr either way
+    assert set(lines) == {"127.0.0.1 192.0.2.1 %d" % plain, "192.0.2.1 192.0.2.1 %d" % real}

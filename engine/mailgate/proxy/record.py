@@ -8,13 +8,14 @@ gives an access log variable's value as bytes, or None when the session has none
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
 
 from mailgate.config.modules.mail_log import VARIABLES
 
-__all__ = ["SessionRecord", "value"]
+__all__ = ["SessionRecord", "session_record", "value"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,41 @@ class SessionRecord:
     @property
     def session_time(self) -> float:
         return self.end - self.start
+
+
+def session_record(session) -> SessionRecord:
+    """The record of ``session`` (a ``ClientSession``), now that it ends: read before its
+    TLS stream and transport are let go."""
+    tls = session.tls
+    done = tls is not None and tls.handshake_done
+    transport = session.transport
+    local = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(local, tuple):
+        server_addr, server_port = local[0], local[1]
+    else:
+        server_addr, server_port = ("unix:" if local is not None else None), None
+    config = session.runtime.config
+    subject = None
+    if done and config.ssl_verify_client != "off":
+        subject = tls.client_certificate().subject
+    ctx = session.ctx
+    login = session.machine.login if session.machine is not None else ctx.login if ctx else b""
+    proxied = session.proxy_addresses
+    return SessionRecord(
+        connection=session.number, pid=os.getpid(), protocol=config.protocol,
+        remote_addr=session.client_address,
+        remote_port=None if session.unix else session.client_port,
+        proxy_protocol_addr=proxied.source_address if proxied is not None else None,
+        server_addr=server_addr, server_port=server_port, server_name=config.server_name,
+        login=login or None, auth_status=session.auth_status,
+        upstream_addr=ctx.upstream if ctx is not None else None,
+        upstream_connect_time=session.upstream_connect_time,
+        start=session.started, end=time.time(),
+        bytes_sent=session.bytes_sent, bytes_received=session.bytes_received,
+        ssl_protocol=tls.protocol if done else None, ssl_cipher=tls.cipher if done else None,
+        ssl_session_reused=tls.session_reused if done else None,
+        ssl_server_name=tls.server_name if done else None, ssl_client_s_dn=subject,
+        outcome=session.outcome, close_reason=session.close_reason or session.outcome)
 
 
 def _text(item) -> bytes | None:

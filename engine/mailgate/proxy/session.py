@@ -17,7 +17,6 @@ never grows memory beyond the buffers.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 from typing import TYPE_CHECKING, Any, Protocol
@@ -41,7 +40,7 @@ from mailgate.proxy.phases import (
     RESOLVING,
 )
 from mailgate.proxy.preauth import PreAuthPhase
-from mailgate.proxy.record import SessionRecord
+from mailgate.proxy.record import session_record
 from mailgate.proxy.relay import RelayPhase
 from mailgate.proxy.tls_transport import DISCARD, TLSTransport
 from mailgate.tls import TLSStream
@@ -341,7 +340,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
             if runtime.log.debug:
                 self.log("debug", "close mail connection: %s, %s" % (self.outcome, self.close_reason))
             if runtime.wants_records:
-                runtime.session_ended(self._record())
+                runtime.session_ended(session_record(self))
         self._closed = True
         self.cancel_timeout()
         if self.backend is not None:
@@ -355,36 +354,6 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         # gone, instead of the cyclic garbage collector, whose runs cost far more.
         self.transport = None
         self.backend = None
-
-    def _record(self) -> SessionRecord:
-        """The access log's facts of this session, now that it ends."""
-        tls = self.tls
-        local = self.transport.get_extra_info("sockname") if self.transport is not None else None
-        if isinstance(local, tuple):
-            server_addr, server_port = local[0], local[1]
-        else:
-            server_addr, server_port = ("unix:" if local is not None else None), None
-        subject = None
-        if tls is not None and tls.handshake_done and self.runtime.config.ssl_verify_client != "off":
-            subject = tls.client_certificate().subject
-        done = tls is not None and tls.handshake_done
-        login = self.machine.login if self.machine is not None else self.ctx.login if self.ctx else b""
-        return SessionRecord(
-            connection=self.number, pid=os.getpid(), protocol=self.runtime.config.protocol,
-            remote_addr=self.client_address, remote_port=None if self.unix else self.client_port,
-            proxy_protocol_addr=(self.proxy_addresses.source_address
-                                 if self.proxy_addresses is not None else None),
-            server_addr=server_addr, server_port=server_port,
-            server_name=self.runtime.config.server_name, login=login or None,
-            auth_status=self.auth_status,
-            upstream_addr=self.ctx.upstream if self.ctx is not None else None,
-            upstream_connect_time=self.upstream_connect_time,
-            start=self.started, end=time.time(),
-            bytes_sent=self.bytes_sent, bytes_received=self.bytes_received,
-            ssl_protocol=tls.protocol if done else None, ssl_cipher=tls.cipher if done else None,
-            ssl_session_reused=tls.session_reused if done else None,
-            ssl_server_name=tls.server_name if done else None, ssl_client_s_dn=subject,
-            outcome=self.outcome, close_reason=self.close_reason or self.outcome)
 
     # -- logging ---------------------------------------------------------------------------------
 
