@@ -221,3 +221,18 @@ def test_proxy_protocol_addr(embedded, dovecot):
     # realip replaces $remote_addr only where the sender is trusted; the header's address
     # is $proxy_protocol_addr either way
     assert set(lines) == {"127.0.0.1 192.0.2.1 %d" % plain, "192.0.2.1 192.0.2.1 %d" % real}
+
+
+def test_buffered_lines_written_at_a_fast_stop(mailgate_instance, backend):
+    mg = mailgate_instance
+    access = mg.root / "logs" / "access.log"
+    port = mg.write_imap(auth_http="127.0.0.1:%d/auth" % backend.auth.port,
+                         extra="access_log %s main buffer=64k;" % access)
+    master = mg.start()
+    with open_imap("127.0.0.1", port) as imap:
+        imap.login(backend.USER, backend.PASSWORD)
+    mg.wait_log(r"proxied session done")
+    assert access.read_text() == ""  # held in the worker's buffer
+    mg.signal(signal.SIGTERM)
+    mg.wait_exit(master)
+    assert len(access.read_text().splitlines()) == 1

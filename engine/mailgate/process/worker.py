@@ -136,6 +136,7 @@ class Worker:
 
     def _finish(self) -> None:
         if not self._exit.done():
+            self.proxy.flush_access_logs()  # a fast stop too writes the buffered lines
             self.log.log("notice", "exiting")
             self._exit.set_result(None)
 
