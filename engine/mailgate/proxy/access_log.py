@@ -18,9 +18,9 @@ from typing import Iterable
 
 from mailgate.config.model import AccessLogTarget, LogFormat
 from mailgate.log import LogFiles, syslog_destination
-from mailgate.proxy.record import SessionRecord, value
+from mailgate.proxy.record import SessionRecord, getter
 
-__all__ = ["AccessLog", "escape_default", "escape_json", "format_record"]
+__all__ = ["AccessLog", "LineFormat", "escape_default", "escape_json"]
 
 _DEFAULT_ESCAPED = re.compile(rb'[\x00-\x1f"\\\x7f-\xff]')
 _JSON_ESCAPED = re.compile(rb'[\x00-\x1f"\\]')
@@ -48,19 +48,30 @@ def escape_json(data: bytes) -> bytes:
 _ESCAPE = {"default": escape_default, "json": escape_json, "none": lambda data: data}
 
 
-def format_record(log_format: LogFormat, record: SessionRecord) -> bytes:
-    """The line (with its line feed) for ``record`` in ``log_format``."""
-    escape = _ESCAPE[log_format.escape]
-    missing = b"" if log_format.escape == "json" else b"-"
-    out = []
-    for is_variable, text in log_format.parts:
-        if not is_variable:
-            out.append(text.encode("utf-8", "surrogateescape"))
-            continue
-        data = value(record, text)
-        out.append(missing if data is None else escape(data))
-    out.append(b"\n")
-    return b"".join(out)
+class LineFormat:
+    """A ``log_format`` made ready to write lines: literal bytes and value getters."""
+
+    __slots__ = ("escape", "missing", "parts")
+
+    def __init__(self, log_format: LogFormat):
+        self.escape = _ESCAPE[log_format.escape]
+        self.missing = b"" if log_format.escape == "json" else b"-"
+        self.parts = tuple(
+            (None, getter(text)) if is_variable else (text.encode("utf-8", "surrogateescape"), None)
+            for is_variable, text in log_format.parts)
+
+    def line(self, record: SessionRecord) -> bytes:
+        """The line (with its line feed) for ``record``."""
+        escape, missing = self.escape, self.missing
+        out = []
+        for literal, get in self.parts:
+            if get is None:
+                out.append(literal)
+            else:
+                data = get(record)
+                out.append(missing if data is None else escape(data))
+        out.append(b"\n")
+        return b"".join(out)
 
 
 class _FileWriter:
@@ -121,12 +132,12 @@ class AccessLog:
                 writer = writers.get(target.path)
                 if writer is None:
                     writer = writers[target.path] = _FileWriter(files, target)
-            self.outputs.append((target.format, writer))
+            self.outputs.append((LineFormat(target.format), writer))
 
     def __bool__(self) -> bool:
         return bool(self.outputs)
 
     def write(self, record: SessionRecord) -> None:
         """``record``'s line in each access log's format."""
-        for log_format, writer in self.outputs:
-            writer.write(format_record(log_format, record))
+        for line_format, writer in self.outputs:
+            writer.write(line_format.line(record))

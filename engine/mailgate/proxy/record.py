@@ -1,8 +1,8 @@
 """What is known of a session when it ends: ``SessionRecord``, the access log's facts.
 
 A record is made once per finished session, and only when someone wants it (an
-``access_log``, or an embedder's ``on_session`` callable).  ``value(record, name)``
-gives an access log variable's value as bytes, or None when the session has none
+``access_log``, or an embedder's ``on_session`` callable).  ``getter(name)`` gives the
+function of an access log variable's value: bytes, or None when the session has none
 (the log shows ``-``, as nginx shows a variable that is not found).
 """
 
@@ -15,7 +15,7 @@ from typing import Callable
 
 from mailgate.config.modules.mail_log import VARIABLES
 
-__all__ = ["SessionRecord", "session_record", "value"]
+__all__ = ["SessionRecord", "getter", "session_record"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +96,35 @@ def _seconds(item: float | None) -> bytes | None:
     return None if item is None else b"%.3f" % item
 
 
-def _iso8601(when: float) -> bytes:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(when))
+class _SecondCache:
+    """A time's text, made once per second (as nginx keeps its time strings cached)."""
+
+    __slots__ = ("make", "second", "text")
+
+    def __init__(self, make: Callable[[time.struct_time], bytes]):
+        self.make = make
+        self.second = -1
+        self.text = b""
+
+    def __call__(self, when: float) -> bytes:
+        second = int(when)
+        if second != self.second:
+            self.second, self.text = second, self.make(time.localtime(second))
+        return self.text
+
+
+def _iso8601(moment: time.struct_time) -> bytes:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z", moment)
     return (stamp[:-2] + ":" + stamp[-2:]).encode()  # nginx's +00:00
 
 
+_time_local = _SecondCache(lambda moment: time.strftime("%d/%b/%Y:%H:%M:%S %z", moment).encode())
+_time_iso8601 = _SecondCache(_iso8601)
+
+
 _GETTERS: dict[str, Callable[[SessionRecord], bytes | None]] = {
-    "time_local": lambda r: time.strftime("%d/%b/%Y:%H:%M:%S %z", time.localtime(r.end)).encode(),
-    "time_iso8601": lambda r: _iso8601(r.end),
+    "time_local": lambda r: _time_local(r.end),
+    "time_iso8601": lambda r: _time_iso8601(r.end),
     "msec": lambda r: b"%.3f" % r.end,
     "connection": lambda r: b"%d" % r.connection,
     "pid": lambda r: b"%d" % r.pid,
@@ -133,6 +154,7 @@ _GETTERS: dict[str, Callable[[SessionRecord], bytes | None]] = {
 assert set(_GETTERS) == set(VARIABLES), "every access log variable has a value"
 
 
-def value(record: SessionRecord, name: str) -> bytes | None:
-    """The value of access log variable ``name`` (bytes as logged, before escaping)."""
-    return _GETTERS[name](record)
+def getter(name: str) -> Callable[[SessionRecord], bytes | None]:
+    """The function giving access log variable ``name``'s value of a record (bytes as
+    logged, before escaping; None when the session has none)."""
+    return _GETTERS[name]
