@@ -14,6 +14,8 @@ import re
 import pytest
 
 from tests.process.conftest import greeting, wait_for
+from tests.support.components import NGINX, NGINX_MAIL_MODULE
+from tests.support.procs import ServerProcess, wait_for_listen
 
 CONNECTED = re.compile(r"\[info\] \d+#\d+: \*\d+ client 127\.0\.0\.1:\d+ connected to ")
 
@@ -44,25 +46,24 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_error_log_combinations(mailgate_instance, case):
-    mg = mailgate_instance
-    main, mail, server, receive, silent = CASES[case]
-    logs = mg.root / "logs"
-    port = mg.port()
+def _conf(root, port: int, case: str, head: str) -> str:
+    main, mail, server = CASES[case][:3]
+    logs = root / "logs"
 
     def directives(items):
         return "".join("error_log %s;\n" % item.format(d=logs) for item in items)
 
-    mg.conf.write_text(
-        "user root;\ndaemon off;\nworker_processes 2;\n%sevents {}\n"
-        "mail {\n%sauth_http 127.0.0.1:9/auth;\n"
-        "server { listen 127.0.0.1:%d; protocol imap;\n%s}\n}\n"
-        % (directives(main), directives(mail), port, directives(server)))
-    mg.start()
+    return ("%suser root;\ndaemon off;\nworker_processes 2;\n%sevents {}\n"
+            "mail {\n%sauth_http 127.0.0.1:9/auth;\n"
+            "server { listen 127.0.0.1:%d; protocol imap;\n%s}\n}\n"
+            % (head, directives(main), directives(mail), port, directives(server)))
+
+
+def _check(root, port: int, case: str, stderr_path) -> None:
+    receive, silent = CASES[case][3:]
 
     def text(name):
-        path = mg.root / "stderr" if name == "stderr" else logs / name
+        path = stderr_path if name == "stderr" else root / "logs" / name
         return path.read_text() if path.exists() else ""
 
     assert greeting(port).startswith(b"* OK")
@@ -70,3 +71,33 @@ def test_error_log_combinations(mailgate_instance, case):
         wait_for(lambda: CONNECTED.search(text(name)), "the connected line in %s" % name)
     for name in silent:
         assert not CONNECTED.search(text(name)), (name, text(name))
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_error_log_combinations(mailgate_instance, case):
+    mg = mailgate_instance
+    port = mg.port()
+    mg.conf.write_text(_conf(mg.root, port, case, ""))
+    mg.start()
+    _check(mg.root, port, case, mg.root / "stderr")
+
+
+@pytest.mark.nginx
+@pytest.mark.requires("nginx")
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_nginx_combines_them_alike(tmp_path, port_allocator, case):
+    """The reference: Debian's nginx on the same configuration puts the line in the same
+    places (the expectations above are nginx's)."""
+    (tmp_path / "logs").mkdir()
+    port = port_allocator.port()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(_conf(tmp_path, port, case, "load_module %s;\npid %s/nginx.pid;\n"
+                          % (NGINX_MAIL_MODULE, tmp_path)))
+    nginx = ServerProcess([NGINX, "-p", "%s/" % tmp_path, "-c", conf], log_dir=tmp_path)
+    nginx.start()
+    try:
+        wait_for_listen([("127.0.0.1", port)], alive=nginx.alive)
+        _check(tmp_path, port, case, nginx.stderr_path)
+    finally:
+        nginx.stop()
+        port_allocator.release(port)
