@@ -9,6 +9,7 @@ import os
 import shutil
 
 import pytest
+from playwright import sync_api
 
 from tests.observe.test_metrics import login, start_node
 from tests.process.conftest import imap_session
@@ -21,7 +22,6 @@ TIMEOUT = 15_000  # ms: every wait of the browser is bounded
 
 @pytest.mark.requires("chromium")
 def test_status_page_shows_a_session_open_and_closed(mailgate_instance, backend, tmp_path):
-    sync_api = pytest.importorskip("playwright.sync_api")
     mg = mailgate_instance
     port, status = start_node(mg, backend)
     login(port, backend)  # something to show in the tables
