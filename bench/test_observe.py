@@ -15,8 +15,6 @@ import asyncio
 import time
 
 import pytest
-from prometheus_client.exposition import generate_latest
-
 from mailgate.config import Config
 from mailgate.log import LogFiles
 from mailgate.process.stats_area import StatsArea
@@ -24,6 +22,7 @@ from mailgate.process.status import metrics_registry
 from mailgate.proxy.access_log import AccessLog
 from mailgate.proxy.record import SessionRecord
 from mailgate.proxy.stats import WorkerStats
+from prometheus_client.exposition import generate_latest
 
 
 def _record() -> SessionRecord:

@@ -6,18 +6,19 @@ hostile logins; the embedder's ``on_session`` callable; buffer/flush; USR1 reope
 from __future__ import annotations
 
 import json
+import poplib
 import re
 import signal
 import socket
 import time
 
 import pytest
+from mailgate.config.modules.mail_log import VARIABLES
 
 from tests.process.conftest import wait_for
 from tests.support.clients import imap_login, open_imap, open_pop3, open_smtp
 from tests.support.configs import STANDARD
 from tests.support.users import ALICE, BOB
-from mailgate.config.modules.mail_log import VARIABLES
 
 # every variable, in JSON; $$ is the test template's $ (tests/support/proxy.py substitute)
 ALL_JSON = "{%s}" % ",".join('"%s":"$$%s"' % (name, name) for name in VARIABLES)
@@ -53,7 +54,7 @@ def test_access_log_fields_json(embedded, dovecot, smtp_backend, tls_client_cont
         imap_login(imap, BOB)
     pop = open_pop3(*gate.address("pop3s"), security="ssl", context=tls_client_context)
     pop.user(ALICE.login)
-    with pytest.raises(Exception):
+    with pytest.raises(poplib.error_proto):
         pop.pass_("wrong")  # POP3 over TLS, refused
     pop.close()
     smtp = open_smtp(*gate.address("smtp"), security="starttls", context=tls_client_context)

@@ -68,7 +68,7 @@ def _check(root, port: int, case: str, stderr_path) -> None:
 
     assert greeting(port).startswith(b"* OK")
     for name in receive:
-        wait_for(lambda: CONNECTED.search(text(name)), "the connected line in %s" % name)
+        wait_for(lambda name=name: CONNECTED.search(text(name)), "the connected line in %s" % name)
     for name in silent:
         assert not CONNECTED.search(text(name)), (name, text(name))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Iterable
+from collections.abc import Iterable
 
 from mailgate.config.model import AccessLogTarget, LogFormat
 from mailgate.log import LogFiles, syslog_destination
