@@ -39,7 +39,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,16 @@ MAIL = """
     server { listen 127.0.0.1:${port_pop3s} ssl; protocol pop3; }
     server { listen 127.0.0.1:${port_smtps} ssl; protocol smtp; smtp_auth plain login; }
 """
+
+
+OBSERVE = """
+    access_log %s;
+    status_listen 127.0.0.1:${port_status};
+"""
+"""``--observe``: what this tree's mailgate adds to MAIL (an access log line per session,
+the status server, scraped once a second while the rounds run); the reference runs
+without."""
+SCRAPE_INTERVAL = 1.0
 
 
 class MailgateTree(Mailgate):
@@ -235,6 +247,9 @@ class Bench:
         self.smtp = SmtpBackend(self.ports, users=DEFAULT_USERS)
         self.auth: AuthHttpServer | None = None
         self.proxies: dict[str, BenchProxy] = {}
+        self.observe = False  # --observe
+        self.stopping = threading.Event()
+        self.scrapes = 0
 
     def start(self, proxies: tuple[str, ...] | None = None) -> None:
         """Backends, the auth server, then ``proxies`` (default: ``PROXIES``)."""
@@ -260,10 +275,27 @@ class Bench:
         }
         for name in proxies or PROXIES:
             proxy = BenchProxy(IMPLEMENTATIONS[name], self.directory / name, self.ports, values=values)
-            proxy.start(MAIL)
+            observed = self.observe and name == SUBJECT
+            proxy.start(OBSERVE % (self.directory / name / "access.log") + MAIL if observed else MAIL)
             self.proxies[name] = proxy
+            if observed:
+                self._scrape(proxy.port("status"))
+
+    def _scrape(self, port: int) -> None:
+        """GET /metrics once a second (as a Prometheus would, more often) until stop()."""
+        def scrape() -> None:
+            while not self.stopping.wait(SCRAPE_INTERVAL):
+                try:
+                    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+                        r.read()
+                        self.scrapes += 1
+                except OSError:
+                    pass  # restarting between rounds
+
+        threading.Thread(target=scrape, daemon=True).start()
 
     def stop(self) -> None:
+        self.stopping.set()
         for proxy in self.proxies.values():
             proxy.stop()
         if self.auth is not None:
@@ -509,6 +541,9 @@ def main(argv=None) -> int:
     parser.add_argument("--baseline", default="", metavar="TREE",
                         help="compare with the mailgate of another source tree (built in place) "
                              "instead of nginx: an A/B of two builds")
+    parser.add_argument("--observe", action="store_true",
+                        help="this tree's mailgate with an access log and status_listen (scraped "
+                             "each second); with --baseline . an A/B of observability on and off")
     args = parser.parse_args(argv)
     global PROXIES
     if args.baseline:
@@ -539,6 +574,7 @@ def main(argv=None) -> int:
     log(json.dumps(facts))
     directory = Path(tempfile.mkdtemp(prefix="mailgate-compare-"))
     bench = Bench(directory)
+    bench.observe = args.observe
     rows = []
     try:
         bench.start()
@@ -562,6 +598,9 @@ def main(argv=None) -> int:
     print(table(rows))
     print()
     print(detail_table(rows))
+    if args.observe:
+        print(f"\n--observe: {SUBJECT} wrote an access log line per session and served "
+              f"{bench.scrapes} scrapes of /metrics.")
     if problems:
         print("\nProblems in the proxy logs:\n" + "\n".join(problems))
     errors = sum(row[p].get("errors") or 0 for row in rows for p in PROXIES if row["figure"] != IDLE)

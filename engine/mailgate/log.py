@@ -30,6 +30,7 @@ __all__ = [
     "format_line",
     "level_number",
     "printable",
+    "syslog_destination",
     "write_stderr",
 ]
 
@@ -196,6 +197,12 @@ class _SyslogDestination(_Destination):
                 self.sock = None
 
 
+def syslog_destination(target, hostname: str | None = None) -> _SyslogDestination:
+    """A syslog server of a ``syslog:`` target (``LogTarget``), for the access log."""
+    return _SyslogDestination(target, hostname or socket.gethostname().lower(),
+                              _LEVEL_NUMBER["debug"])
+
+
 class ErrorLog:
     """A chain of ``error_log`` destinations; each line goes to every one whose level admits it."""
 
@@ -213,6 +220,10 @@ class ErrorLog:
             else:
                 self.destinations.append(_SyslogDestination(target, hostname, level))
         self.max_level = max((d.level for d in self.destinations), default=-1)
+        #: whether any destination takes debug lines: the one test a debug line's call
+        #: site makes before it formats anything (nginx's ngx_log_debug macros test
+        #: log->log_level first too)
+        self.debug = self.max_level >= _LEVEL_NUMBER["debug"]
 
     def enabled(self, level: str) -> bool:
         """Whether any destination takes lines of this level (test before formatting)."""

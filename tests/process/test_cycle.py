@@ -105,6 +105,13 @@ def test_stderr_goes_to_the_first_file_log(tmp_path, zones):
     cycle = Cycle.open(both, zones)
     assert cycle.logs_to_stderr() and cycle.first_log_file() is None
     cycle.release()
+    # an error_log stderr of a server keeps stderr too (nginx's cycle->log_use_stderr)
+    server = Config.from_string(
+        "error_log %s/e.log;\nmail { auth_http 1.1.1.1:1/a; server { listen 127.0.0.1:1; "
+        "protocol imap; error_log stderr; } }" % tmp_path, prefix=str(tmp_path))
+    cycle = Cycle.open(server, zones)
+    assert not cycle.logs_to_stderr() and cycle.uses_stderr() and cycle.first_log_file() is None
+    cycle.release()
 
 
 def test_pid_file(tmp_path):

@@ -64,7 +64,7 @@ COMPONENTS: dict[str, Component] = {
     "openssl": Component(("openssl",), "openssl"),
     "redis-server": Component(("redis-server",), "redis-server"),
     "haproxy": Component(("haproxy",), "haproxy"),
-    "prometheus": Component(("prometheus",), "prometheus"),
+    "prometheus": Component(("prometheus", "promtool"), "prometheus"),
     "chromium": Component(("chromium",), "chromium"),
 }
 """Every component a test may require, by name."""

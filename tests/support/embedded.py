@@ -48,7 +48,8 @@ class EmbeddedProxy(ProxyLog, LoopThread):
     ``start(body, main="", auth=None)`` renders the ``mail {}`` body like the process
     runner (``${port_NAME}``, ``$auth_http`` and the other ``values``, ``$prefix``),
     with ``error_log`` at info to ``error_log_path`` unless the body sets one; ``auth`` is
-    the embedding API's auth callable instead of ``auth_http``.  ``port(name)``,
+    the embedding API's auth callable instead of ``auth_http``, ``on_session`` its callable
+    receiving each finished session's record.  ``port(name)``,
     ``address(name)``, ``log_lines(level)``, ``problems()``, ``tolerate_problems``,
     ``worker_pids()`` (this process) and ``stop()`` as the runner's; ``call(coro)`` runs
     a coroutine on the proxy's loop (``proxy`` is the ``MailProxy`` once started).
@@ -87,14 +88,14 @@ class EmbeddedProxy(ProxyLog, LoopThread):
     def render(self, body: str) -> str:
         return substitute(body, self.values, self.port)
 
-    def start(self, body: str, *, main: str = "", auth=None) -> EmbeddedProxy:
+    def start(self, body: str, *, main: str = "", auth=None, on_session=None) -> EmbeddedProxy:
         text = "%s\nmail {\n%s\n}\n" % (main, self.render(body))
         if "error_log" not in body:
             text = "error_log %s info;\n%s" % (self.error_log_path, text)
         config = Config.from_string(text, prefix=str(self.directory))
 
         async def start():
-            self.proxy = MailProxy(config, auth=auth, log_files=LogFiles())
+            self.proxy = MailProxy(config, auth=auth, log_files=LogFiles(), on_session=on_session)
             await self.proxy.start()
 
         self.call(start())

@@ -22,6 +22,8 @@ PACKAGES="
     libssl-dev
     build-essential
     python3-dev
+    prometheus
+    chromium
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from mailgate.auth.facts import AuthFacts
 from mailgate.config import AuthHttpTarget
 from mailgate.config.values import atoi
 from mailgate.inet import format_ip, parse_ip
+from mailgate.log import printable
 from mailgate.oserror import os_error_text
 from mailgate.protocol import sasl
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
@@ -131,6 +132,8 @@ class AuthResponse:
     password: bytes | None = None
     wait: int = 0
     error_code: bytes | None = None
+    #: every header line as read, (name, value), for the debug log
+    fields: list[tuple[bytes, bytes]] = field(default_factory=list)
 
     def apply(self, name: bytes, value: bytes) -> None:
         """Take one header (the last of each name wins); unknown names are ignored."""
@@ -206,8 +209,8 @@ def parse_response(data: bytes) -> AuthResponse | None:
             raise AuthHttpError("invalid header in response")
         return None
     block = headers[: end.start() + 1] if end.group().startswith(b"\n") else b""
-    response = AuthResponse()
-    for name, value in _header_fields(block):
+    response = AuthResponse(fields=_header_fields(block))
+    for name, value in response.fields:
         response.apply(name, value)
     return response
 
@@ -315,16 +318,46 @@ async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: L
     return result
 
 
+_WITHHELD = (b"auth-pass",)  # the password (or CRAM-MD5/APOP digest), asked and answered
+
+
+def _debug_header(name: bytes, value: bytes, withheld: frozenset[bytes]) -> str:
+    """One header for a debug line: the value of a secret one shows as ``...``."""
+    if name.lower() in withheld:
+        value = b"..."
+    return printable(b"%s: %s" % (name, value))
+
+
+def _log_request(request: bytes, extra_headers: tuple[tuple[str, str], ...],
+                 log: LogFunction) -> None:
+    """The request's lines at debug (ngx_mail_auth_http_create_request()'s line), with
+    the password and the ``auth_http_header`` values (shared keys) withheld."""
+    withheld = frozenset(_WITHHELD) | {name.lower().encode("utf-8", "surrogateescape")
+                                       for name, _ in extra_headers}
+    lines = request.split(b"\r\n")
+    log("debug", 'mail auth http request: "%s"' % printable(lines[0]))
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(b": ")
+            log("debug", 'mail auth http request header: "%s"'
+                % _debug_header(name, value, withheld))
+
+
 async def query(
     target: AuthHttpTarget,
     extra_headers: tuple[tuple[str, str], ...],
     timeout: float,
     facts: AuthFacts,
     log: LogFunction,
+    *,
+    debug: bool = False,
 ):
-    """Ask the auth_http server; the machine's auth result (internal error on failure)."""
+    """Ask the auth_http server; the machine's auth result (internal error on failure).
+    With ``debug``, the request and the answer's headers go to ``log`` at debug."""
     service = "auth http server %s" % target.peer
     request = build_request(target, extra_headers, facts)
+    if debug:
+        _log_request(request, extra_headers, log)
     try:
         async with asyncio.timeout(timeout):
             response = await _exchange(target, request, service, log)
@@ -333,4 +366,9 @@ async def query(
         return AuthInternalError()
     if response is None:
         return AuthInternalError()
+    if debug:  # ngx_mail_auth_http_process_headers()'s lines
+        for name, value in response.fields:
+            log("debug", 'mail auth http header: "%s"'
+                % _debug_header(name, value, frozenset(_WITHHELD)))
+        log("debug", "mail auth http header done")
     return decide(response, target.peer, log)

@@ -267,6 +267,13 @@ class Loader:
             )
             for server, merged in zip(self.servers, values)
         )
+        # settings of the mail{} context itself (no server has them): from the modules
+        # that have such directives
+        mail_settings: dict[str, Any] = {}
+        for module in self.mail_modules:
+            build_mail = getattr(module, "build_mail", None)
+            if build_mail is not None:
+                mail_settings.update(build_mail(mail))
         return Config(
             prefix=self.prefix,
             conf_prefix=self.conf_prefix,
@@ -276,6 +283,7 @@ class Loader:
             has_mail=self.mail is not None,
             messages=tuple(self.messages),
             files=tuple(self.files),
+            **mail_settings,
         )
 
     def _default(self, directive: Directive, step: MergeStep) -> Any:

@@ -108,6 +108,38 @@ class LogTarget:
 
 
 @dataclass(frozen=True)
+class LogFormat:
+    """A ``log_format``: its name, its escaping (``default``, ``json`` or ``none``) and
+    the parts of a line, each literal text or a variable's name."""
+
+    name: str
+    escape: str
+    parts: tuple[tuple[bool, str], ...]  # (is a variable, text or variable name)
+
+
+@dataclass(frozen=True)
+class AccessLogTarget:
+    """One ``access_log``: a file (``path``, ``buffer`` bytes held, written at least
+    every ``flush`` seconds) or a syslog server (``syslog``), and its format."""
+
+    format: LogFormat
+    path: str | None = None
+    buffer: int = 0
+    flush: float | None = None
+    syslog: LogTarget | None = None
+
+
+@dataclass(frozen=True)
+class StatusListen:
+    """A ``status_listen`` address: where the status page and metrics are served."""
+
+    family: int
+    host: str
+    port: int
+    addr_text: str
+
+
+@dataclass(frozen=True)
 class SharedZone:
     """A named shared-memory zone (``ssl_session_cache shared:NAME:SIZE``)."""
 
@@ -201,6 +233,8 @@ class ServerConfig:
     xclient: bool
     # ngx_mail_realip_module
     set_real_ip_from: tuple[str, ...]
+    # mailgate_mail_log_module (mailgate's own)
+    access_log: tuple[AccessLogTarget, ...]
     # ngx_mail_imap_module
     imap_auth: frozenset[str]
     imap_capabilities: tuple[str, ...]
@@ -284,6 +318,10 @@ class Config:
     has_mail: bool
     messages: tuple[ConfigMessage, ...] = ()
     files: tuple[tuple[str, str], ...] = field(default=(), repr=False, compare=False)
+    #: mailgate_mail_status_module (mailgate's own): where the status page is served,
+    #: and the networks it answers (CIDR texts)
+    status_listen: tuple[StatusListen, ...] = ()
+    status_allow: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 
     @property
     def shared_zones(self) -> tuple[SharedZone, ...]:

@@ -159,7 +159,8 @@ class Directive:
     """A directive as nginx's ngx_command_t, plus its default, merge rule and docs.
 
     ``nargs`` is (minimum, maximum) arguments after the name; maximum None means "or
-    more".  ``flag`` marks on/off directives (nginx counts them separately).  ``block``
+    more".  ``own`` marks mailgate's own directives (nginx lacks them; the generated
+    table says so).  ``flag`` marks on/off directives (nginx counts them separately).  ``block``
     directives end with ``{``.  ``default`` is the value a server gets when neither level
     sets it (a callable receives the loader, for defaults computed at load time).
     """
@@ -176,6 +177,7 @@ class Directive:
     doc_default: str = "—"
     since: str = ""
     summary: str = ""
+    own: bool = False  #: mailgate's own directive: nginx has no such directive
 
     def accepts(self, count: int) -> bool:
         low, high = self.nargs

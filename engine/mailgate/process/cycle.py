@@ -44,12 +44,15 @@ def check_worker_connections(config: Config) -> None:
 
 
 def _open_logs(config: Config) -> tuple[LogFiles, ErrorLog]:
-    """Open every error_log file of the configuration (the workers inherit them)."""
+    """Open every error_log and access_log file of the configuration (the workers
+    inherit them)."""
     files = LogFiles()
     try:
         log = ErrorLog(config.main.error_log, files)
         for server in config.servers:
             ErrorLog(server.error_log, files)
+        for path in _access_log_paths(config):
+            files.get(path)
     except OSError as exc:
         files.close()
         raise ConfigError('open() "%s" failed %s' % (exc.filename, os_error_text(exc))) from None
@@ -138,9 +141,16 @@ class Cycle:
         """Whether the main error_log writes to stderr itself."""
         return any(target.kind == "stderr" for target in self.config.main.error_log)
 
+    def uses_stderr(self) -> bool:
+        """Whether any error_log, at any level, writes to stderr: nginx's
+        ``cycle->log_use_stderr``, set by every ``error_log stderr`` (ngx_log_set_log())."""
+        return self.logs_to_stderr() or any(
+            target.kind == "stderr" for server in self.config.servers for target in server.error_log)
+
     def first_log_file(self) -> int | None:
-        """The descriptor of the main error_log's first file, where stderr is sent."""
-        if self.logs_to_stderr():
+        """The descriptor of the main error_log's first file, where stderr is sent; None
+        when an error_log writes to stderr itself (ngx_log_redirect_stderr())."""
+        if self.uses_stderr():
             return None
         path = next((t.path for t in self.config.main.error_log if t.kind == "file"), None)
         return None if path is None else self.log_files.get(path).fd
@@ -159,12 +169,17 @@ class Cycle:
             return
         targets = [*self.config.main.error_log,
                    *(t for server in self.config.servers for t in server.error_log)]
-        for path in {t.path for t in targets if t.kind == "file"}:
+        paths = {t.path for t in targets if t.kind == "file"} | _access_log_paths(self.config)
+        for path in paths:
             try:
                 if os.stat(path).st_uid != uid:
                     os.chown(path, uid, -1)
             except OSError as exc:
                 self.log.log("alert", 'chown("%s", %d) failed %s' % (path, uid, os_error_text(exc)))
+
+
+def _access_log_paths(config: Config) -> set[str]:
+    return {t.path for server in config.servers for t in server.access_log if t.path}
 
 
 def _close_socket(sock: socket.socket, unlink: bool) -> None:

@@ -18,6 +18,11 @@ goes to the background, writes the ``pid`` file and forks
   them back).
 * CHLD: a worker ended; one that was not told to end is logged and replaced.
 
+The workers count into memory the master maps before it forks them (``StatsArea``, a
+slot each; a replacement worker takes over the slot of the one it replaces), and the
+master serves ``status_listen`` (``StatusServer``) from those counters, its workers and
+whether it drains.
+
 Log lines are nginx's, at nginx's levels.
 """
 
@@ -36,6 +41,7 @@ from mailgate.oserror import os_error_text
 from mailgate.process import signals, system
 from mailgate.process.cycle import Cycle
 from mailgate.process.pidfile import create_pidfile, delete_pidfile
+from mailgate.process.stats_area import StatsArea
 from mailgate.process.worker import run_worker
 
 __all__ = ["Master", "run"]
@@ -43,6 +49,7 @@ __all__ = ["Master", "run"]
 RELOAD_PAUSE = 0.1  # nginx lets new workers start before it stops the old ones
 KILL_AFTER = 1.0  # the doubling TERM interval beyond which workers get SIGKILL
 FIRST_DELAY = 0.05
+STATS_SLOTS = 64  # counter slots at least: workers of a reload drain beside the new ones
 
 
 @dataclass
@@ -91,6 +98,10 @@ class Master:
         self.reap = self.quit = self.terminate = False
         self.reconfigure = self.reopen = self.noaccept = False
         self.closed_listening = False
+        self.accepting = True  # False once WINCH stopped the workers (until HUP)
+        self.started = time.time()
+        self.stats_area = StatsArea(max(STATS_SLOTS, 4 * cycle.config.main.worker_processes))
+        self.status = None  # the StatusServer, with status_listen
 
     @property
     def log(self):
@@ -120,12 +131,53 @@ class Master:
             self.cycle.release()
             self.zones.close()
             return 1
+        try:
+            self.status = self._status_server(config)
+        except ConfigError as exc:
+            self._startup_failure(str(exc))
+            if detach is not None:
+                detach(False)
+            delete_pidfile(config.main.pid, self.log)
+            self.cycle.release()
+            self.zones.close()
+            return 1
         if detach is not None:
             detach(True)
         system.redirect_stderr(self.cycle.first_log_file())
         system.set_title("master process mailgate %s" % " ".join(sys.argv[1:]))
         self.start_workers()
         return self.serve()
+
+    # -- status ------------------------------------------------------------------------
+
+    def _status_server(self, config):
+        """The status server of ``status_listen`` (started), or None without one."""
+        if not config.status_listen:
+            return None
+        from mailgate.process.status import StatusServer
+
+        server = StatusServer(config.status_listen, config.status_allow, self.facts)
+        server.start()
+        return server
+
+    @property
+    def draining(self) -> bool:
+        """Whether the node takes no new sessions: QUIT received, or WINCH."""
+        return self.quit or self.terminate or not self.accepting
+
+    def facts(self) -> dict:
+        """What the status server shows: the counters summed over the workers, the
+        workers, and whether the node drains (called from the status server's threads)."""
+        workers = [{"pid": pid, "slot": slot, "rss_bytes": system.resident_memory(pid)}
+                   for pid, slot in sorted(self.stats_area.holders().items())]
+        return {
+            "version": __version__,
+            "pid": self.pid,
+            "uptime": round(time.time() - self.started, 3),
+            "draining": self.draining,
+            "workers": workers,
+            "stats": self.stats_area.snapshot(),
+        }
 
     def _startup_failure(self, message: str) -> None:
         self.log.log("emerg", message)
@@ -140,7 +192,10 @@ class Master:
             self.spawn()
 
     def spawn(self) -> None:
-        """Fork one worker on the current cycle."""
+        """Fork one worker on the current cycle, counting into a free slot of the area."""
+        slot = self.stats_area.take()
+        if slot is None:
+            self.log.log("warn", "no free counter slot: the new worker's counts are its own")
         try:
             pid = os.fork()
         except OSError as exc:
@@ -148,7 +203,12 @@ class Master:
                          % os_error_text(exc))
             return
         if pid == 0:
-            run_worker(self.cycle, self.pid, self.daemonized)
+            if self.status is not None:
+                self.status.close_in_child()
+            run_worker(self.cycle, self.pid, self.daemonized,
+                       None if slot is None else self.stats_area.view(slot))
+        if slot is not None:
+            self.stats_area.hold(pid, slot)
         self.log.log("notice", "start worker process %d" % pid)
         self.workers[pid] = _WorkerRecord(pid, self.generation)
 
@@ -178,6 +238,7 @@ class Master:
             if pid == 0:
                 return
             record = self.workers.pop(pid, None)
+            self.stats_area.release(pid)
             name = "worker process" if record is not None else "unknown process"
             if os.WIFSIGNALED(status):
                 core = " (core dumped)" if os.WCOREDUMP(status) else ""
@@ -241,6 +302,7 @@ class Master:
                 self.signal_workers(signal.SIGUSR1)
             if self.noaccept:
                 self.noaccept = False
+                self.accepting = False
                 self.signal_workers(signal.SIGQUIT)
 
     def on_signal(self, info: signal.struct_siginfo) -> None:
@@ -301,15 +363,32 @@ class Master:
             delete_pidfile(old.config.main.pid, self.log)
         self.cycle = cycle
         self.generation += 1
+        self.accepting = True
         old.release(successor=cycle)
+        self._reload_status(old.config, config)
         system.redirect_stderr(cycle.first_log_file())
         self.log.log("notice", 'using the "%s" event method' % system.event_method())
         self.start_workers()
         time.sleep(RELOAD_PAUSE)
         self.signal_workers(signal.SIGQUIT, old_only=True)
 
+    def _reload_status(self, old, new) -> None:
+        """A reload with other ``status_listen``/``status_allow``: a new status server
+        (a failed bind is logged; the node serves on, without one)."""
+        if (old.status_listen, old.status_allow) == (new.status_listen, new.status_allow):
+            return
+        if self.status is not None:
+            self.status.close()
+            self.status = None
+        try:
+            self.status = self._status_server(new)
+        except ConfigError as exc:
+            self.log.log("emerg", str(exc))
+
     def exit(self) -> int:
         """Every worker has ended: remove the pid file, close everything, exit 0."""
+        if self.status is not None:
+            self.status.close()
         delete_pidfile(self.cycle.config.main.pid, self.log)
         self.log.log("notice", "exit")
         self.cycle.release()

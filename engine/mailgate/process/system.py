@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import mmap
 import os
 import platform
 import pwd
@@ -33,6 +34,7 @@ __all__ = [
     "new_event_loop",
     "os_status",
     "redirect_stderr",
+    "resident_memory",
     "set_title",
 ]
 
@@ -142,6 +144,15 @@ def daemonize() -> Callable[[bool], None]:
         os.close(write_end)
 
     return detach
+
+
+def resident_memory(pid: int) -> int:
+    """Resident memory of process ``pid`` in bytes (/proc/PID/statm), 0 if it is gone."""
+    try:
+        with open("/proc/%d/statm" % pid, "rb") as f:
+            return int(f.read().split()[1]) * mmap.PAGESIZE
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def redirect_stderr(fd: int | None) -> None:

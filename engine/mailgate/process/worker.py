@@ -33,8 +33,9 @@ __all__ = ["Worker"]
 class Worker:
     """The body of one worker process (runs in the forked child)."""
 
-    def __init__(self, cycle: Cycle, master_pid: int, daemonized: bool):
+    def __init__(self, cycle: Cycle, master_pid: int, daemonized: bool, stats_memory=None):
         self.cycle = cycle
+        self.stats_memory = stats_memory  # the worker's slot of the master's StatsArea
         self.log = cycle.log
         self.master_pid = master_pid
         self.daemonized = daemonized
@@ -61,6 +62,7 @@ class Worker:
             zones=self.cycle.zones,
             log_files=self.cycle.log_files,
             contexts=self.cycle.contexts,
+            stats_memory=self.stats_memory,
             # a worker also spends a connection on every listening socket and, in
             # nginx, one on its channel to the master
             connection_limit=config.main.worker_connections - len(self.cycle.sockets) - 1,
@@ -128,20 +130,22 @@ class Worker:
     def reopen(self) -> None:
         """USR1: reopen the log files (the rotated ones are let go)."""
         self.log.log("notice", "reopening logs")
+        self.proxy.flush_access_logs()
         self.cycle.log_files.reopen()
         system.redirect_stderr(self.cycle.first_log_file())
 
     def _finish(self) -> None:
         if not self._exit.done():
+            self.proxy.flush_access_logs()  # a fast stop too writes the buffered lines
             self.log.log("notice", "exiting")
             self._exit.set_result(None)
 
 
-def run_worker(cycle: Cycle, master_pid: int, daemonized: bool) -> None:
-    """The forked child's whole life: never returns."""
+def run_worker(cycle: Cycle, master_pid: int, daemonized: bool, stats_memory=None) -> None:
+    """The forked child's whole life: never returns.  ``stats_memory``: where it counts."""
     code = 1
     try:
-        code = Worker(cycle, master_pid, daemonized).run()
+        code = Worker(cycle, master_pid, daemonized, stats_memory).run()
     except BaseException as exc:  # noqa: BLE001 - a bug: say so where the operator looks, die
         try:
             cycle.log.log("alert", "worker process failed: %r" % exc)

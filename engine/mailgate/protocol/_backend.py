@@ -54,6 +54,8 @@ class BackendLogin:
     INTERNAL_ERROR = b""
     _login = b""
     _password: bytes | None = None
+    protocol = ""
+    debug = False  #: set by the caller when its log takes debug lines
 
     def __init__(self, config, *, implementation: str | None = None) -> None:
         self.config = config
@@ -146,6 +148,9 @@ class BackendLogin:
                 # nginx would read 0 bytes into the full buffer and fail
                 self._fail(self.INTERNAL_ERROR)
             return
+        if self.debug:
+            self._out.append(Log("debug", 'mail proxy %s auth handler: "%s"'
+                                 % (self.protocol, printable(self._scrub(reply[:-2]))), None))
         if rc == _OK:
             self._step()
             return
@@ -190,6 +195,8 @@ class BackendLogin:
 
     def _send_line(self, line: bytes, state: str, action: str) -> None:
         self._out.append(SendUpstream(line))
+        if self.debug:  # the step, never the line: it may carry the password
+            self._out.append(Log("debug", "mail proxy send %s" % state, None))
         self.state = state
         self.log_action = action
         # what else the backend sent with this reply is dropped: nginx's login

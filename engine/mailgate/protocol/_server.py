@@ -88,6 +88,7 @@ class ServerMachine:
     secret_codes: frozenset[int] = frozenset()  # the reader's codes of those commands
     INTERNAL_ERROR = b""
     CERT_ERROR = b""
+    debug = False  #: set by the caller when its log takes debug lines
     NO_CERT = b""
     # set when used (fewer attributes for every session)
     mechanism: sasl.Mechanism | None = None    # the exchange that gave the credentials
@@ -317,6 +318,10 @@ class ServerMachine:
                     spans.append((self._command_start, buffer.pos, True))
             elif rc == INVALID:
                 self._note_invalid_command(self._command_start, buffer.pos)
+            if self.debug and self._between_commands:
+                text = self._loggable(buffer.contents()[:buffer.pos], begin=self._command_start)
+                self._log("debug", '%s auth command: "%s"' % (
+                    self.protocol, text.removesuffix("\\x0a").removesuffix("\\x0d")))
             if rc == AGAIN:
                 if not self.buffer.full:
                     return
@@ -447,6 +452,9 @@ class ServerMachine:
     def _challenge(self, mechanism: sasl.Mechanism, challenge: sasl.Challenge) -> None:
         self._reply = self.sasl_prompt + challenge.payload + b"\r\n"
         self.mail_state = SaslState(mechanism, challenge.step, challenge.last)
+        if self.debug:
+            self._log("debug", "mail auth state: %s %s"
+                      % (mechanism.name.decode("ascii", "replace"), challenge.step))
         if challenge.login is not None:
             self.login = challenge.login
 
@@ -468,7 +476,7 @@ class ServerMachine:
             self.salt = self._make_salt()
         return self.salt
 
-    def _loggable(self, data: bytes, mark_line_ends: bool = False) -> str:
+    def _loggable(self, data: bytes, mark_line_ends: bool = False, begin: int = 0) -> str:
         """Buffer text for a log line, with anything that may be a secret withheld.
 
         nginx logs such buffers raw; a password or SASL response must never reach a
@@ -478,7 +486,8 @@ class ServerMachine:
         literals show as ``...``); nothing is shown after such a command that has not
         been read whole yet (what follows may be its SASL response).  Inside a SASL
         exchange the whole buffer is withheld.  With ``mark_line_ends`` CR and LF show
-        as ``_``, as in nginx's SMTP rejections.
+        as ``_``, as in nginx's SMTP rejections.  Lines before offset ``begin`` (the
+        commands before the one to show) are left out.
         """
         if self.mail_state != START:
             return "..." if data else ""
@@ -487,6 +496,9 @@ class ServerMachine:
         out = []
         offset = 0
         for line in data.splitlines(keepends=True):
+            if offset < begin:
+                offset += len(line)
+                continue
             body = line.rstrip(b"\r\n")
             ending = line[len(body):]
             span = next((span for span in spans if span[0] <= offset < span[1]), None)
@@ -553,6 +565,9 @@ class ServerMachine:
         self.login_attempt += 1
         self.phase = AUTH_REQUEST
         self.log_action = "in http auth state"
+        if self.debug:  # the login only: nginx logs the password here too
+            self._log("debug", 'mail auth: %s login:"%s" attempt:%d' % (
+                self.auth_method, printable(self.login), self.login_attempt))
         self._out.append(DisarmTimer())
         self._out.append(self._request())
 

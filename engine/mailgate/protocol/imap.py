@@ -182,6 +182,8 @@ class ImapBackendLogin(BackendLogin):
     """Log in to an IMAP backend with the client's tag and literals
     (ngx_mail_proxy_imap_handler() in src/mail/ngx_mail_proxy_module.c)."""
 
+    protocol = "imap"
+
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, tag: bytes, login: bytes, password: bytes,

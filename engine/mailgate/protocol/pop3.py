@@ -200,6 +200,8 @@ class Pop3BackendLogin(BackendLogin):
     """Log in to a POP3 backend with USER and PASS (ngx_mail_proxy_pop3_handler() in
     src/mail/ngx_mail_proxy_module.c)."""
 
+    protocol = "pop3"
+
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, login: bytes, password: bytes,

@@ -273,6 +273,8 @@ def xclient_line(client_addr: str, login: bytes, host: str) -> bytes:
 class SmtpBackendLogin(BackendLogin):
     """Log in to an SMTP backend: EHLO/HELO, XCLIENT, AUTH PLAIN or MAIL/RCPT."""
 
+    protocol = "smtp"
+
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, login: bytes, password: bytes | None, auth_method: str,

@@ -59,7 +59,8 @@ class AuthPhase:
         self.ctx.login = request.login
         runtime = self.runtime
         try:
-            result = await runtime.authenticate(self._auth_facts(request), self._log_auth)
+            result = await runtime.authenticate(self._auth_facts(request), self._log_auth,
+                                                debug=runtime.log.debug)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # an embedder's callable failed: never a crashed worker
@@ -67,8 +68,10 @@ class AuthPhase:
             result = AuthInternalError()
         if self._closed:
             return
-        kind = _AUTH_RESULTS[type(result)]
+        kind = self.auth_status = _AUTH_RESULTS[type(result)]
         runtime.stats.auth(runtime.config.protocol, kind)
+        if runtime.log.debug:
+            self.log("debug", "mail auth result: %s" % kind)
         self.outcome = _OUTCOMES.get(kind, self.outcome)
         self._run(self.machine.auth_result(result))
         self.ctx.login = self.machine.login

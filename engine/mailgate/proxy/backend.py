@@ -113,8 +113,8 @@ class BackendSession(Timed):
     """
 
     __slots__ = ("_closed", "_connect_task", "_due", "_failure", "_reading", "_relay_in", "_slot",
-                 "_wheel", "client", "config", "loop", "machine", "proxy_header", "relaying",
-                 "stats", "target", "transport")
+                 "_wheel", "client", "config", "connect_time", "loop", "machine", "proxy_header",
+                 "relaying", "stats", "target", "transport")
 
     def __init__(self, client: ClientSide, target: events.ConnectBackend, machine, config,
                  wheel: "TimerWheel", stats: "WorkerStats", proxy_header: bytes = b""):
@@ -136,7 +136,9 @@ class BackendSession(Timed):
         # why a login fails, for the stats: what the machine did not like, unless the
         # connection failed, closed or timed out first
         self._failure = "invalid_response"
-        stats.backend_opened()
+        #: seconds from the start of the connect to the connection (None until connected)
+        self.connect_time: float | None = None
+        stats.backend_opened(target.upstream)
 
     @property
     def log_action(self) -> str:
@@ -169,7 +171,7 @@ class BackendSession(Timed):
         return True
 
     def _login_failed(self, action: events.LoginFailed) -> bool:
-        self.stats.backend_error(self._failure)
+        self.stats.backend_error(self._failure, self.target.upstream)
         self.client.login_failed(action.to_client)
         return True
 
@@ -182,6 +184,7 @@ class BackendSession(Timed):
     async def _connect(self) -> None:
         target = self.target
         family = socket.AF_INET6 if ":" in target.server else socket.AF_INET
+        started = self.loop.time()
         try:
             await self.loop.create_connection(
                 lambda: _BackendProtocol(self), target.server, target.port, family=family)
@@ -199,6 +202,8 @@ class BackendSession(Timed):
                 self.client.log("error", "connect() to %s failed %s"
                                 % (target.upstream, os_error_text(exc)), "connecting to upstream")
             self.run(self.machine.connection_lost())
+            return
+        self.connect_time = self.loop.time() - started
 
     def connected(self, transport) -> None:
         self.transport = transport
@@ -287,7 +292,7 @@ class BackendSession(Timed):
         if self._closed:
             return
         self._closed = True
-        self.stats.backend_closed()
+        self.stats.backend_closed(self.target.upstream)
         self.cancel_timeout()
         if self._connect_task is not None and not self._connect_task.done():
             self._connect_task.cancel()

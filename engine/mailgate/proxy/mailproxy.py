@@ -19,7 +19,8 @@ from typing import Iterable
 
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
 from mailgate.log import ErrorLog, LogFiles
-from mailgate.proxy.runtime import AuthCallable, ServerRuntime
+from mailgate.proxy.access_log import AccessLog
+from mailgate.proxy.runtime import AuthCallable, ServerRuntime, SessionCallable
 from mailgate.proxy.session import ClientSession
 from mailgate.proxy.stats import WorkerStats
 from mailgate.proxy.timers import TimerWheel
@@ -118,6 +119,8 @@ class MailProxy:
     backend and auth_http connections together; new clients beyond it are refused.
     ``stats_memory`` is where the counters live (``WorkerStats.SIZE`` bytes, e.g. a
     worker's slot in memory the master shares); without it they live in the proxy.
+    ``on_session``, if given, receives each finished session's ``SessionRecord`` (the
+    access log's facts), on the loop: it must not block.
     """
 
     def __init__(
@@ -131,9 +134,12 @@ class MailProxy:
         connection_limit: int | None = None,
         contexts=None,
         stats_memory=None,
+        on_session: SessionCallable | None = None,
     ):
         self.config = load_config(config) if isinstance(config, str) else config
         self.auth = auth
+        self.on_session = on_session
+        self._access_writers: dict = {}  # the access log files' writers, by path
         if auth is None:
             for server in self.config.servers:
                 if server.auth_http is None:
@@ -203,8 +209,9 @@ class MailProxy:
         contexts = self._contexts if self._contexts is not None else build_contexts(config, self._zones)
         runtimes = {}
         for server, context in zip(config.servers, contexts):
+            access_log = AccessLog(server.access_log, self.log_files, self._access_writers)
             runtimes[server] = ServerRuntime(server, context, ErrorLog(server.error_log, self.log_files),
-                                             self.counters, self.auth)
+                                             self.counters, self.auth, access_log, self.on_session)
         entries = config.listen_sockets()
         if self._sockets is None:
             opened = open_listen_sockets(config)
@@ -221,6 +228,11 @@ class MailProxy:
             self._stop_listeners()
             raise
         self._started = True
+
+    def flush_access_logs(self) -> None:
+        """Write the lines the access logs' buffers hold (before a reopen, at the end)."""
+        for writer in self._access_writers.values():
+            writer.flush()
 
     @property
     def addresses(self) -> list[tuple[str, object]]:
@@ -282,6 +294,7 @@ class MailProxy:
         else:
             self.close_sessions()
         await self.drain(5)
+        self.flush_access_logs()
         self._stop_listeners()
         if self.timers is not None:
             self.timers.close()

@@ -39,6 +39,10 @@ class PreAuthPhase:
             self._close(quiet=True)
             return
         self.proxy_addresses = header.addresses
+        if self.runtime.log.debug and header.addresses is not None:
+            a = header.addresses  # ngx_proxy_protocol_read()'s line
+            self.log("debug", "PROXY protocol src: %s %d, dst: %s %d" % (
+                a.source_address, a.source_port, a.destination_address, a.destination_port))
         real = realip_for(self.runtime.config.set_real_ip_from).client(
             header, None if self.unix else self.client_address)
         if real is not None:
@@ -60,6 +64,8 @@ class PreAuthPhase:
 
     def _begin_tls(self, rest: bytes = b"") -> None:
         self.phase = HANDSHAKE
+        if self.runtime.log.debug:
+            self.log("debug", "mail state: %s" % HANDSHAKE)
         if self.tls_implicit:
             self.arm_timeout(self.runtime.config.timeout)
         self._start_tls(TLSStream(self.runtime.tls, log=self.log), rest)
@@ -69,6 +75,10 @@ class PreAuthPhase:
     def _tls_established(self) -> bool:
         tls = self.tls
         self.runtime.stats.tls_handshake(tls.protocol, tls.session_reused)
+        if self.runtime.log.debug:  # ngx_ssl_handshake()'s lines
+            self.log("debug", 'SSL: %s, cipher: "%s"' % (tls.protocol, tls.cipher))
+            if tls.session_reused:
+                self.log("debug", "SSL reused session")
         check = tls.check_client_certificate()
         if self.tls_implicit:
             # the handshake's timer goes on until the greeting's replaces it
@@ -143,6 +153,8 @@ class PreAuthPhase:
                                       client_host=self.client_host, greeted=greeted)
         else:
             self.machine = server_for(config, tls=self.tls is not None, greeted=greeted)
+        if self.runtime.log.debug:
+            self.machine.debug = True
         return self.machine
 
     def _active_machine(self):
@@ -172,6 +184,8 @@ class PreAuthPhase:
 
     def _greet(self) -> None:
         self.phase = PRE_AUTH
+        if self.runtime.log.debug:
+            self.log("debug", "mail state: %s" % PRE_AUTH)
         fixed = self.runtime.fixed_start
         if fixed is not None and self.machine is None and not self._early:
             # the server's greeting is the same for every connection: the machine is

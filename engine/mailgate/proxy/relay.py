@@ -32,7 +32,11 @@ class RelayPhase:
         header = b""
         if config.proxy_protocol != "off":
             header = self._backend_proxy_header(config.proxy_protocol)
-        self.backend = BackendSession(self, target, self.machine.backend_login(), config,
+        login = self.machine.backend_login()
+        if runtime.log.debug:
+            login.debug = True
+            self.log("debug", "mail proxy connect to upstream: %s" % target.upstream)
+        self.backend = BackendSession(self, target, login, config,
                                       self._wheel, runtime.stats, header)
         self.backend.start()
 
@@ -48,10 +52,14 @@ class RelayPhase:
 
     def login_done(self, first: bytes) -> None:
         """The backend took the login: ``first`` to the client, then the relay."""
+        self.upstream_connect_time = self.backend.connect_time
         # relayed data may outrun the client: pause the backend beyond a few buffers
         self.transport.set_write_buffer_limits(high=self.runtime.config.proxy_buffer * 4)
         self.phase = RELAY
         self.outcome = "proxied"
+        self.runtime.stats.relay_started(self.runtime.config.protocol)
+        if self.runtime.log.debug:
+            self.log("debug", "mail proxy relay start")
         self._touch()
         self._write(first)
         self._relay_to_backend()
@@ -72,6 +80,7 @@ class RelayPhase:
     def backend_closed(self) -> None:
         """The backend ended the relay (EOF or error)."""
         if self.phase == RELAY:
+            self.close_reason = "backend_closed"
             self.log("info", "proxied session done", "")
             self._close()
 
@@ -99,6 +108,7 @@ class RelayPhase:
         self._update_reading()
 
     def _relay_client_eof(self) -> None:
+        self.close_reason = "client_closed"
         self.log("info", "proxied session done", "")
         self._close()
 

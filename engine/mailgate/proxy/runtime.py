@@ -16,14 +16,17 @@ from mailgate.config import ServerConfig
 from mailgate.log import ErrorLog
 from mailgate.protocol import SERVERS
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
+from mailgate.proxy.record import SessionRecord
 from mailgate.proxy.resolver import ClientNameResolver
 
 if TYPE_CHECKING:
+    from mailgate.proxy.access_log import AccessLog
     from mailgate.proxy.stats import WorkerStats
 
-__all__ = ["AuthCallable", "ServerRuntime"]
+__all__ = ["AuthCallable", "ServerRuntime", "SessionCallable"]
 
 AuthCallable = Callable[[AuthFacts], Awaitable["AuthOK | AuthFailed | AuthRetry"]]
+SessionCallable = Callable[[SessionRecord], None]
 _RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
 
 
@@ -31,19 +34,35 @@ class ServerRuntime:
     """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats."""
 
     def __init__(self, config: ServerConfig, tls, log: ErrorLog, stats: "WorkerStats",
-                 auth: "AuthCallable | None" = None):
+                 auth: "AuthCallable | None" = None, access_log: "AccessLog | None" = None,
+                 on_session: "SessionCallable | None" = None):
         self.config = config
         self.tls = tls
         self.log = log
         self.stats = stats
         self.auth = auth
+        self.access_log = access_log
+        self.on_session = on_session
+        #: whether a finished session's record is wanted (else none is made)
+        self.wants_records = bool(access_log) or on_session is not None
         self.resolver = ClientNameResolver.from_server(config)
         #: the greeting actions when they are the same for every connection (see
         #: ServerMachine.fixed_start), else None
         self.fixed_start = SERVERS[config.protocol].fixed_start(config)
 
-    async def authenticate(self, facts: AuthFacts, log):
-        """The auth decision for ``facts``: the embedder's callable, or auth_http."""
+    def session_ended(self, record: SessionRecord) -> None:
+        """A finished session's record: to the access logs, then the embedder's callable."""
+        if self.access_log:
+            self.access_log.write(record)
+        if self.on_session is not None:
+            try:
+                self.on_session(record)
+            except Exception as exc:  # noqa: BLE001 - an embedder's bug never ends a worker
+                self.log.log("error", "on_session callable failed: %s" % type(exc).__name__)
+
+    async def authenticate(self, facts: AuthFacts, log, *, debug: bool = False):
+        """The auth decision for ``facts``: the embedder's callable, or auth_http
+        (``debug``: log the request and the answer at debug, secrets withheld)."""
         hook = self.auth
         config = self.config
         if hook is None:
@@ -53,7 +72,7 @@ class ServerRuntime:
             stats.auth_request_started()
             try:
                 return await auth_http.query(config.auth_http, config.auth_http_header,
-                                             config.auth_http_timeout, facts, log)
+                                             config.auth_http_timeout, facts, log, debug=debug)
             finally:
                 stats.auth_request_done(loop.time() - started)
         try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailgate.auth import ProxyAddresses
@@ -39,6 +40,7 @@ from mailgate.proxy.phases import (
     RESOLVING,
 )
 from mailgate.proxy.preauth import PreAuthPhase
+from mailgate.proxy.record import session_record
 from mailgate.proxy.relay import RelayPhase
 from mailgate.proxy.tls_transport import DISCARD, TLSTransport
 from mailgate.tls import TLSStream
@@ -79,9 +81,10 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
     __slots__ = (
         "_auth_task", "_closed", "_due", "_early", "_header", "_header_length",
         "_backend_paused", "_peer_eof", "_pumping", "_reading", "_slot", "_tls_closing",
-        "_wheel", "backend", "client_address", "client_host", "client_port", "ctx", "listen",
-        "listener", "loop", "machine", "number", "outcome", "phase", "proxy",
-        "proxy_addresses", "runtime", "tls", "tls_implicit", "transport", "unix",
+        "_wheel", "auth_status", "backend", "bytes_received", "bytes_sent", "client_address",
+        "client_host", "client_port", "close_reason", "ctx", "listen", "listener", "loop",
+        "machine", "number", "outcome", "phase", "proxy", "proxy_addresses", "runtime",
+        "started", "tls", "tls_implicit", "transport", "unix", "upstream_connect_time",
     )
 
     def __init__(self, listener: SessionSource, number: int):
@@ -96,6 +99,13 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         self.transport: asyncio.Transport | None = None
         self.phase = PROXY_HEADER
         self.outcome = "client_closed"  # how the session ended, for the stats
+        # for the access log (SessionRecord): what ended a relay, the last auth answer,
+        # the bytes on the client connection, when it began (epoch)
+        self.close_reason: str | None = None
+        self.auth_status: str | None = None
+        self.upstream_connect_time: float | None = None
+        self.bytes_sent = self.bytes_received = 0
+        self.started = 0.0
         self.ctx: SessionContext | None = None
         self.machine = None
         self.tls: TLSStream | None = None
@@ -121,6 +131,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
 
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self.started = time.time()
         peer = transport.get_extra_info("peername")
         if peer is None or self._closed:
             # reset before it was accepted (uvloop has no address for it then), or ended
@@ -138,6 +149,10 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         runtime = self.runtime = self.listener.route(transport)
         runtime.stats.session_opened(runtime.config.protocol)
         log = runtime.log
+        if log.debug:  # ngx_event_accept()'s line
+            log.log("debug", "accept: %s fd:%d" % (
+                "unix:" if self.unix else sockaddr_text(peer),
+                transport.get_extra_info("socket").fileno()), conn=self.number)
         if log.enabled("info"):
             log.log("info", "*%d client %s connected to %s" % (
                 self.number, "unix:" if self.unix else sockaddr_text(peer), self.listen.addr_text))
@@ -178,6 +193,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         return DISCARD
 
     def buffer_updated(self, nbytes: int) -> None:
+        self.bytes_received += nbytes
         if self.tls is not None:  # there is no PROXY header left to read then
             if self._tls_closing:
                 self._tls_closing_input(nbytes)
@@ -262,6 +278,7 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
             self._run(self._active_machine().timer_expired())
         elif phase == RELAY:
             self.log("info", "client timed out %s" % TIMED_OUT, "proxying")
+            self.close_reason = "timeout"
             self._close(quiet=True)
         else:
             # PROXY header, TLS handshake: nginx closes without a word
@@ -309,13 +326,21 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
         """End the session now (fast shutdown, or a graceful one that ran out of time)."""
         if self.outcome != "proxied":
             self.outcome = "shutdown"
+        self.close_reason = "shutdown"
         if reason and self.runtime is not None:
             self.log("info", reason, "proxying" if self.phase == RELAY else None)
         self._close(quiet=True)
 
     def _finish(self) -> None:
-        if self.runtime is not None:
-            self.runtime.stats.session_ended(self.runtime.config.protocol, self.outcome)
+        runtime = self.runtime
+        if runtime is not None:
+            runtime.stats.session_ended(runtime.config.protocol, self.outcome)
+            if self.close_reason is None:
+                self.close_reason = self.outcome
+            if runtime.log.debug:
+                self.log("debug", "close mail connection: %s, %s" % (self.outcome, self.close_reason))
+            if runtime.wants_records:
+                runtime.session_ended(session_record(self))
         self._closed = True
         self.cancel_timeout()
         if self.backend is not None:
@@ -349,11 +374,19 @@ class ClientSession(asyncio.BufferedProtocol, TLSTransport, PreAuthPhase, AuthPh
             return "proxying"
         return ""
 
+    @property
+    def debugging(self) -> bool:
+        """Whether the server's error_log takes debug lines (TLSTransport asks)."""
+        return self.runtime.log.debug
+
     def log(self, level: str, message: str, action: str | None = None) -> None:
         """A session line with nginx's context; ``action`` None means the current one,
         "" none at all."""
         log = self.runtime.log
         if not log.enabled(level):
+            return
+        if level == "debug":  # nginx's debug lines have no context (ngx_log_error_core())
+            log.log(level, message, conn=self.number)
             return
         if self.machine is not None:
             self.ctx.login = self.machine.login

@@ -14,7 +14,8 @@ The class using it keeps the state in its own slots (``transport``, ``tls``,
 * ``_tls_established() -> bool``: the handshake is done; True to read on at once;
 * ``_tls_readable()``: plaintext may be waiting in ``tls``;
 * ``_tls_peer_closed()``: the peer's close_notify, or the end of its input;
-* ``log(level, message)`` and ``_close(quiet)``.
+* ``log(level, message)`` and ``_close(quiet)``, and ``debugging``: whether its log
+  takes debug lines (False unless the class says otherwise).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ class TLSTransport(Timed):
     _tls_closing: bool  # close_notify sent, waiting for the peer's
     _closed: bool
     _peer_eof: bool
+    bytes_sent: int  # to the peer on its connection, TLS records included
+    debugging = False
 
     def _start_tls(self, stream: TLSStream, rest: bytes = b"") -> None:
         """TLS on from now: ``rest`` is what arrived before, already part of it.  A
@@ -53,7 +56,10 @@ class TLSTransport(Timed):
         tls = self.tls
         try:
             if not tls.handshake_done:
-                if not tls.do_handshake(received):
+                done = tls.do_handshake(received)
+                if self.debugging:  # ngx_ssl_handshake()'s line
+                    self.log("debug", "SSL_do_handshake: %d" % (1 if done else -1))
+                if not done:
                     self._flush_tls()
                     if self._peer_eof:
                         raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
@@ -86,6 +92,7 @@ class TLSTransport(Timed):
         if tls is not None:
             data = tls.data_to_send()
             if data:
+                self.bytes_sent += len(data)
                 self.transport.write(data)
 
     def _write(self, data) -> None:
@@ -100,8 +107,10 @@ class TLSTransport(Timed):
                 self.log(exc.level, str(exc))
                 self._close(quiet=True)
                 return
+            self.bytes_sent += len(records)
             self.transport.write(records)
         else:
+            self.bytes_sent += len(data)
             self.transport.write(bytes(data))
 
     def _close_transport(self, quiet: bool) -> None:

@@ -13,11 +13,13 @@ from mailgate.config.modules import (
     mail_auth_http,
     mail_core,
     mail_imap,
+    mail_log,
     mail_pop3,
     mail_proxy,
     mail_realip,
     mail_smtp,
     mail_ssl,
+    mail_status,
     main,
 )
 
@@ -31,6 +33,8 @@ MAIL_MODULES = (
     mail_auth_http,
     mail_proxy,
     mail_realip,
+    mail_log,  # mailgate's own modules, after nginx's
+    mail_status,
 )
 
 

@@ -10,7 +10,7 @@ from mailgate.config.registry import Call
 from mailgate.config.values import parse_size
 from mailgate.log import LEVELS, SYSLOG_FACILITIES
 
-__all__ = ["parse_error_log"]
+__all__ = ["parse_error_log", "parse_syslog"]
 
 _DEBUG_LEVELS = (
     "debug_core", "debug_alloc", "debug_mutex", "debug_event",
@@ -38,7 +38,8 @@ def _level(call: Call) -> str:
     return "debug" if debug else level  # type: ignore[return-value]
 
 
-def _syslog(call: Call, spec: str, level: str) -> LogTarget:
+def parse_syslog(call: Call, spec: str, level: str) -> LogTarget:
+    """``syslog:`` parameters (after the prefix) as nginx's ngx_syslog_process_conf()."""
     options: dict = {"facility": "local7", "tag": "nginx", "severity": None, "nohostname": False}
     address = None
     for param in spec.split(","):
@@ -85,5 +86,5 @@ def parse_error_log(call: Call) -> LogTarget:
             raise call.error('invalid buffer size "%s"' % target[7:])
         return LogTarget("memory", level, size=size)
     if target.startswith("syslog:"):
-        return _syslog(call, target[7:], level)
+        return parse_syslog(call, target[7:], level)
     return LogTarget("file", level, path=call.loader.full_name(target, conf_prefix=False))
