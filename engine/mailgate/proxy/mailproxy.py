@@ -18,6 +18,7 @@ import socket
 from typing import Iterable
 
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
+from mailgate.auth.http import AuthHttpClient
 from mailgate.log import ErrorLog, LogFiles
 from mailgate.proxy.runtime import AuthCallable, ServerRuntime
 from mailgate.proxy.session import ClientSession
@@ -144,6 +145,7 @@ class MailProxy:
         self._zones = zones
         self._own_zones = zones is None
         self._contexts = contexts
+        self._auth_clients: dict[tuple, AuthHttpClient] = {}
         self.log_files = log_files or LogFiles()
         self.connection_limit = connection_limit
         #: this proxy's counters (``stats()`` reads them)
@@ -193,7 +195,7 @@ class MailProxy:
         if self._started:
             return
         from mailgate.process.listeners import open_listen_sockets
-        from mailgate.tls import SessionZones, build_contexts
+        from mailgate.tls import SessionZones, build_client_contexts, build_contexts
 
         config = self.config
         self.timers = TimerWheel(asyncio.get_running_loop())
@@ -201,10 +203,13 @@ class MailProxy:
             self._zones = SessionZones()
             self._zones.configure(config)
         contexts = self._contexts if self._contexts is not None else build_contexts(config, self._zones)
+        # the client-side contexts are the worker's own: their sessions are per worker
+        client_contexts = build_client_contexts(config)
         runtimes = {}
-        for server, context in zip(config.servers, contexts):
+        for server, context, client_tls in zip(config.servers, contexts, client_contexts):
             runtimes[server] = ServerRuntime(server, context, ErrorLog(server.error_log, self.log_files),
-                                             self.counters, self.auth)
+                                             self.counters, self.auth, client_tls,
+                                             self._auth_client(server, client_tls))
         entries = config.listen_sockets()
         if self._sockets is None:
             opened = open_listen_sockets(config)
@@ -221,6 +226,19 @@ class MailProxy:
             self._stop_listeners()
             raise
         self._started = True
+
+    def _auth_client(self, server, client_tls) -> "AuthHttpClient | None":
+        """One auth_http client (one pool of kept connections) per auth server and
+        settings, shared by the servers that have the same."""
+        if server.auth_http is None or self.auth is not None:
+            return None
+        key = (server.auth_http, server.auth_http_keepalive, server.auth_http_keepalive_timeout,
+               server.auth_http_ssl_verify, server.auth_http_ssl_trusted_certificate,
+               server.auth_http_ssl_name)
+        client = self._auth_clients.get(key)
+        if client is None:
+            client = self._auth_clients[key] = AuthHttpClient.for_server(server, client_tls.auth_http)
+        return client
 
     @property
     def addresses(self) -> list[tuple[str, object]]:
@@ -283,6 +301,8 @@ class MailProxy:
             self.close_sessions()
         await self.drain(5)
         self._stop_listeners()
+        for client in self._auth_clients.values():
+            client.close()
         if self.timers is not None:
             self.timers.close()
         if self._own_zones and self._zones is not None:

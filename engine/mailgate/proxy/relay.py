@@ -33,7 +33,7 @@ class RelayPhase:
         if config.proxy_protocol != "off":
             header = self._backend_proxy_header(config.proxy_protocol)
         self.backend = BackendSession(self, target, self.machine.backend_login(), config,
-                                      self._wheel, runtime.stats, header)
+                                      self._wheel, runtime.stats, header, runtime.backend_tls)
         self.backend.start()
 
     def _backend_proxy_header(self, mode: str) -> bytes:

@@ -1,8 +1,8 @@
 """What every session of one ``server {}`` shares while the proxy runs: ``ServerRuntime``.
 
-Its settings, its TLS context, its error log, the worker's counters, the SMTP
-client-name resolver, the greeting when it is the same for every connection, and
-the auth decision (auth_http, or the embedder's callable).
+Its settings, its TLS context, TLS to its backends (``BackendTLS``), its error log, the
+worker's counters, the SMTP client-name resolver, the greeting when it is the same for
+every connection, and the auth decision (auth_http, or the embedder's callable).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from mailgate.config import ServerConfig
 from mailgate.log import ErrorLog
 from mailgate.protocol import SERVERS
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
+from mailgate.proxy.backend_tls import BackendTLS
 from mailgate.proxy.resolver import ClientNameResolver
 
 if TYPE_CHECKING:
@@ -31,9 +32,18 @@ class ServerRuntime:
     """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats."""
 
     def __init__(self, config: ServerConfig, tls, log: ErrorLog, stats: "WorkerStats",
-                 auth: "AuthCallable | None" = None):
+                 auth: "AuthCallable | None" = None, client_tls=None,
+                 auth_client: "auth_http.AuthHttpClient | None" = None):
         self.config = config
         self.tls = tls
+        #: TLS to the backends (``client_tls``: the server's ``ClientContexts``)
+        self.backend_tls = BackendTLS(config, client_tls.backend) if client_tls else None
+        #: the worker's auth_http client for this server's auth server and settings
+        #: (shared by the servers with the same ones: one pool of kept connections)
+        if auth_client is None and config.auth_http is not None:
+            auth_client = auth_http.AuthHttpClient.for_server(
+                config, client_tls.auth_http if client_tls else None)
+        self.auth_client = auth_client
         self.log = log
         self.stats = stats
         self.auth = auth
@@ -52,8 +62,8 @@ class ServerRuntime:
             started = loop.time()
             stats.auth_request_started()
             try:
-                return await auth_http.query(config.auth_http, config.auth_http_header,
-                                             config.auth_http_timeout, facts, log)
+                return await self.auth_client.query(config.auth_http_header,
+                                                    config.auth_http_timeout, facts, log)
             finally:
                 stats.auth_request_done(loop.time() - started)
         try:
