@@ -304,15 +304,16 @@ class BackendSession(TLSTransport):
             self.run(self.machine.connection_lost())
 
     def _tls_failed(self, reason: str) -> None:
-        self.log("error", reason)
+        self.log("error", reason, "SSL handshaking to upstream")
         self._close(quiet=True)
 
-    def log(self, level: str, message: str) -> None:
-        """A line in the client session's context.  A TLS failure before the login is
-        done is an ``[error]``: the backend is unavailable."""
+    def log(self, level: str, message: str, action: str | None = None) -> None:
+        """A line in the client session's context (``action`` None: the current one).
+        A TLS failure before the login is done is an ``[error]``: the backend is
+        unavailable."""
         if not self.relaying and level in ("info", "notice", "warn"):
             level = "error"
-        self.client.log(level, message, self.log_action)
+        self.client.log(level, message, self.log_action if action is None else action)
 
     # -- reading -----------------------------------------------------------------
 
