@@ -305,3 +305,24 @@ def test_starttls_response_injection(sut, protocol, tcp_backend, auth_server, pk
         else:
             assert got == want
     assert error_lines(sut) == []
+
+
+def test_embedders_auth_callable_decides_too(embedded_factory, tls_dovecot, auth_server, pki):
+    """The embedding API's AuthOK carries the same choice (backend_tls); a value that is
+    none of on, starttls, off is the callable's error, not a plaintext login."""
+    import mailgate
+
+    modes = iter(["starttls", "yes"])
+
+    async def auth(facts):
+        return mailgate.AuthOK(tls_dovecot.host, tls_dovecot.imap_port, backend_tls=next(modes))
+
+    gate = embedded_factory()
+    gate.start(CONFIG % f"proxy_ssl_verify on; proxy_ssl_verify_depth 2; "
+                        f"proxy_ssl_trusted_certificate {pki.ca.cert}; proxy_ssl_name mx.test;",
+               auth=auth)
+    log_in("imap", gate.address("imap"))
+    replies = failed_login("imap", gate.address("imap"))
+    assert replies[-1] == b"* BAD internal server error\r\n"
+    (line,) = error_lines(gate)
+    assert "auth callable returned backend_tls='yes', not on, starttls or off" in line

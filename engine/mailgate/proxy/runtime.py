@@ -26,6 +26,7 @@ __all__ = ["AuthCallable", "ServerRuntime"]
 
 AuthCallable = Callable[[AuthFacts], Awaitable["AuthOK | AuthFailed | AuthRetry"]]
 _RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
+_BACKEND_TLS = (None, "on", "starttls", "off")
 
 
 class ServerRuntime:
@@ -73,5 +74,9 @@ class ServerRuntime:
             return AuthInternalError()
         if not isinstance(result, _RESULTS):
             log("error", "auth callable returned %s, not an auth result" % type(result).__name__)
+            return AuthInternalError()
+        if isinstance(result, AuthOK) and result.backend_tls not in _BACKEND_TLS:
+            log("error", "auth callable returned backend_tls=%r, not on, starttls or off"
+                % (result.backend_tls,))
             return AuthInternalError()
         return result
