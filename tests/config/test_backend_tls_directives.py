@@ -149,3 +149,29 @@ def test_mailgate_t_reports_them(tmp_path, capsys):
     assert cli.main(["-t", "-q", "-c", str(path)]) == 1
     ((level, message),) = parse_log_lines(capsys.readouterr().err)
     assert level == "emerg" and message.startswith('cannot load certificate "%s"' % junk)
+
+
+def test_readme_example(tmp_path, pki):
+    """README's backend TLS example is a configuration mailgate takes (its files put
+    where it names them), and builds the client contexts of."""
+    import re
+    import shutil
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = text.split("<!-- backend-tls-example -->", 1)[1]
+    example = re.search(r"```nginx\n(.*?)```", block, re.S).group(1)
+    for name, source in (("internal-ca.pem", pki.ca.cert), ("mail.example.com.pem", pki.server_rsa.cert),
+                         ("mail.example.com.key", pki.server_rsa.key_file),
+                         ("proxy-client.pem", pki.client.cert), ("proxy-client.key", pki.client.key_file)):
+        shutil.copy(source, tmp_path / name)
+    example = example.replace("/etc/mailgate/", "%s/" % tmp_path)
+    # the example's host names resolve nowhere here: the auth server by address
+    example = example.replace("https://auth.example.com:8443", "https://127.0.0.1:8443")
+    config = conf(example)
+    imaps, pop3, submission = config.servers
+    assert (imaps.backend_tls, pop3.backend_tls, submission.backend_tls) == ("on", "starttls", "starttls")
+    assert imaps.auth_http.tls and imaps.auth_http_keepalive == 8
+    assert submission.proxy_ssl_certificate == str(tmp_path / "proxy-client.pem")
+    contexts = build_client_contexts(config)
+    assert all(c.backend.verify and c.auth_http.verify for c in contexts)
