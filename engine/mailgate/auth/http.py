@@ -313,7 +313,7 @@ class _Connection(asyncio.BufferedProtocol, TLSTransport):
     the answer read until the end of its headers (at most RESPONSE_LIMIT bytes).  With
     keep-alive it then reads the body away and goes back to its client's idle pool."""
 
-    def __init__(self, client: "AuthHttpClient"):
+    def __init__(self, client: "AuthHttpClient", loop: asyncio.AbstractEventLoop):
         self.client = client
         self.transport = None
         self.tls = None
@@ -322,7 +322,7 @@ class _Connection(asyncio.BufferedProtocol, TLSTransport):
         self._peer_eof = False
         self.chunk = memoryview(bytearray(4096))
         self.data = b""
-        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.ready: asyncio.Future = loop.create_future()
         self.done: asyncio.Future | None = None  # the answer to the current request
         self.kept = False  # it served a request before
         self.settled = False  # its requester has taken the answer
@@ -555,10 +555,10 @@ class AuthHttpClient:
         loop = asyncio.get_running_loop()
         try:
             if target.family == socket.AF_UNIX:
-                _, conn = await loop.create_unix_connection(lambda: _Connection(self),
+                _, conn = await loop.create_unix_connection(lambda: _Connection(self, loop),
                                                             target.address)
             else:
-                _, conn = await loop.create_connection(lambda: _Connection(self),
+                _, conn = await loop.create_connection(lambda: _Connection(self, loop),
                                                        target.address, target.port)
         except ConnectionRefusedError as exc:
             # nginx connects without blocking and sees the refusal on its first recv()

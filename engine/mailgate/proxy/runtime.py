@@ -40,10 +40,8 @@ class ServerRuntime:
         #: TLS to the backends (``client_tls``: the server's ``ClientContexts``)
         self.backend_tls = BackendTLS(config, client_tls.backend) if client_tls else None
         #: the worker's auth_http client for this server's auth server and settings
-        #: (shared by the servers with the same ones: one pool of kept connections)
-        if auth_client is None and config.auth_http is not None:
-            auth_client = auth_http.AuthHttpClient.for_server(
-                config, client_tls.auth_http if client_tls else None)
+        #: (shared by the servers with the same ones: one pool of kept connections);
+        #: None with an embedder's callable
         self.auth_client = auth_client
         self.log = log
         self.stats = stats
