@@ -18,6 +18,7 @@ import ssl
 import threading
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
 from tests.e2e.backends import Connection
 from tests.e2e.scripts import INTERNAL_ERROR, PROTOCOLS, login_script
@@ -326,3 +327,44 @@ def test_embedders_auth_callable_decides_too(embedded_factory, tls_dovecot, auth
     assert replies[-1] == b"* BAD internal server error\r\n"
     (line,) = error_lines(gate)
     assert "auth callable returned backend_tls='yes', not on, starttls or off" in line
+
+
+class CertificateCheckingPop3:
+    """A POP3S backend that requires a client certificate from the test CA and keeps
+    the subject of the one it got."""
+
+    def __init__(self, pki):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(pki.server_rsa.cert, pki.server_rsa.key_file)
+        self.context.verify_mode = ssl.CERT_REQUIRED
+        self.context.load_verify_locations(pki.ca.cert)
+        self.subjects: list = []
+
+    def __call__(self, conn: Connection) -> None:
+        conn.sock.settimeout(10)
+        tls = self.context.wrap_socket(conn.sock, server_side=True)
+        self.subjects.append(dict(item[0] for item in tls.getpeercert()["subject"]))
+        tls.sendall(b"+OK fake\r\n")
+        for answer in (b"+OK\r\n", b"+OK logged in\r\n", b"+OK bye\r\n"):
+            _line(tls, conn)
+            tls.sendall(answer)
+
+
+def test_client_certificate_with_an_encrypted_key(sut, tcp_backend, auth_server, pki):
+    """proxy_ssl_certificate, its key encrypted, the passphrase from proxy_ssl_password_file."""
+    fake = CertificateCheckingPop3(pki)
+    backend = tcp_backend(fake)
+    auth_server.policy = DefaultPolicy(DEFAULT_USERS, {"pop3": (backend.host, backend.port)})
+    key = pki.directory / "client.enc.key"
+    key.write_bytes(pki.client.key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(pki.key_password.encode())))
+    sut.start(CONFIG % (f"proxy_ssl on; proxy_ssl_certificate {pki.client.cert}; "
+                        f"proxy_ssl_certificate_key {key}; "
+                        f"proxy_ssl_password_file {pki.password_file};"))
+    script = [ReadLine(), b"USER alice\r\n", ReadLine(), b"PASS alice-secret\r\n", ReadLine(),
+              b"QUIT\r\n", ReadEOF()]
+    replies = run_script(sut.address("pop3"), script).replies()
+    assert b"+OK logged in\r\n" in replies
+    assert [subject["commonName"] for subject in fake.subjects] == ["client one"]
+    assert error_lines(sut) == []
