@@ -421,7 +421,9 @@ class BackendSession(TLSTransport):
             self._connect_task.cancel()
         tls = self.tls
         if tls is not None:
-            if self.transport is not None and tls.handshake_done and not self._peer_eof:
+            transport = self.transport
+            if (transport is not None and not transport.is_closing() and tls.handshake_done
+                    and not self._peer_eof):
                 # close_notify, not waited for (ngx_stream_proxy_finalize())
                 try:
                     tls.shutdown()
