@@ -188,7 +188,7 @@ class BackendSession(TLSTransport):
         backend sent after it go to the client, and the relay starts."""
         self.relaying = True
         if self.tls is not None:
-            # by now TLS 1.3 tickets have come: the session to resume next time
+            # the session to resume next time (TLS 1.3's tickets have come by now)
             self.backend_tls.keep(self.target.server, self.target.port, self.tls)
         buffer = action.buffer
         first = bytes(buffer.readable())
@@ -261,7 +261,8 @@ class BackendSession(TLSTransport):
         if tls.session_reused:
             # nginx's debug line of ngx_ssl_handshake_log()
             self.client.log("debug", "SSL reused session", "SSL handshaking to upstream")
-        settings.keep(target.server, target.port, tls)
+        # the session is kept once the login is done (_login_done): by then TLS 1.3's
+        # tickets, which come after the handshake, have been read
         if self.machine.state == "tls":
             self.run(self.machine.tls_established())
         return not self._closed
