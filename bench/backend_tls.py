@@ -17,7 +17,9 @@ the plaintext variant:
   without ``proxy_ssl_session_reuse``;
 * ``starttls``, ``starttls-noreuse``: ``proxy_starttls on`` to Dovecot's IMAP port;
 * ``keepalive``: the backend in the clear, ``auth_http_keepalive 8``;
-* ``all``: ``proxy_ssl on`` with reuse and ``auth_http_keepalive 8``.
+* ``all``: ``proxy_ssl on`` with reuse and ``auth_http_keepalive 8``;
+* ``https``, ``https-keepalive``: the backend in the clear, ``auth_http https://``
+  (verified), without and with ``auth_http_keepalive 8``.
 
 Goals (bench/RESULTS.md): backend TLS with reuse adds at most 25 % to a login
 session; keep-alive saves CPU per login.  Loopback only; every run bounded in
@@ -46,7 +48,10 @@ from tests.support.ports import PortAllocator  # noqa: E402
 from tests.support.proxy import IMPLEMENTATIONS  # noqa: E402
 from tests.support.users import ALICE, DEFAULT_USERS  # noqa: E402
 
-#: variant -> (Dovecot port attribute, the server's directives)
+AUTH_HTTPS = "auth_http_ssl_trusted_certificate $ca; auth_http_ssl_name mx.test;"
+#: variant -> (Dovecot port attribute, the server's directives); the https variants' auth
+#: servers serve HTTPS
+HTTPS = ("https", "https-keepalive")
 VARIANTS = {
     "plain": ("imap_port", ""),
     "tls": ("imaps_port", "proxy_ssl on;"),
@@ -55,6 +60,8 @@ VARIANTS = {
     "starttls-noreuse": ("imap_port", "proxy_starttls on; proxy_ssl_session_reuse off;"),
     "keepalive": ("imap_port", "auth_http_keepalive 8;"),
     "all": ("imaps_port", "proxy_ssl on; auth_http_keepalive 8;"),
+    "https": ("imap_port", AUTH_HTTPS),
+    "https-keepalive": ("imap_port", AUTH_HTTPS + " auth_http_keepalive 8;"),
 }
 BACKEND_TLS = ("proxy_ssl_verify on; proxy_ssl_verify_depth 2; "
                "proxy_ssl_trusted_certificate $ca; proxy_ssl_name mx.test;")
@@ -100,8 +107,10 @@ def main(argv=None) -> int:
                           tls=(pki.server_rsa.cert, pki.server_rsa.key_file))
         dovecot.deliver(ALICE.login, make_message("hello alice", "Hello, Alice.\r\n" * 40))
         dovecot.start()
+        tls = (str(pki.server_rsa.cert), str(pki.server_rsa.key_file))
         auth = {name: AuthHttpServer(ports, DefaultPolicy(
-                    DEFAULT_USERS, {"imap": (dovecot.host, getattr(dovecot, port))}))
+                    DEFAULT_USERS, {"imap": (dovecot.host, getattr(dovecot, port))}),
+                    tls=tls if name in HTTPS else None)
                 for name, (port, _) in VARIANTS.items()}
         for server in auth.values():
             server.start()
