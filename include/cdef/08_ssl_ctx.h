@@ -46,6 +46,7 @@ int SSL_CTX_use_PrivateKey(SSL_CTX *, EVP_PKEY *);
 
 void SSL_CTX_set_verify_depth(SSL_CTX *, int);
 X509_STORE *SSL_CTX_get_cert_store(const SSL_CTX *);
+int SSL_CTX_set_default_verify_paths(SSL_CTX *);
 int SSL_CTX_add_client_CA(SSL_CTX *, X509 *);
 
 long SSL_CTX_set_tmp_dh(SSL_CTX *, DH *);

@@ -219,6 +219,38 @@ def test_internal_errors(data, message):
     assert logs == [("error", message)]
 
 
+@pytest.mark.parametrize("value,expected", [
+    (b"on", "on"), (b"STARTTLS", "starttls"), (b"off", "off"), (None, None)])
+def test_auth_ssl_backend(value, expected):
+    """mailgate's Auth-SSL-Backend sets the TLS to this session's backend."""
+    header = b"Auth-SSL-Backend: %s\r\n" % value if value is not None else b""
+    result, logs = run_decide(b"Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 993\r\n"
+                              + header + b"\r\n")
+    assert isinstance(result, AuthOK) and result.backend_tls == expected and logs == []
+
+
+def test_auth_ssl_backend_invalid():
+    result, logs = run_decide(b"Auth-Status: OK\r\nAuth-Server: 127.0.0.1\r\nAuth-Port: 993\r\n"
+                              b"Auth-SSL-Backend: yes\r\n\r\n")
+    assert isinstance(result, AuthInternalError)
+    assert logs == [("error", SERVICE + ' sent invalid Auth-SSL-Backend:"yes"')]
+
+
+def test_auth_ssl_backend_does_not_matter_in_a_failure():
+    result, logs = run_decide(b"Auth-Status: Invalid login\r\nAuth-SSL-Backend: yes\r\n\r\n")
+    assert isinstance(result, AuthFailed) and logs == []
+
+
+def test_keepalive_request_is_http11_otherwise_the_same():
+    facts = AuthFacts(protocol="imap", method="plain", login=b"a", password=b"b",
+                      login_attempt=1, client_ip="127.0.0.1")
+    target = AuthHttpTarget("x", socket.AF_INET, "127.0.0.1", 9, "/auth", "127.0.0.1", "127.0.0.1:9")
+    plain = build_request(target, (), facts)
+    kept = build_request(target, (), facts, keepalive=True)
+    assert plain.startswith(b"GET /auth HTTP/1.0\r\n")
+    assert kept == plain.replace(b"HTTP/1.0", b"HTTP/1.1", 1)
+
+
 # --- transport against real local servers ------------------------------------------------------
 
 async def serve_once(answer: bytes | None, delay: float = 0.0):

@@ -490,7 +490,9 @@ class TestAuthHttp:
 
     @pytest.mark.parametrize("url,message", [
         ("127.0.0.1:99999/x", 'invalid port in auth_http "127.0.0.1:99999/x"'),
-        ("https://127.0.0.1/", 'invalid port in auth_http "https://127.0.0.1/"'),
+        ("https://127.0.0.1:99999/", 'invalid port in auth_http "127.0.0.1:99999/"'),
+        ("https://unix:/run/a.sock", 'https is not allowed with a unix socket in auth_http '
+                                     '"unix:/run/a.sock"'),
         ("host.invalid", 'host not found in auth_http "host.invalid"'),
     ])
     def test_errors(self, url, message):

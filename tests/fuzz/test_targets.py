@@ -57,12 +57,12 @@ def test_machines_and_readers_catch_implementations_that_disagree(monkeypatch):
 def test_auth_http_catches_a_reading_that_depends_on_the_cuts(monkeypatch):
     data = (CORPUS / "auth_http" / "ok-in-pieces").read_bytes()
     auth_http.one_input(data)
-    real = auth_http._Exchange.buffer_updated
+    real = auth_http._Connection.buffer_updated
 
     def forgetful(self, nbytes):  # each read parsed alone: the headers are cut apart
         self.data = b""
         real(self, nbytes)
 
-    monkeypatch.setattr(auth_http._Exchange, "buffer_updated", forgetful)
+    monkeypatch.setattr(auth_http._Connection, "buffer_updated", forgetful)
     with pytest.raises(AssertionError):
         auth_http.one_input(data)

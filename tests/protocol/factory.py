@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.support.configs import load, mail_text, server_block
 
-_FLAGS = {"proxy_pass_error_message", "proxy_smtp_auth", "xclient"}
+_FLAGS = {"proxy_pass_error_message", "proxy_smtp_auth", "xclient", "proxy_ssl", "proxy_starttls"}
 _TIMES = {"timeout", "smtp_greeting_delay"}
 _LISTS = {"imap_auth", "pop3_auth", "smtp_auth", "imap_capabilities",
           "pop3_capabilities", "smtp_capabilities"}

@@ -1,4 +1,6 @@
-"""A real HTTP/1.0 auth_http server on loopback whose answers the test decides.
+"""A real HTTP/1.0 auth_http server on loopback whose answers the test decides; an
+HTTP/1.1 request keeps its connection (a kept-alive client), and with ``tls`` it serves
+HTTPS.
 
 Each request is recorded raw (bytes, as nginx or mailgate sent it) and parsed into
 an :class:`AuthRequest`; the server's *policy* (any callable ``AuthRequest -> answer``)
@@ -20,6 +22,7 @@ import hmac
 import re
 import socket
 import socketserver
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -195,6 +198,13 @@ class Reply:
         status = (self.status_line + "\r\n").encode() if self.status_line is not None else b""
         return status + _header_bytes(self.headers) + b"\r\n" + self.body
 
+    def kept_alive(self) -> Reply:
+        """The same answer for an HTTP/1.1 request on a kept connection: HTTP/1.1 with
+        the body's length (RFC 9112 section 6.3)."""
+        status = "HTTP/1.1 " + (self.status_line or "HTTP/1.0 200 OK").split(" ", 1)[1]
+        headers = [*self.headers, ("Content-Length", len(self.body))]
+        return Reply(headers, status, self.body, self.delay)
+
 
 @dataclass(frozen=True)
 class RawReply:
@@ -324,21 +334,57 @@ class _Handler(socketserver.BaseRequestHandler):
         owner = self.server.owner
         sock: socket.socket = self.request
         sock.settimeout(owner.read_timeout)
+        with owner._open_lock:
+            owner.accepted += 1
+        if owner.tls is not None:
+            try:
+                sock = owner.tls.wrap_socket(sock, server_side=True)
+            except OSError as exc:  # e.g. the client refused our certificate
+                owner.handshake_failures.append(exc)
+                return
         owner._track(sock, True)
         try:
-            raw, complete = self._read(sock)
-            request = AuthRequest.parse(raw, self.client_address, complete)
-            owner._record(request)
-            if not complete:
-                return
-            try:
-                answer = owner.policy(request)
-            except Exception as exc:  # noqa: BLE001 - a broken policy is a test bug: shown at teardown
-                owner.errors.append(exc)
-                return
-            self._answer(sock, answer, owner._stopping)
+            first = True
+            while True:
+                raw, complete = self._read(sock)
+                if not raw and not first:
+                    return  # the client closed its kept connection
+                first = False
+                request = AuthRequest.parse(raw, self.client_address, complete)
+                owner._record(request)
+                if not complete:
+                    return
+                try:
+                    answer = owner.policy(request)
+                except Exception as exc:  # noqa: BLE001 - a broken policy is a test bug: shown at teardown
+                    owner.errors.append(exc)
+                    return
+                kept = (owner.keepalive and isinstance(answer, Reply)
+                        and raw.split(b"\r\n", 1)[0].endswith(b" HTTP/1.1"))
+                if kept:
+                    answer = answer.kept_alive()
+                self._answer(sock, answer, owner._stopping)
+                if not kept or not self._idle(sock, owner):
+                    return
         finally:
             owner._track(sock, False)
+
+    @staticmethod
+    def _idle(sock: socket.socket, owner: AuthHttpServer) -> bool:
+        """Between two requests on a kept connection: False when the server closes it
+        (``idle_close`` seconds without a request)."""
+        if owner.idle_close is None:
+            return True
+        sock.settimeout(owner.idle_close)
+        try:
+            data = sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            return False
+        except OSError:
+            return False
+        finally:
+            sock.settimeout(owner.read_timeout)
+        return bool(data)
 
     @staticmethod
     def _read(sock: socket.socket) -> tuple[bytes, bool]:
@@ -416,15 +462,30 @@ class AuthHttpServer:
         host: str = "127.0.0.1",
         path: str = "/auth",
         read_timeout: float = 10.0,
+        tls: tuple[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
+        """``tls`` is ``(certificate chain, key)``: serve HTTPS.  ``port`` reuses a port
+        (a server started again where one died)."""
         self.host = host
+        #: connections accepted (a kept-alive client opens few)
+        self.accepted = 0
+        #: HTTP/1.1 requests keep their connection (answered with Content-Length)
+        self.keepalive = True
+        #: close a kept connection after this many idle seconds (None: never)
+        self.idle_close: float | None = None
+        self.handshake_failures: list[Exception] = []
+        self.tls: ssl.SSLContext | None = None
+        if tls is not None:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.path = path
         self.policy = policy
         self.read_timeout = read_timeout
         self.requests: list[AuthRequest] = []
         self.errors: list[Exception] = []
         self._ports = ports
-        self.port = ports.port()
+        self.port = port or ports.port()
         self._server: _TCPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -434,8 +495,9 @@ class AuthHttpServer:
 
     @property
     def url(self) -> str:
-        """``host:port/path`` as written after ``auth_http``."""
-        return f"{self.host}:{self.port}{self.path}"
+        """``host:port/path`` as written after ``auth_http`` (``https://...`` with TLS)."""
+        scheme = "https://" if self.tls is not None else ""
+        return f"{scheme}{self.host}:{self.port}{self.path}"
 
     def _record(self, request: AuthRequest) -> None:
         with self._arrived:
@@ -468,8 +530,9 @@ class AuthHttpServer:
         )
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop serving, cut open connections, release the port."""
+    def stop(self, release: bool = True) -> None:
+        """Stop serving, cut open connections, release the port (unless not ``release``:
+        a server started again on it follows)."""
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
@@ -484,7 +547,8 @@ class AuthHttpServer:
         if self._thread is not None:
             self._thread.join(5)
             self._thread = None
-        self._ports.release(self.port)
+        if release:
+            self._ports.release(self.port)
 
     def __enter__(self) -> Self:
         self.start()

@@ -8,7 +8,9 @@ What it adds to aiosmtpd:
   argument, the HELO/EHLO name, the XCLIENT attributes, the AUTH login, and each
   message's envelope (MAIL FROM, RCPT TO) with its DATA bytes as received: dot-unstuffed
   per RFC 5321 (lines are CRLF-delimited, so a bare LF stays inside its line);
-* knobs a test flips: reject given recipients, reject every AUTH, long lines allowed.
+* knobs a test flips: reject given recipients, reject every AUTH, long lines allowed;
+* TLS (``tls=(chain, key)``): STARTTLS required before anything but EHLO/HELO/NOOP/QUIT,
+  or with ``implicit_tls`` TLS from the first byte (SMTPS).
 
 The server runs in a thread of the test process with its own event loop
 (aiosmtpd's ``Controller``); it starts in milliseconds.
@@ -17,6 +19,7 @@ The server runs in a thread of the test process with its own event loop
 from __future__ import annotations
 
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterable
@@ -237,6 +240,8 @@ class _Controller(Controller):
             data_size_limit=backend.data_size_limit,
             enable_SMTPUTF8=True,
             timeout=60,
+            tls_context=backend.starttls_context,
+            require_starttls=backend.starttls_context is not None,
         )
 
 
@@ -263,8 +268,17 @@ class SmtpBackend:
         hostname: str = "backend.test",
         greeting_text: str = "ESMTP mailgate test backend",
         data_size_limit: int = 64 * 1024 * 1024,
+        tls: tuple[str, str] | None = None,
+        implicit_tls: bool = False,
     ) -> None:
+        """``tls`` is ``(certificate chain, key)``: STARTTLS required, or with
+        ``implicit_tls`` TLS from the first byte."""
         self.host = host
+        self.tls_context: ssl.SSLContext | None = None
+        if tls is not None:
+            self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls_context.load_cert_chain(*tls)
+        self.implicit_tls = implicit_tls
         self.hostname = hostname
         self.greeting_text = greeting_text
         self.data_size_limit = data_size_limit
@@ -294,9 +308,16 @@ class SmtpBackend:
         server.record.login = login
         return AuthResult(success=True, auth_data=auth_data)
 
+    @property
+    def starttls_context(self) -> ssl.SSLContext | None:
+        """The context STARTTLS uses (None without it)."""
+        return None if self.implicit_tls else self.tls_context
+
     def start(self) -> None:
         """Start serving (in a thread); clears records of the start-up probe."""
-        self._controller = _Controller(self, hostname=self.host, port=self.port, ready_timeout=10)
+        implicit = self.tls_context if self.implicit_tls else None
+        self._controller = _Controller(self, hostname=self.host, port=self.port, ready_timeout=10,
+                                       ssl_context=implicit)
         self._controller.start()
         # The controller's start-up probe connection is not the test's business.
         wait_until(lambda: bool(self._connections), 2.0)

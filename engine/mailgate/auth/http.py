@@ -17,6 +17,7 @@ answers split across reads): docs/differences.md#auth_http.
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 import socket
 from dataclasses import dataclass, field
@@ -30,9 +31,13 @@ from mailgate.log import printable
 from mailgate.oserror import os_error_text
 from mailgate.protocol import sasl
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
+from mailgate.proxy.tls_transport import TLSTransport
+from mailgate.tls import TLSStream
 
 __all__ = [
+    "AuthHttpClient",
     "AuthHttpError",
+    "AuthTLSError",
     "AuthResponse",
     "LogFunction",
     "build_request",
@@ -65,10 +70,12 @@ def _auth_fields(method: str) -> tuple[str, ...]:
     return entry.auth_fields if entry is not None else ()
 
 
-def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], ...], facts: AuthFacts) -> bytes:
-    """The request bytes, exactly as nginx writes them."""
+def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], ...], facts: AuthFacts,
+                  *, keepalive: bool = False) -> bytes:
+    """The request bytes, exactly as nginx writes them; with ``keepalive`` in HTTP/1.1,
+    which keeps the connection open (RFC 9112 section 9.3)."""
     out = [
-        b"GET %s HTTP/1.0\r\n" % target.uri.encode("utf-8", "surrogateescape"),
+        b"GET %s HTTP/1.%d\r\n" % (target.uri.encode("utf-8", "surrogateescape"), keepalive),
         b"Host: %s\r\n" % target.host_header.encode("utf-8", "surrogateescape"),
         b"Auth-Method: %s\r\n" % facts.method.encode(),
         b"Auth-User: %s\r\n" % escape(facts.login),
@@ -134,6 +141,7 @@ class AuthResponse:
     error_code: bytes | None = None
     #: every header line as read, (name, value), for the debug log
     fields: list[tuple[bytes, bytes]] = field(default_factory=list)
+    ssl_backend: bytes | None = None  # mailgate's Auth-SSL-Backend
 
     def apply(self, name: bytes, value: bytes) -> None:
         """Take one header (the last of each name wins); unknown names are ignored."""
@@ -157,6 +165,8 @@ class AuthResponse:
                 self.wait = wait
         elif name == b"auth-error-code":
             self.error_code = value
+        elif name == b"auth-ssl-backend":
+            self.ssl_backend = value
 
 
 def _status_line_end(data: bytes) -> int | None:
@@ -221,11 +231,17 @@ def _ip_literal(value: bytes) -> str | None:
     return None if ip is None else format_ip(ip)
 
 
+# Auth-SSL-Backend (mailgate's own header): TLS to this session's backend
+_BACKEND_TLS = {b"on": "on", b"starttls": "starttls", b"off": "off"}
+
+
 def decide(response: AuthResponse, peer: str, log: LogFunction):
     """The machine's auth result for an answer, with nginx's log lines.
 
     ``peer`` names the auth server (``127.0.0.1:9000``).  Whether a password is
     needed and missing is the machine's check, made when it receives AuthOK.
+    ``Auth-SSL-Backend: on | starttls | off`` (any case) sets the TLS to the backend
+    for this session; another value is an invalid answer.
     """
     service = "auth http server %s" % peer
     if response.failure is not None:
@@ -244,78 +260,367 @@ def decide(response: AuthResponse, peer: str, log: LogFunction):
     if port is None or not 1 <= port <= 65535:
         log("error", '%s sent invalid server port:"%s"' % (service, response.port.decode("utf-8", "replace")))
         return AuthInternalError()
+    backend_tls = None
+    if response.ssl_backend is not None:
+        backend_tls = _BACKEND_TLS.get(response.ssl_backend.lower())
+        if backend_tls is None:
+            log("error", '%s sent invalid Auth-SSL-Backend:"%s"'
+                % (service, response.ssl_backend.decode("utf-8", "replace")))
+            return AuthInternalError()
     upstream = "%s:%s" % (response.server.decode("ascii"), response.port.decode("ascii"))
-    return AuthOK(server, port, response.user, response.password, upstream, peer)
+    return AuthOK(server, port, response.user, response.password, upstream, peer, backend_tls)
 
 
-class _Exchange(asyncio.BufferedProtocol):
-    """One auth_http connection: the request written at once, the answer read until the
-    end of its headers (at most RESPONSE_LIMIT bytes)."""
+def _answer_end(data: bytes) -> int:
+    """Where the headers of a complete answer end (``parse_response`` took it)."""
+    start = _status_line_end(data) or 0
+    return start + _END_OF_HEADERS.search(data[start:]).end()
 
-    def __init__(self, request: bytes, done: asyncio.Future):
-        self.request = request
-        self.done = done
+
+def _kept_body(head: bytes) -> int | None:
+    """The body length after which the connection of an HTTP/1.1 answer can take the
+    next request; None when it cannot (HTTP/1.0, ``Connection: close``, a body
+    that only the end of the connection delimits, chunked).  RFC 9112 sections 6.3
+    and 9.3."""
+    lines = head.split(b"\n")
+    status = lines[0].split()
+    if len(status) < 2 or status[0] != b"HTTP/1.1":
+        return None
+    length = 0 if status[1][:1] == b"1" or status[1] in (b"204", b"304") else None
+    for raw in lines[1:]:
+        name, _, value = raw.rstrip(b"\r").partition(b":")
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"connection" and b"close" in value:
+            return None
+        if name == b"transfer-encoding":
+            return None
+        if name == b"content-length":
+            length = atoi(value.decode("latin-1"))
+            if length is None:
+                return None
+    return length
+
+
+class _Retry:
+    """A kept connection ended before any byte of the answer: the server had closed it
+    (or was closing it); the request goes once more on a fresh connection."""
+
+
+_RETRY = _Retry()
+
+
+class _Connection(asyncio.BufferedProtocol, TLSTransport):
+    """One connection to the auth server, plain or TLS (``TLSTransport``, with a
+    client-side stream), taking one request at a time: the request is written at once,
+    the answer read until the end of its headers (at most RESPONSE_LIMIT bytes).  With
+    keep-alive it then reads the body away and goes back to its client's idle pool."""
+
+    def __init__(self, client: "AuthHttpClient", loop: asyncio.AbstractEventLoop):
+        self.client = client
+        self.transport = None
+        self.tls = None
+        self.bytes_sent = 0  # TLSTransport counts what it writes
+        self._tls_closing = False
+        self._closed = False
+        self._peer_eof = False
         self.chunk = memoryview(bytearray(4096))
         self.data = b""
+        self.ready: asyncio.Future = loop.create_future()
+        self.done: asyncio.Future | None = None  # the answer to the current request
+        self.kept = False  # it served a request before
+        self.settled = False  # its requester has taken the answer
+        self.body_left: int | None = None  # body bytes to read away before the next request
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self._failure: str | None = None
+
+    # -- asyncio --------------------------------------------------------------
 
     def connection_made(self, transport) -> None:
-        transport.write(self.request)
+        self.transport = transport
+        client = self.client
+        if client.tls_context is None:
+            self.ready.set_result(None)
+            return
+        name = client.ssl_name
+        self._start_tls(TLSStream(client.tls_context, server_name=None if _ip_literal(
+            name.encode()) else name, verify_name=name if client.tls_context.verify else None))
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return self.chunk
+        tls = self.tls
+        return tls.input if tls is not None and not self._closed else self.chunk
 
     def buffer_updated(self, nbytes: int) -> None:
-        if self.done.done():
+        if self._closed:
             return
-        self.data += self.chunk[:nbytes]
-        try:
-            response = parse_response(self.data)
-        except AuthHttpError as exc:
-            self.done.set_result(exc)
-            return
-        if response is not None:
-            self.done.set_result(response)
-        elif len(self.data) > RESPONSE_LIMIT:
-            self.done.set_result(AuthHttpError("invalid response"))
+        if self.tls is not None:
+            self._tls_input(nbytes)
+        else:
+            self._received(self.chunk[:nbytes])
 
     def eof_received(self) -> bool:
-        if not self.done.done():
-            self.done.set_result(None)  # closed before the end of the headers: no log line
+        self._peer_eof = True
+        if self.tls is not None and not self._closed:
+            self.tls.feed_eof()
+            self._tls_input()
+        if not self._closed:
+            self._ended(None)
         return False
 
     def connection_lost(self, exc) -> None:
-        if not self.done.done():
-            self.done.set_result(exc)
+        self._ended(exc)
+        if self.tls is not None:
+            self.tls.close()
+
+    # -- TLSTransport's callbacks --------------------------------------------------
+
+    def _tls_established(self) -> bool:
+        tls = self.tls
+        if tls.context.verify:
+            reason = tls.check_server_certificate(self.client.ssl_name)
+            if reason is not None:
+                self.log("error", reason)
+                self._close(quiet=True)
+                return False
+        self.ready.set_result(None)
+        return True
+
+    def _tls_readable(self) -> None:
+        while not self._closed:
+            n = self.tls.recv_into(self.chunk)
+            if not n:
+                return
+            self._received(self.chunk[:n])
+
+    def _tls_peer_closed(self) -> None:
+        self._ended(None)
+
+    def log(self, level: str, message: str) -> None:
+        """A TLS failure, told to whoever waits on this connection."""
+        self._failure = message
+
+    def _close(self, quiet: bool = True) -> None:
+        self._ended(None)
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- requests ------------------------------------------------------------
+
+    @property
+    def usable(self) -> bool:
+        return not self._closed and not self.transport.is_closing()
+
+    async def request(self, request: bytes):
+        """The answer's headers (``AuthResponse``), an ``AuthHttpError``, an exception,
+        None (closed before the end of the headers) or ``_RETRY``."""
+        self.data = b""
+        self.settled = False
+        self.done = asyncio.get_running_loop().create_future()
+        self._write(request)
+        try:
+            return await self.done
+        except BaseException:
+            self.close()  # cancelled (timeout): the answer would come to nobody
+            raise
+
+    def _received(self, data) -> None:
+        done = self.done
+        if done is None or done.done():
+            left = self.body_left
+            if left is None or len(data) > left:
+                self.close()  # bytes nobody asked for: the connection is not clean
+                return
+            self.body_left = left - len(data)
+            if not self.body_left and self.settled:
+                self.client.release(self)
+            return
+        self.data += data
+        try:
+            response = parse_response(self.data)
+        except AuthHttpError as exc:
+            done.set_result(exc)
+            return
+        if response is None:
+            if len(self.data) > RESPONSE_LIMIT:
+                done.set_result(AuthHttpError("invalid response"))
+            return
+        if self.client.keepalive:
+            end = _answer_end(self.data)
+            length = _kept_body(self.data[:end])
+            if length is not None and len(self.data) - end <= length:
+                self.body_left = length - (len(self.data) - end)
+        done.set_result(response)
+
+    def _ended(self, exc) -> None:
+        """The connection ended (``exc``: how, if not cleanly)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+        if self._failure is not None:
+            exc = AuthTLSError(self._failure)
+        if not self.ready.done():
+            self.ready.set_result(exc or ConnectionResetError(errno.ECONNRESET, "Connection reset by peer"))
+        done = self.done
+        if done is not None and not done.done():
+            if self.kept and not self.data and not isinstance(exc, AuthTLSError):
+                done.set_result(_RETRY)
+            else:
+                done.set_result(exc)
+        self.client.forget(self)
+
+    def close(self) -> None:
+        """Close now (after a request nobody waits for, or when no longer kept)."""
+        self._ended(None)
+        if self.transport is not None:
+            self.transport.close()
 
 
-async def _exchange(target: AuthHttpTarget, request: bytes, service: str, log: LogFunction):
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
-    try:
-        if target.family == socket.AF_UNIX:
-            transport, _ = await loop.create_unix_connection(lambda: _Exchange(request, done),
-                                                             target.address)
-        else:
-            transport, _ = await loop.create_connection(lambda: _Exchange(request, done),
-                                                        target.address, target.port)
-    except ConnectionRefusedError as exc:
-        # nginx connects without blocking and sees the refusal on its first recv()
-        log("error", "recv() failed %s" % os_error_text(exc))
-        return None
-    except OSError as exc:
-        log("error", "connect() to %s failed %s" % (target.peer, os_error_text(exc)))
-        return None
-    try:
-        result = await done
-    finally:
-        transport.close()
-    if isinstance(result, AuthHttpError):
-        log("error", "%s sent %s" % (service, result))
-        return None
-    if isinstance(result, BaseException):
-        log("error", "recv() failed %s" % os_error_text(result))
-        return None
-    return result
+class AuthTLSError(Exception):
+    """The TLS handshake with an https auth server failed, or its certificate did."""
+
+
+class AuthHttpClient:
+    """The auth_http client of one worker for one auth server and its settings.
+
+    A request goes on a connection of its own, closed after the answer, in nginx's
+    HTTP/1.0 (``keepalive`` 0); or, with ``keepalive`` > 0, in HTTP/1.1 on an idle
+    connection kept from an earlier request when there is one, up to ``keepalive``
+    of them kept idle for at most ``keepalive_timeout`` seconds.  A kept connection
+    that ends before any byte of the answer (the server closed it while idle) costs
+    one retry on a fresh connection.  ``tls_context`` makes it ``https://``: the
+    server's certificate must carry ``ssl_name`` (the URL's host by default).
+    """
+
+    def __init__(self, target: AuthHttpTarget, *, keepalive: int = 0,
+                 keepalive_timeout: float = 60.0, tls_context=None, ssl_name: str = ""):
+        self.target = target
+        self.keepalive = keepalive
+        self.keepalive_timeout = keepalive_timeout
+        self.tls_context = tls_context
+        self.ssl_name = ssl_name or target.host_header
+        self._idle: list[_Connection] = []
+        #: connections opened so far (what a test of keep-alive counts)
+        self.opened = 0
+
+    @classmethod
+    def for_server(cls, config, tls_context=None) -> "AuthHttpClient":
+        """The client for a server's ``auth_http*`` settings."""
+        return cls(config.auth_http, keepalive=config.auth_http_keepalive,
+                   keepalive_timeout=config.auth_http_keepalive_timeout,
+                   tls_context=tls_context, ssl_name=config.auth_http_ssl_name)
+
+    async def query(self, extra_headers: tuple[tuple[str, str], ...], timeout: float,
+                    facts: AuthFacts, log: LogFunction, *, debug: bool = False):
+        """Ask the auth server; the machine's auth result (internal error on failure).
+        With ``debug``, the request and the answer's headers go to ``log`` at debug."""
+        target = self.target
+        service = "auth http server %s" % target.peer
+        request = build_request(target, extra_headers, facts, keepalive=self.keepalive > 0)
+        if debug:
+            _log_request(request, extra_headers, log)
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._exchange(request, service, log)
+        except TimeoutError:
+            log("error", "%s timed out (110: Connection timed out)" % service)
+            return AuthInternalError()
+        if response is None:
+            return AuthInternalError()
+        if debug:  # ngx_mail_auth_http_process_headers()'s lines
+            for name, value in response.fields:
+                log("debug", 'mail auth http header: "%s"'
+                    % _debug_header(name, value, frozenset(_WITHHELD)))
+            log("debug", "mail auth http header done")
+        return decide(response, target.peer, log)
+
+    async def _exchange(self, request: bytes, service: str, log: LogFunction):
+        result = _RETRY
+        while self._idle and result is _RETRY:
+            conn = self._idle.pop()  # the most recently used: the least likely closed
+            conn.idle_timer.cancel()
+            if conn.usable:
+                result = await conn.request(request)
+                self._settle(conn)
+        if result is _RETRY:
+            conn = await self._connect(log)
+            if conn is None:
+                return None
+            result = await conn.request(request)
+            self._settle(conn)
+            if result is _RETRY:
+                result = None
+        if isinstance(result, AuthHttpError):
+            log("error", "%s sent %s" % (service, result))
+            return None
+        if isinstance(result, AuthTLSError):
+            log("error", "%s: %s" % (service, result))
+            return None
+        if isinstance(result, BaseException):
+            log("error", "recv() failed %s" % os_error_text(result))
+            return None
+        return result
+
+    async def _connect(self, log: LogFunction) -> "_Connection | None":
+        target = self.target
+        loop = asyncio.get_running_loop()
+        try:
+            if target.family == socket.AF_UNIX:
+                _, conn = await loop.create_unix_connection(lambda: _Connection(self, loop),
+                                                            target.address)
+            else:
+                _, conn = await loop.create_connection(lambda: _Connection(self, loop),
+                                                       target.address, target.port)
+        except ConnectionRefusedError as exc:
+            # nginx connects without blocking and sees the refusal on its first recv()
+            log("error", "recv() failed %s" % os_error_text(exc))
+            return None
+        except OSError as exc:
+            log("error", "connect() to %s failed %s" % (target.peer, os_error_text(exc)))
+            return None
+        self.opened += 1
+        try:
+            failure = await conn.ready
+        except BaseException:
+            conn.close()
+            raise
+        if failure is not None:
+            conn.close()
+            if isinstance(failure, AuthTLSError):
+                log("error", "auth http server %s: %s" % (target.peer, failure))
+            else:
+                log("error", "recv() failed %s" % os_error_text(failure))
+            return None
+        return conn
+
+    def _settle(self, conn: _Connection) -> None:
+        """After an answer: keep the connection when its body is read (or comes later,
+        see ``release``), else close it."""
+        conn.kept = conn.settled = True
+        if conn.body_left is None:
+            conn.close()
+        elif not conn.body_left:
+            self.release(conn)
+
+    def release(self, conn: _Connection) -> None:
+        """``conn`` read its answer to the end: idle, kept or closed."""
+        conn.body_left = None
+        if not conn.usable or len(self._idle) >= self.keepalive:
+            conn.close()
+            return
+        conn.idle_timer = asyncio.get_running_loop().call_later(self.keepalive_timeout, conn.close)
+        self._idle.append(conn)
+
+    def forget(self, conn: _Connection) -> None:
+        """``conn`` ended: never offered again."""
+        if conn in self._idle:
+            self._idle.remove(conn)
+
+    def close(self) -> None:
+        """Close the idle connections (the proxy stops)."""
+        for conn in list(self._idle):
+            conn.close()
+        self._idle.clear()
 
 
 _WITHHELD = (b"auth-pass",)  # the password (or CRAM-MD5/APOP digest), asked and answered
@@ -352,23 +657,7 @@ async def query(
     *,
     debug: bool = False,
 ):
-    """Ask the auth_http server; the machine's auth result (internal error on failure).
-    With ``debug``, the request and the answer's headers go to ``log`` at debug."""
-    service = "auth http server %s" % target.peer
-    request = build_request(target, extra_headers, facts)
-    if debug:
-        _log_request(request, extra_headers, log)
-    try:
-        async with asyncio.timeout(timeout):
-            response = await _exchange(target, request, service, log)
-    except TimeoutError:
-        log("error", "%s timed out (110: Connection timed out)" % service)
-        return AuthInternalError()
-    if response is None:
-        return AuthInternalError()
-    if debug:  # ngx_mail_auth_http_process_headers()'s lines
-        for name, value in response.fields:
-            log("debug", 'mail auth http header: "%s"'
-                % _debug_header(name, value, frozenset(_WITHHELD)))
-        log("debug", "mail auth http header done")
-    return decide(response, target.peer, log)
+    """Ask the auth_http server as nginx does (a connection per request, HTTP/1.0); the
+    machine's auth result (internal error on failure).  With ``debug``, the request and
+    the answer's headers go to ``log`` at debug."""
+    return await AuthHttpClient(target).query(extra_headers, timeout, facts, log, debug=debug)

@@ -30,8 +30,10 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+#: the Since cell of a directive no nginx module has
 def directive_table() -> str:
-    """One Markdown table per module, in nginx's module order."""
+    """One Markdown table per module, in nginx's module order; mailgate's own
+    directives say so in the Since column."""
     out = []
     for module in (MAIN_MODULE, *MAIL_MODULES):
         out.append("#### %s\n" % module.MODULE)

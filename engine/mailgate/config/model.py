@@ -66,7 +66,8 @@ class AuthHttpTarget:
     """Where ``auth_http`` requests go.
 
     ``peer`` is nginx's display name of the peer (``127.0.0.1:9000``, ``unix:/x``) used in
-    log lines; ``host_header`` is the Host header value (no port; ``localhost`` for unix).
+    log lines; ``host_header`` is the Host header value (no port; ``localhost`` for unix);
+    ``tls`` is set for an ``https://`` URL.
     """
 
     url: str
@@ -76,6 +77,7 @@ class AuthHttpTarget:
     uri: str
     host_header: str
     peer: str
+    tls: bool = False  # https://
 
 
 @dataclass(frozen=True)
@@ -223,6 +225,11 @@ class ServerConfig:
     auth_http_header: tuple[tuple[str, str], ...]
     auth_http_pass_client_cert: bool
     auth_http_timeout: float
+    auth_http_keepalive: int
+    auth_http_keepalive_timeout: float
+    auth_http_ssl_verify: bool
+    auth_http_ssl_trusted_certificate: str | None
+    auth_http_ssl_name: str
     # ngx_mail_proxy_module
     proxy: bool
     proxy_buffer: int
@@ -231,6 +238,21 @@ class ServerConfig:
     proxy_protocol: str
     proxy_smtp_auth: bool
     xclient: bool
+    proxy_ssl: bool
+    proxy_starttls: bool
+    proxy_ssl_verify: bool
+    proxy_ssl_trusted_certificate: str | None
+    proxy_ssl_verify_depth: int
+    proxy_ssl_crl: str | None
+    proxy_ssl_name: str
+    proxy_ssl_server_name: bool
+    proxy_ssl_session_reuse: bool
+    proxy_ssl_protocols: frozenset[str]
+    proxy_ssl_ciphers: str
+    proxy_ssl_conf_command: tuple[tuple[str, str], ...]
+    proxy_ssl_certificate: str | None
+    proxy_ssl_certificate_key: str | None
+    proxy_ssl_password_file: PasswordFile | None
     # ngx_mail_realip_module
     set_real_ip_from: tuple[str, ...]
     # mailgate_mail_log_module (mailgate's own)
@@ -276,6 +298,11 @@ class ServerConfig:
     def tls_enabled(self) -> bool:
         """A TLS context is built: a ``listen ... ssl``, ``starttls on|only`` or ``ssl on``."""
         return self.ssl or self.starttls != "off" or any(ls.ssl for ls in self.listens)
+
+    @property
+    def backend_tls(self) -> str:
+        """The configured TLS to the backend: ``on`` (proxy_ssl), ``starttls`` or ``off``."""
+        return "on" if self.proxy_ssl else "starttls" if self.proxy_starttls else "off"
 
     def location(self, directive: str) -> Location | None:
         """(FILE, LINE) of the directive that gave this server its value, if any."""

@@ -78,7 +78,7 @@ class Cycle:
         ``zones`` is the master's ``SessionZones``, configured here last, so a
         failure before leaves it as the previous cycle uses it.
         """
-        from mailgate.tls import build_contexts
+        from mailgate.tls import build_client_contexts, build_contexts
 
         check_worker_connections(config)
         log_files, log = _open_logs(config)
@@ -90,9 +90,11 @@ class Cycle:
 
         fresh: list[socket.socket] = []
         try:
-            # the TLS contexts are built (and thrown away) to find a bad certificate or key
+            # the TLS contexts (the server's and the client-side ones) are built (and thrown
+            # away) to find a bad certificate or key
             # before any worker starts; the shared zones are not touched yet
             build_contexts(config, on_message=on_message)
+            build_client_contexts(config, on_message=on_message)
             inherited = {_key(e.listen): s for e, s in zip(previous.config.listen_sockets(),
                                                            previous.sockets)} if previous else {}
             sockets = []

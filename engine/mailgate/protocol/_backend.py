@@ -8,6 +8,15 @@ docs/nginx-behaviour.md#backend-login).  A reply is complete when the buffer hol
 least 4 bytes and ends with CRLF; a full buffer without a final CRLF is "too long".
 When the login is finished the buffer becomes the backend→client relay buffer, holding
 what the client must see first.
+
+With ``starttls`` (mailgate's ``proxy_starttls``, or ``Auth-SSL-Backend: starttls``) the
+machine asks for TLS after the greeting (IMAP ``STARTTLS``, POP3 ``STLS``, SMTP
+``EHLO`` announcing it, then ``STARTTLS``); on the backend's yes it emits
+``StartTLSUpstream`` and drops whatever else the backend sent in the clear, so that no
+byte from before the handshake is read as a reply after it (the backend-side mirror of
+CVE-2014-3556, RFC 3207 section 4.2 and RFC 2595 section 3.1), and goes on with the
+login once told ``tls_established()``.  A backend that refuses fails the login with
+the protocol's internal error, as an unavailable backend does.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from mailgate.protocol.events import (
     LoginDone,
     LoginFailed,
     SendUpstream,
+    StartTLSUpstream,
 )
 
 _AGAIN = 0
@@ -56,6 +66,8 @@ class BackendLogin:
     _password: bytes | None = None
     protocol = ""
     debug = False  #: set by the caller when its log takes debug lines
+    #: ask the backend for TLS after its greeting (set by ``ServerMachine.backend_login``)
+    starttls = False
 
     def __init__(self, config, *, implementation: str | None = None) -> None:
         self.config = config
@@ -75,7 +87,7 @@ class BackendLogin:
 
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         """Writable view of the proxy buffer's free space (asyncio BufferedProtocol)."""
-        if self.finished or self._backlog:
+        if self.finished or self._backlog or self.state == "tls":
             return _EMPTY
         return self.buffer.get_buffer(sizehint)
 
@@ -88,6 +100,8 @@ class BackendLogin:
 
     def receive_data(self, data: bytes) -> list:
         """Feed backend bytes; what does not fit waits, as in a socket buffer."""
+        if self.state == "tls":
+            return []  # in the clear during the TLS handshake: never a reply
         if self.finished:
             self._backlog += data
             return []
@@ -109,6 +123,13 @@ class BackendLogin:
         data = bytes(self._backlog)
         self._backlog.clear()
         return data
+
+    def tls_established(self) -> list:
+        """The TLS handshake that ``StartTLSUpstream`` asked for is done: log in."""
+        if self.state == "tls" and not self.finished:
+            self.state = "start"
+            self._after_tls()
+        return self._flush()
 
     def timer_expired(self) -> list:
         """The login timer (``timeout``) fired."""
@@ -164,6 +185,29 @@ class BackendLogin:
         """The reply was the expected one: send the next command or finish."""
         raise NotImplementedError
 
+    def _after_tls(self) -> None:  # pragma: no cover
+        """TLS to the backend is up: the first command of the login over it."""
+        raise NotImplementedError
+
+    # -- STARTTLS to the backend ------------------------------------------------
+
+    def _start_tls(self) -> None:
+        """The backend said yes to STARTTLS: TLS now.  What else it sent in the clear
+        (in the buffer, or not read into it yet) is dropped unread."""
+        self.buffer.reset()
+        self._backlog.clear()
+        self.state = "tls"
+        self.log_action = "SSL handshaking to upstream"
+        self._out.append(StartTLSUpstream())
+
+    def _no_starttls(self, reply: bytes) -> None:
+        """The backend refused STARTTLS or did not announce it: the login fails as with
+        an unavailable backend, whatever ``proxy_pass_error_message`` says."""
+        line = reply.split(b"\r\n", 1)[0]
+        self._out.append(Log("error", 'upstream does not support STARTTLS: "%s"'
+                             % _c_string(self._scrub(line)), self.log_action))
+        self._fail(self.INTERNAL_ERROR)
+
     def _scrub(self, line: bytes) -> bytes:
         """``line`` with the password sent to the backend (as is or in base64) withheld:
         a backend that echoes what it received must not put a password in the log.
@@ -181,6 +225,9 @@ class BackendLogin:
         return line
 
     def _bad_reply(self, reply: bytes, skip: int) -> None:
+        if self.state.startswith("starttls"):
+            self._no_starttls(reply)
+            return
         line = self._scrub(reply[skip:-2])
         if self.config.proxy_pass_error_message:
             self._out.append(Log("info", 'upstream sent invalid response: "%s"'

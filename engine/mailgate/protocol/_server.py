@@ -276,7 +276,9 @@ class ServerMachine:
         """The backend login machine for the server given by :class:`ConnectBackend`."""
         if self.phase != PROXY or self.upstream is None:
             raise MachineStateError("the session is not proxying")
-        return self._make_backend()
+        backend = self._make_backend()
+        backend.starttls = self.upstream.tls == "starttls"
+        return backend
 
     # -- the command loop (ngx_mail_read_command + the protocol handler) -----
 
@@ -586,7 +588,8 @@ class ServerMachine:
             self._internal_error()
             return
         upstream = result.upstream or f"{result.server}:{result.port}"
-        self.upstream = ConnectBackend(result.server, result.port, upstream)
+        self.upstream = ConnectBackend(result.server, result.port, upstream,
+                                       result.backend_tls or self.config.backend_tls)
         self.phase = PROXY
         self.log_action = "connecting to upstream"
         self._out.append(self.upstream)

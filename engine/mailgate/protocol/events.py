@@ -22,7 +22,9 @@ Actions of the client-facing machines (``ImapServer``, ``Pop3Server``, ``SmtpSer
   client: …, server: …, login: …``); the action in force is in :attr:`Log.action`.
 
 Actions of the backend login machines (``ImapBackendLogin`` …): :class:`SendUpstream`,
-:class:`ArmTimer` / :class:`DisarmTimer` (the upstream timer), :class:`Log`, and one
+:class:`ArmTimer` / :class:`DisarmTimer` (the upstream timer), :class:`Log`,
+:class:`StartTLSUpstream` (the backend agreed to STARTTLS: run the client-side TLS
+handshake on the backend connection, then call ``machine.tls_established()``), and one
 of :class:`LoginDone` (start relaying) or :class:`LoginFailed` (send its bytes to the
 client, then close both connections).
 """
@@ -120,7 +122,9 @@ class AuthOK:
     ``user`` / ``password`` override the login and password used towards the
     backend (``Auth-User`` / ``Auth-Pass``); ``upstream`` is the backend's display
     name for logs (nginx prints ``Auth-Server:Auth-Port`` as sent); ``auth_server``
-    names the auth service in error messages.
+    names the auth service in error messages.  ``backend_tls`` (``on``, ``starttls``
+    or ``off``: mailgate's ``Auth-SSL-Backend``) overrides the server's configured
+    TLS to the backend for this session; None keeps it.
     """
 
     server: str
@@ -129,6 +133,7 @@ class AuthOK:
     password: bytes | None = field(default=None, repr=False)
     upstream: str | None = None
     auth_server: str = "auth"
+    backend_tls: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,11 +163,23 @@ class AuthInternalError:
 
 @dataclass(frozen=True, slots=True)
 class ConnectBackend:
-    """Connect to the backend; then drive ``machine.backend_login()`` on it."""
+    """Connect to the backend; then drive ``machine.backend_login()`` on it.
+
+    ``tls`` is ``on`` (TLS from the first byte, after any PROXY header), ``starttls``
+    (the login machine asks for it) or ``off``.
+    """
 
     server: str
     port: int
     upstream: str
+    tls: str = "off"
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLSUpstream:
+    """The backend agreed to STARTTLS: start the TLS handshake on the backend connection
+    now, then call the login machine's ``tls_established()``.  Nothing the backend
+    sent in the clear after its reply is kept (the machine dropped it)."""
 
 
 @dataclass(frozen=True, slots=True)

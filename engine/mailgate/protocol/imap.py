@@ -216,8 +216,13 @@ class ImapBackendLogin(BackendLogin):
     def _step(self) -> None:
         state = self.state
         if state == "start":
-            self._send_line(b"%sLOGIN {%d}\r\n" % (self.tag, len(self._login)),
-                            "login", "sending LOGIN command to upstream")
+            if self.starttls:
+                self._send_line(b"%sSTARTTLS\r\n" % self.tag, "starttls",
+                                "sending STARTTLS command to upstream")
+            else:
+                self._after_tls()
+        elif state == "starttls":
+            self._start_tls()
         elif state == "login":
             self._send_line(b"%s {%d}\r\n" % (self._login, len(self._password)),
                             "user", "sending user name to upstream")
@@ -226,3 +231,9 @@ class ImapBackendLogin(BackendLogin):
                             "sending password to upstream")
         else:
             self._finish()
+
+    def _after_tls(self) -> None:
+        # nothing of the capabilities is used, so none is asked again over TLS
+        # (RFC 3501 section 6.2.1 only forbids trusting those from before)
+        self._send_line(b"%sLOGIN {%d}\r\n" % (self.tag, len(self._login)),
+                        "login", "sending LOGIN command to upstream")

@@ -215,10 +215,18 @@ class Pop3BackendLogin(BackendLogin):
 
     def _step(self) -> None:
         if self.state == "start":
-            self._send_line(b"USER " + self._login + b"\r\n", "user",
-                            "sending user name to upstream")
+            if self.starttls:
+                self._send_line(b"STLS\r\n", "starttls", "sending STLS command to upstream")
+            else:
+                self._after_tls()
+        elif self.state == "starttls":
+            self._start_tls()
         elif self.state == "user":
             self._send_line(b"PASS " + self._password + b"\r\n", "passwd",
                             "sending password to upstream")
         else:
             self._finish()
+
+    def _after_tls(self) -> None:
+        # RFC 2595 section 4: capabilities from before STLS are forgotten; none is used
+        self._send_line(b"USER " + self._login + b"\r\n", "user", "sending user name to upstream")

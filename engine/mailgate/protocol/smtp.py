@@ -10,6 +10,7 @@ Every SMTP wire string of the proxy lives here.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from mailgate.inet import UNAVAILABLE, peer_ip
@@ -249,6 +250,10 @@ class SmtpServer(ServerMachine):
             client_host=self.client_host, implementation=self.impl.name)
 
 
+# the STARTTLS line of an EHLO reply (RFC 3207 section 4)
+_STARTTLS_KEYWORD = re.compile(rb"^250[ -]STARTTLS[ \t]*\r?$", re.M | re.I)
+
+
 def xtext(data: bytes) -> bytes:
     """RFC 1891 xtext as nginx 1.29.2+ encodes the XCLIENT login."""
     out = bytearray()
@@ -303,8 +308,11 @@ class SmtpBackendLogin(BackendLogin):
                 return _AGAIN, 0
         code = reply[:3]
         state = self.state
-        if state == "start":
+        if state in ("start", "starttls"):
             ok = code == b"220"
+        elif state == "starttls_ehlo":
+            # RFC 3207 section 4: STARTTLS only when the EHLO reply announces it
+            ok = code == b"250" and _STARTTLS_KEYWORD.search(reply) is not None
         elif state in ("helo", "helo_xclient", "helo_from", "helo_auth", "from"):
             ok = code == b"250"
         elif state in ("xclient", "xclient_from", "xclient_helo", "xclient_auth"):
@@ -322,14 +330,28 @@ class SmtpBackendLogin(BackendLogin):
             return prefix + "_auth"
         return prefix
 
+    def _after_tls(self) -> None:
+        """The login from the greeting on: first EHLO/HELO (again, after STARTTLS, as
+        RFC 3207 section 4.2 asks)."""
+        config = self.config
+        verb = b"EHLO " if self._esmtp or config.xclient else b"HELO "
+        following = "helo_xclient" if config.xclient else self._after_helo("helo")
+        self._send_line(verb + config.server_name.encode(*CONFIG_ENCODING) + b"\r\n", following,
+                        "sending HELO/EHLO to upstream")
+
     def _step(self) -> None:
         state = self.state
         config = self.config
         if state == "start":
-            verb = b"EHLO " if self._esmtp or config.xclient else b"HELO "
-            following = "helo_xclient" if config.xclient else self._after_helo("helo")
-            self._send_line(verb + config.server_name.encode(*CONFIG_ENCODING) + b"\r\n", following,
-                            "sending HELO/EHLO to upstream")
+            if self.starttls:
+                self._send_line(b"EHLO " + config.server_name.encode(*CONFIG_ENCODING) + b"\r\n",
+                                "starttls_ehlo", "sending HELO/EHLO to upstream")
+            else:
+                self._after_tls()
+        elif state == "starttls_ehlo":
+            self._send_line(b"STARTTLS\r\n", "starttls", "sending STARTTLS command to upstream")
+        elif state == "starttls":
+            self._start_tls()
         elif state == "helo_xclient":
             login = b"" if config.proxy_smtp_auth else self._login
             if self._helo:

@@ -18,6 +18,7 @@ import socket
 from typing import Iterable
 
 from mailgate.config import Config, ConfigError, ListenSocket, ServerConfig, load_config
+from mailgate.auth.http import AuthHttpClient
 from mailgate.log import ErrorLog, LogFiles
 from mailgate.proxy.access_log import AccessLog
 from mailgate.proxy.runtime import AuthCallable, ServerRuntime, SessionCallable
@@ -150,6 +151,7 @@ class MailProxy:
         self._zones = zones
         self._own_zones = zones is None
         self._contexts = contexts
+        self._auth_clients: dict[tuple, AuthHttpClient] = {}
         self.log_files = log_files or LogFiles()
         self.connection_limit = connection_limit
         #: this proxy's counters (``stats()`` reads them)
@@ -199,7 +201,7 @@ class MailProxy:
         if self._started:
             return
         from mailgate.process.listeners import open_listen_sockets
-        from mailgate.tls import SessionZones, build_contexts
+        from mailgate.tls import SessionZones, build_client_contexts, build_contexts
 
         config = self.config
         self.timers = TimerWheel(asyncio.get_running_loop())
@@ -207,11 +209,14 @@ class MailProxy:
             self._zones = SessionZones()
             self._zones.configure(config)
         contexts = self._contexts if self._contexts is not None else build_contexts(config, self._zones)
+        # the client-side contexts are the worker's own: their sessions are per worker
+        client_contexts = build_client_contexts(config)
         runtimes = {}
-        for server, context in zip(config.servers, contexts):
+        for server, context, client_tls in zip(config.servers, contexts, client_contexts):
             access_log = AccessLog(server.access_log, self.log_files, self._access_writers)
             runtimes[server] = ServerRuntime(server, context, ErrorLog(server.error_log, self.log_files),
-                                             self.counters, self.auth, access_log, self.on_session)
+                                             self.counters, self.auth, access_log, self.on_session,
+                                             client_tls, self._auth_client(server, client_tls))
         entries = config.listen_sockets()
         if self._sockets is None:
             opened = open_listen_sockets(config)
@@ -233,6 +238,19 @@ class MailProxy:
         """Write the lines the access logs' buffers hold (before a reopen, at the end)."""
         for writer in self._access_writers.values():
             writer.flush()
+
+    def _auth_client(self, server, client_tls) -> "AuthHttpClient | None":
+        """One auth_http client (one pool of kept connections) per auth server and
+        settings, shared by the servers that have the same."""
+        if server.auth_http is None or self.auth is not None:
+            return None
+        key = (server.auth_http, server.auth_http_keepalive, server.auth_http_keepalive_timeout,
+               server.auth_http_ssl_verify, server.auth_http_ssl_trusted_certificate,
+               server.auth_http_ssl_name)
+        client = self._auth_clients.get(key)
+        if client is None:
+            client = self._auth_clients[key] = AuthHttpClient.for_server(server, client_tls.auth_http)
+        return client
 
     @property
     def addresses(self) -> list[tuple[str, object]]:
@@ -296,6 +314,8 @@ class MailProxy:
         await self.drain(5)
         self.flush_access_logs()
         self._stop_listeners()
+        for client in self._auth_clients.values():
+            client.close()
         if self.timers is not None:
             self.timers.close()
         if self._own_zones and self._zones is not None:

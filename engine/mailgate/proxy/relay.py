@@ -37,7 +37,8 @@ class RelayPhase:
             login.debug = True
             self.log("debug", "mail proxy connect to upstream: %s" % target.upstream)
         self.backend = BackendSession(self, target, login, config,
-                                      self._wheel, runtime.stats, header)
+                                      self._wheel, runtime.stats, header,
+                                      runtime.backend_tls)
         self.backend.start()
 
     def _backend_proxy_header(self, mode: str) -> bytes:

@@ -1,8 +1,8 @@
 """What every session of one ``server {}`` shares while the proxy runs: ``ServerRuntime``.
 
-Its settings, its TLS context, its error log, the worker's counters, the SMTP
-client-name resolver, the greeting when it is the same for every connection, and
-the auth decision (auth_http, or the embedder's callable).
+Its settings, its TLS context, TLS to its backends (``BackendTLS``), its error log, the
+worker's counters, the SMTP client-name resolver, the greeting when it is the same for
+every connection, and the auth decision (auth_http, or the embedder's callable).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from mailgate.log import ErrorLog
 from mailgate.protocol import SERVERS
 from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 from mailgate.proxy.record import SessionRecord
+from mailgate.proxy.backend_tls import BackendTLS
 from mailgate.proxy.resolver import ClientNameResolver
 
 if TYPE_CHECKING:
@@ -28,6 +29,7 @@ __all__ = ["AuthCallable", "ServerRuntime", "SessionCallable"]
 AuthCallable = Callable[[AuthFacts], Awaitable["AuthOK | AuthFailed | AuthRetry"]]
 SessionCallable = Callable[[SessionRecord], None]
 _RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
+_BACKEND_TLS = (None, "on", "starttls", "off")
 
 
 class ServerRuntime:
@@ -35,9 +37,16 @@ class ServerRuntime:
 
     def __init__(self, config: ServerConfig, tls, log: ErrorLog, stats: "WorkerStats",
                  auth: "AuthCallable | None" = None, access_log: "AccessLog | None" = None,
-                 on_session: "SessionCallable | None" = None):
+                 on_session: "SessionCallable | None" = None, client_tls=None,
+                 auth_client: "auth_http.AuthHttpClient | None" = None):
         self.config = config
         self.tls = tls
+        #: TLS to the backends (``client_tls``: the server's ``ClientContexts``)
+        self.backend_tls = BackendTLS(config, client_tls.backend) if client_tls else None
+        #: the worker's auth_http client for this server's auth server and settings
+        #: (shared by the servers with the same ones: one pool of kept connections);
+        #: None with an embedder's callable
+        self.auth_client = auth_client
         self.log = log
         self.stats = stats
         self.auth = auth
@@ -71,8 +80,9 @@ class ServerRuntime:
             started = loop.time()
             stats.auth_request_started()
             try:
-                return await auth_http.query(config.auth_http, config.auth_http_header,
-                                             config.auth_http_timeout, facts, log, debug=debug)
+                return await self.auth_client.query(config.auth_http_header,
+                                                    config.auth_http_timeout, facts, log,
+                                                    debug=debug)
             finally:
                 stats.auth_request_done(loop.time() - started)
         try:
@@ -82,5 +92,9 @@ class ServerRuntime:
             return AuthInternalError()
         if not isinstance(result, _RESULTS):
             log("error", "auth callable returned %s, not an auth result" % type(result).__name__)
+            return AuthInternalError()
+        if isinstance(result, AuthOK) and result.backend_tls not in _BACKEND_TLS:
+            log("error", "auth callable returned backend_tls=%r, not on, starttls or off"
+                % (result.backend_tls,))
             return AuthInternalError()
         return result

@@ -18,7 +18,13 @@ Per connection (server side; a ``TLSClientContext`` makes a client-side stream):
 This package knows no mail protocol.
 """
 
-from mailgate.tls.context import TLSClientContext, TLSContext, build_contexts
+from mailgate.tls.context import (
+    ClientContexts,
+    TLSClientContext,
+    TLSContext,
+    build_client_contexts,
+    build_contexts,
+)
 from mailgate.tls.errors import ConfigError, TLSClosed, TLSError, TLSHandshakeError
 from mailgate.tls.stream import (
     CertificateCheck,
@@ -33,6 +39,7 @@ __all__ = [
     "CertificateCheck",
     "CertificateVerdict",
     "ClientCertificate",
+    "ClientContexts",
     "ConfigError",
     "SessionZone",
     "SessionZones",
@@ -44,5 +51,6 @@ __all__ = [
     "TLSSession",
     "TLSStream",
     "ZoneStats",
+    "build_client_contexts",
     "build_contexts",
 ]

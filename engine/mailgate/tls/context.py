@@ -19,6 +19,7 @@ import functools
 import operator
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from mailgate.config import ConfigMessage, ServerConfig
 from mailgate.config.lexer import ENCODING
@@ -36,7 +37,8 @@ from mailgate.tls._keys import (
 from mailgate.tls.errors import ConfigError
 from mailgate.tls.zones import SessionZone, SessionZones
 
-__all__ = ["TLSClientContext", "TLSContext", "build_contexts"]
+__all__ = ["ClientContexts", "TLSClientContext", "TLSContext", "build_client_contexts",
+           "build_contexts"]
 
 OnMessage = Callable[[ConfigMessage], None]
 
@@ -204,13 +206,17 @@ class _Context:
         finally:
             lib.SSL_CONF_CTX_free(cctx)
 
-    def _trust(self, trusted: str | None, crl: str | None, depth: int) -> None:
-        """Verify the peer's chain: the trusted certificates, the CRL, the depth."""
+    def _trust(self, trusted: str | None, crl: str | None, depth: int,
+               system: bool = False) -> None:
+        """Verify the peer's chain: the trusted certificates (or with ``system`` and none
+        given, the system's), the CRL, the depth."""
         lib.mg_ctx_set_verify(self._ctx, lib.SSL_VERIFY_PEER)
         lib.SSL_CTX_set_verify_depth(self._ctx, depth)
         store = lib.SSL_CTX_get_cert_store(self._ctx)
         if trusted:
             self._add_to_store(store, trusted)
+        elif system and not lib.SSL_CTX_set_default_verify_paths(self._ctx):
+            raise ConfigError("SSL_CTX_set_default_verify_paths() failed" + ssl_error_text())
         if crl:
             self._add_to_store(store, crl, "CRL", load_crls, lib.X509_STORE_add_crl)
             lib.X509_STORE_set_flags(store, lib.X509_V_FLAG_CRL_CHECK | lib.X509_V_FLAG_CRL_CHECK_ALL)
@@ -406,7 +412,8 @@ class TLSClientContext(_Context):
     """The context of connections mailgate opens itself as a TLS client (to a backend,
     to an auth server over HTTPS), built as ngx_stream_proxy_module builds its
     ``proxy_ssl_*`` context: protocols, ciphers, an optional client certificate, and
-    with ``verify`` the trusted certificates, the CRL and the depth.
+    with ``verify`` the trusted certificates (the system's with ``system_trust`` when
+    none are given), the CRL and the depth.
 
     The verdict on the server's certificate is taken after the handshake
     (``TLSStream.check_server_certificate``), as nginx's ngx_ssl_verify_callback
@@ -431,6 +438,7 @@ class TLSClientContext(_Context):
         conf_commands: Sequence[tuple[str, str]] = (),
         conf_prefix: str = "",
         on_message: OnMessage | None = None,
+        system_trust: bool = False,
     ):
         super().__init__(conf_prefix, on_message)
         self.verify = verify
@@ -440,10 +448,52 @@ class TLSClientContext(_Context):
             if certificate:
                 self._use_certificates([(certificate, certificate_key or certificate)], passwords)
             if verify:
-                self._trust(trusted, crl, verify_depth)
+                self._trust(trusted, crl, verify_depth, system_trust)
             self._apply_conf_commands(conf_commands)
         finally:
             lib.ERR_clear_error()
+
+
+#: the chain depth allowed for an https auth server (OpenSSL's default)
+AUTH_HTTP_VERIFY_DEPTH = 100
+
+
+@dataclass(frozen=True)
+class ClientContexts:
+    """The client-side contexts of one server: to its backends (``proxy_ssl_*``), and
+    to its auth server when ``auth_http`` is ``https://`` (``auth_http_ssl_*``)."""
+
+    backend: TLSClientContext
+    auth_http: TLSClientContext | None
+
+
+def build_client_contexts(config, *, on_message: OnMessage | None = None
+                          ) -> tuple[ClientContexts, ...]:
+    """The client-side contexts of every server of ``config`` (aligned with
+    ``config.servers``).  The backend's is built for every server, since an auth
+    answer may turn TLS to the backend on (Auth-SSL-Backend); a problem raises
+    ``ConfigError``, so ``mailgate -t`` finds it."""
+    out = []
+    for server in config.servers:
+        password_file = server.proxy_ssl_password_file
+        backend = TLSClientContext(
+            protocols=server.proxy_ssl_protocols, ciphers=server.proxy_ssl_ciphers,
+            verify=server.proxy_ssl_verify, trusted=server.proxy_ssl_trusted_certificate,
+            crl=server.proxy_ssl_crl, verify_depth=server.proxy_ssl_verify_depth,
+            certificate=server.proxy_ssl_certificate,
+            certificate_key=server.proxy_ssl_certificate_key,
+            passwords=password_file.passwords if password_file else None,
+            conf_commands=server.proxy_ssl_conf_command, conf_prefix=config.conf_prefix,
+            on_message=on_message)
+        target = server.auth_http
+        auth = None
+        if target is not None and target.tls:
+            auth = TLSClientContext(verify=server.auth_http_ssl_verify,
+                                    trusted=server.auth_http_ssl_trusted_certificate,
+                                    verify_depth=AUTH_HTTP_VERIFY_DEPTH, system_trust=True,
+                                    on_message=on_message)
+        out.append(ClientContexts(backend, auth))
+    return tuple(out)
 
 
 def build_contexts(

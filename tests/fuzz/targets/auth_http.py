@@ -1,10 +1,12 @@
 """Target ``auth_http``: the auth_http answer, read as nginx reads it, and the decision on it.
 
 The answer comes from the auth service over the network; mailgate reads it with its
-``asyncio.BufferedProtocol`` (``auth/http.py``'s ``_Exchange``: each read goes into a
+``asyncio.BufferedProtocol`` (``auth/http.py``'s ``_Connection``: each read goes into a
 4096-byte view, ``parse_response`` looks at everything so far and the first complete
-header block or refusal ends the exchange) and ``decide`` turns the headers into the
-machine's auth result.
+header block or refusal ends the exchange; with keep-alive the end of the answer is
+found and what follows read away or refused) and ``decide`` turns the headers into the
+machine's auth result.  Both the connection of nginx's wire and a kept-alive one read
+every input.
 
 Input: steps (:mod:`tests.fuzz.common`, ``WIDE`` sizes, so a read may fill the whole
 view): operation 7 is the end of the connection, any other a read of the chunk.
@@ -19,15 +21,18 @@ were cut; ``decide`` returns ``AuthOK`` (an IP literal and a port 1-65535),
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from mailgate.auth.http import (
     RESPONSE_LIMIT,
+    AuthHttpClient,
     AuthHttpError,
     AuthResponse,
-    _Exchange,
+    _Connection,
     decide,
     parse_response,
 )
+from mailgate.config import AuthHttpTarget
 from mailgate.inet import peer_ip
 from mailgate.protocol import AuthFailed, AuthInternalError, AuthOK, AuthRetry
 
@@ -42,15 +47,20 @@ DICTIONARY = (
     b"HTTP/1.0 200 OK\r\n", b"HTTP/1.1 ", b"Auth-Status: ", b"Auth-Server: ", b"Auth-Port: ",
     b"Auth-User: ", b"Auth-Pass: ", b"Auth-Wait: ", b"Auth-Error-Code: ", b"OK", b"WAIT",
     b"127.0.0.1", b"::1", b"143", b"65536", b"\r\n", b"\r\n\r\n", b"\n\n", b"\t", b":",
-    b"Content-Length: 0", b"Transfer-Encoding: chunked", b"_",
+    b"Content-Length: 0", b"Transfer-Encoding: chunked", b"_", b"Connection: close",
+    b"Auth-SSL-Backend: ", b"starttls",
 )
+TARGET = AuthHttpTarget("http://127.0.0.1:9000/", socket.AF_INET, "127.0.0.1", 9000, "/",
+                        "127.0.0.1", PEER)
 
 
-def _exchange(data: bytes):
-    """Feed the exchange protocol as an event loop would; its result and the bytes read."""
-    done = _LOOP.create_future()
-    protocol = _Exchange(b"", done)
+def _exchange(data: bytes, keepalive: int):
+    """Feed the connection protocol as an event loop would; its result and the bytes read
+    until it came (with keep-alive, what follows goes on being read)."""
+    protocol = _Connection(AuthHttpClient(TARGET, keepalive=keepalive), _LOOP)
+    done = protocol.done = _LOOP.create_future()
     read = bytearray()
+    answered = None
     for op, chunk in steps(data, 0, WIDE):
         if op == 7:
             break
@@ -58,11 +68,14 @@ def _exchange(data: bytes):
         n = min(len(view), len(chunk))
         view[:n] = chunk[:n]
         protocol.buffer_updated(n)
-        read += chunk[:n]
-        if done.done():
-            return done.result(), bytes(read)
+        if answered is None:
+            read += chunk[:n]
+            if done.done():
+                answered = done.result(), bytes(read)
+                if not keepalive:
+                    return answered
     assert protocol.eof_received() is False
-    return done.result(), bytes(read)
+    return answered or (done.result(), bytes(read))
 
 
 def _same(a, b) -> bool:
@@ -73,7 +86,8 @@ def _same(a, b) -> bool:
 
 def one_input(data: bytes) -> None:
     """Read ``data`` as the auth service's answer and decide on it."""
-    result, read = _exchange(data)
+    result, read = _exchange(data, 0)
+    assert _same(_exchange(data, 1)[0], result)
     assert result is None or isinstance(result, (AuthResponse, AuthHttpError)), result
     if len(read) <= RESPONSE_LIMIT:
         try:

@@ -29,7 +29,8 @@ from mailgate.config.registry import (
 from mailgate.config.values import atoi, parse_size
 from mailgate.oserror import os_error_text
 
-__all__ = ["DIRECTIVES", "merge", "INLINE_PREFIXES", "TICKET_KEY_SIZES"]
+__all__ = ["DIRECTIVES", "merge", "INLINE_PREFIXES", "PROTOCOLS", "TICKET_KEY_SIZES",
+           "password_file_slot"]
 
 MODULE = "ngx_mail_ssl_module"
 MAIL_SERVER = Ctx.MAIL | Ctx.SERVER
@@ -113,7 +114,8 @@ def read_password_file(call: Call, path: str) -> tuple[bytes, ...]:
     return tuple(passwords) or (b"",)
 
 
-def _password_file(call: Call) -> None:
+def password_file_slot(call: Call) -> None:
+    """A file of passphrases, read now (``ssl_password_file``, ``proxy_ssl_password_file``)."""
     if call.name in call.level:
         raise call.slot_error("is duplicate")
     path = call.loader.full_name(call.args[0])
@@ -170,7 +172,7 @@ DIRECTIVES = (
     _d("ssl_certificate_compression", (1, 1), flag_slot, default=False,
        syntax="ssl_certificate_compression on | off;", doc_default="off", since="1.29.1",
        summary="Compress the certificate chain (where OpenSSL supports it)."),
-    _d("ssl_password_file", (1, 1), _password_file, default=None,
+    _d("ssl_password_file", (1, 1), password_file_slot, default=None,
        syntax="ssl_password_file file;", since="1.7.3",
        summary="Passphrases for encrypted keys, one per line, tried in order."),
     _d("ssl_dhparam", (1, 1), str_slot, default="", merge=Merge.CUSTOM,
