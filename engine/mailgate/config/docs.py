@@ -42,7 +42,7 @@ def directive_table() -> str:
                     _cell(d.syntax),
                     _cell(d.doc_default),
                     _contexts(d.context),
-                    _cell(d.since) or "",
+                    "mailgate's own" if d.own else _cell(d.since),
                     _cell(d.summary),
                 )
             )

@@ -176,6 +176,8 @@ class Directive:
     doc_default: str = "—"
     since: str = ""
     summary: str = ""
+    #: mailgate's own directive, one nginx lacks (marked so in the generated table)
+    own: bool = False
 
     def accepts(self, count: int) -> bool:
         low, high = self.nargs

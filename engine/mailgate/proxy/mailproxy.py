@@ -144,6 +144,7 @@ class MailProxy:
         self._zones = zones
         self._own_zones = zones is None
         self._contexts = contexts
+        self._stores = None  # SessionStores, when a server has ssl_session_store
         self.log_files = log_files or LogFiles()
         self.connection_limit = connection_limit
         #: this proxy's counters (``stats()`` reads them)
@@ -204,7 +205,7 @@ class MailProxy:
         runtimes = {}
         for server, context in zip(config.servers, contexts):
             runtimes[server] = ServerRuntime(server, context, ErrorLog(server.error_log, self.log_files),
-                                             self.counters, self.auth)
+                                             self.counters, self.auth, self._session_store(context))
         entries = config.listen_sockets()
         if self._sockets is None:
             opened = open_listen_sockets(config)
@@ -221,6 +222,16 @@ class MailProxy:
             self._stop_listeners()
             raise
         self._started = True
+
+    def _session_store(self, context):
+        """The worker's ``SessionStore`` for a context with ``ssl_session_store``."""
+        if context is None or context.session_store is None:
+            return None
+        if self._stores is None:
+            from mailgate.proxy.session_store import SessionStores
+
+            self._stores = SessionStores()
+        return self._stores.get(context.session_store, context.session_store_secret)
 
     @property
     def addresses(self) -> list[tuple[str, object]]:
@@ -285,6 +296,9 @@ class MailProxy:
         self._stop_listeners()
         if self.timers is not None:
             self.timers.close()
+        if self._stores is not None:
+            await self._stores.close()
+            self._stores = None
         if self._own_zones and self._zones is not None:
             self._zones.close()
             self._zones = None

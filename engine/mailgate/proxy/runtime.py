@@ -19,6 +19,7 @@ from mailgate.protocol.events import AuthFailed, AuthInternalError, AuthOK, Auth
 from mailgate.proxy.resolver import ClientNameResolver
 
 if TYPE_CHECKING:
+    from mailgate.proxy.session_store import SessionStore
     from mailgate.proxy.stats import WorkerStats
 
 __all__ = ["AuthCallable", "ServerRuntime"]
@@ -28,12 +29,14 @@ _RESULTS = (AuthOK, AuthFailed, AuthRetry, AuthInternalError)
 
 
 class ServerRuntime:
-    """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats."""
+    """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats,
+    and the worker's ``ssl_session_store``, if the server has one."""
 
     def __init__(self, config: ServerConfig, tls, log: ErrorLog, stats: "WorkerStats",
-                 auth: "AuthCallable | None" = None):
+                 auth: "AuthCallable | None" = None, session_store: "SessionStore | None" = None):
         self.config = config
         self.tls = tls
+        self.session_store = session_store
         self.log = log
         self.stats = stats
         self.auth = auth

@@ -14,13 +14,18 @@ The class using it keeps the state in its own slots (``transport``, ``tls``,
 * ``_tls_established() -> bool``: the handshake is done; True to read on at once;
 * ``_tls_readable()``: plaintext may be waiting in ``tls``;
 * ``_tls_peer_closed()``: the peer's close_notify, or the end of its input;
-* ``log(level, message)`` and ``_close(quiet)``.
+* ``log(level, message)`` and ``_close(quiet)``;
+* for a server-side stream, ``runtime.session_store``: where a handshake paused for
+  a session the local caches miss (``SessionLookup``) looks it up, and where the
+  sessions it creates are stored (``ssl_session_store``, proxy/session_store.py).
 """
 
 from __future__ import annotations
 
+import functools
+
 from mailgate.proxy.timers import Timed
-from mailgate.tls import TLSClosed, TLSError, TLSHandshakeError, TLSStream
+from mailgate.tls import SessionLookup, TLSClosed, TLSError, TLSHandshakeError, TLSStream
 
 __all__ = ["DISCARD", "TLS_SHUTDOWN_WAIT", "TLSTransport"]
 
@@ -53,7 +58,13 @@ class TLSTransport(Timed):
         tls = self.tls
         try:
             if not tls.handshake_done:
-                if not tls.do_handshake(received):
+                try:
+                    done = tls.do_handshake(received)
+                except SessionLookup as lookup:
+                    self.runtime.session_store.fetch(lookup.session_id, self.log,
+                                                     functools.partial(self._session_found, tls))
+                    return
+                if not done:
                     self._flush_tls()
                     if self._peer_eof:
                         raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
@@ -63,6 +74,9 @@ class TLSTransport(Timed):
                 read_on = self._tls_established()
                 if not self._closed:
                     self._flush_tls()
+                if tls.context.session_store is not None and self.tls is tls:
+                    self.runtime.session_store.store(
+                        tls.new_sessions(), tls.context.server.ssl_session_timeout, self.log)
                 if not read_on:
                     return
             elif received:
@@ -80,6 +94,13 @@ class TLSTransport(Timed):
         except MemoryError:  # the received bytes could not be buffered
             self._close(quiet=True)
             self.transport.abort()
+
+    def _session_found(self, tls: TLSStream, der: bytes | None) -> None:
+        """The store's answer to a paused handshake: go on with it (None: a full
+        handshake), unless the session ended meanwhile."""
+        if self.tls is tls and not self._closed:
+            tls.resume_session(der)
+            self._tls_input()
 
     def _flush_tls(self) -> None:
         tls = self.tls
