@@ -32,10 +32,11 @@ def _line(tls: ssl.SSLSocket) -> bytes:
 
 
 def imaps_login(address: tuple[str, int], ctx: ssl.SSLContext, user: MailUser,
-                session: ssl.SSLSession | None = None) -> Login:
-    """Connect with implicit TLS offering ``session``, log in, log out; raises when the
-    login is not OK."""
-    with socket.create_connection(address, timeout=TIMEOUT) as sock:
+                session: ssl.SSLSession | None = None, source: str | None = None) -> Login:
+    """Connect (from the loopback address ``source``, if given) with implicit TLS offering
+    ``session``, log in, log out; raises when the login is not OK."""
+    source_address = (source, 0) if source else None
+    with socket.create_connection(address, timeout=TIMEOUT, source_address=source_address) as sock:
         with ctx.wrap_socket(sock, server_hostname="mx.test", session=session) as tls:
             assert _line(tls).startswith(b"* OK"), "no greeting"
             tls.sendall(b"a LOGIN %s %s\r\n" % (user.login.encode(), user.password.encode()))
