@@ -414,8 +414,11 @@ client_hello(SSL *ssl, int *alert, void *arg)
     }
     lk->state = MG_LOOKUP_DONE;
 
+    /* The builtin cache cannot be asked here: before the version is chosen
+       SSL_has_matching_session_id() never matches (the cache is keyed by
+       version too).  The shared zone can. */
     len = hello_session_id(ssl, &id);
-    if (len == 0 || SSL_has_matching_session_id(ssl, id, (unsigned int) len)) {
+    if (len == 0) {
         return SSL_CLIENT_HELLO_SUCCESS;
     }
     if (d->zone != NULL && (lk->found = zone_session(d->zone, id, len)) != NULL) {

@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable
 
 from mailgate.config import ConfigError, SessionStoreSetting
 
-__all__ = ["RETRY_AFTER", "WARN_EVERY", "SessionStore", "SessionStores", "entry_name", "seal",
-           "store_keys", "unseal"]
+__all__ = ["RETRY_AFTER", "WARN_EVERY", "SessionStore", "SessionStores", "check_packages",
+           "entry_name", "seal", "store_keys", "unseal"]
 
 WARN_EVERY = 60.0  # seconds between two warnings of one store
 RETRY_AFTER = 1.0  # seconds a store is left alone after a failure
@@ -57,6 +57,14 @@ def _packages():
         raise ConfigError('"ssl_session_store" needs the Python packages redis and cryptography '
                           "(pip install 'mailgate[redis]'): %s" % exc) from None
     return redis_asyncio, AESGCM, Retry, NoBackoff
+
+
+def check_packages(contexts) -> None:
+    """ConfigError when a context of ``contexts`` (``build_contexts()``) has a store and
+    the packages it needs are missing: found by ``mailgate -t`` and by the master before
+    any worker starts, not by each worker."""
+    if any(context is not None and context.session_store is not None for context in contexts):
+        _packages()
 
 
 def store_keys(secret: bytes) -> tuple[bytes, bytes]:
