@@ -7,6 +7,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from tests.support.procs import wait_until
 from tests.support.users import MailUser
 
 TIMEOUT = 10.0
@@ -50,3 +51,11 @@ def imaps_login(address: tuple[str, int], ctx: ssl.SSLContext, user: MailUser,
                 pass
             # a TLS 1.3 session (ticket) arrives after the handshake: read on first
             return Login(tls.session_reused, tls.session, tls.version())
+
+
+def wait_stored(redis_server, count: int = 1) -> None:
+    """Wait (5 s at most) until Redis holds ``count`` entries: a session is written after
+    its handshake without waiting, so a test that reads Redis, or resumes on another node
+    at once, waits for the write first."""
+    client = redis_server.client()
+    assert wait_until(lambda: client.dbsize() >= count, 5), "no session was stored"

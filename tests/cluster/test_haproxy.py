@@ -17,7 +17,7 @@ import time
 import pytest
 
 from mailgate.proxy.session_store import RETRY_AFTER
-from tests.cluster.helpers import imaps_login
+from tests.cluster.helpers import imaps_login, wait_stored
 from tests.support.clients import client_context
 from tests.support.components import require
 from tests.support.haproxy import HAProxy
@@ -83,8 +83,12 @@ def _sessions_from_client(node) -> int:
                if "client logged in" in line and f"client: {CLIENT}," in line)
 
 
-def _resumptions(haproxy, ctx, rounds: int = ROUNDS) -> list[bool]:
+def _resumptions(haproxy, ctx, rounds: int = ROUNDS, redis=None) -> list[bool]:
+    """Whether each of ``rounds`` logins resumed the session of the login before it;
+    with ``redis``, the first session is in Redis before the first resumption."""
     session = imaps_login(haproxy.address("imaps"), ctx, ALICE, source=CLIENT).session
+    if redis is not None:
+        wait_stored(redis)
     reused = []
     for _ in range(rounds):
         login = imaps_login(haproxy.address("imaps"), ctx, ALICE, session, source=CLIENT)
@@ -95,7 +99,7 @@ def _resumptions(haproxy, ctx, rounds: int = ROUNDS) -> list[bool]:
 
 def test_tls12_session_ids_resume_on_either_node(cluster, pki):
     haproxy, nodes, redis = cluster(tickets=False)
-    assert _resumptions(haproxy, client_context(pki, version=TLS12)) == [True] * ROUNDS
+    assert _resumptions(haproxy, client_context(pki, version=TLS12), redis=redis) == [True] * ROUNDS
     # round-robin: each node had half of the 21 sessions, and logged the real client
     for node in nodes:
         assert _sessions_from_client(node) >= ROUNDS // 2, node.error_log()
@@ -113,7 +117,7 @@ def test_tls13_tickets_resume_on_either_node_with_shared_key_files(cluster, pki)
 def test_redis_stopped_then_back(cluster, pki):
     haproxy, nodes, redis = cluster(tickets=False)
     ctx = client_context(pki, version=TLS12)
-    assert all(_resumptions(haproxy, ctx, 4))
+    assert all(_resumptions(haproxy, ctx, 4, redis))
 
     redis.stop()
     # every handshake is a full one now, and every login works
@@ -124,4 +128,4 @@ def test_redis_stopped_then_back(cluster, pki):
 
     redis.start()
     time.sleep(RETRY_AFTER + 0.2)
-    assert _resumptions(haproxy, ctx, 10) == [True] * 10
+    assert _resumptions(haproxy, ctx, 10, redis) == [True] * 10

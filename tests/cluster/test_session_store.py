@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from mailgate.proxy.session_store import RETRY_AFTER, store_keys, unseal
 
-from tests.cluster.helpers import imaps_login
+from tests.cluster.helpers import imaps_login, wait_stored
 from tests.support.clients import client_context
 from tests.support.components import require
 from tests.support.redis_server import RedisServer
@@ -43,6 +43,7 @@ def redis_server(tmp_path, port_allocator):
 
 @pytest.fixture
 def nodes(tmp_path, embedded_factory, redis_server, auth_server, dovecot):
+    """start(body=NODE, count=2) -> embedded nodes sharing ``redis_server``."""
     key = tmp_path / "store.key"
     key.write_bytes(bytes(range(64)))
 
@@ -58,11 +59,12 @@ def nodes(tmp_path, embedded_factory, redis_server, auth_server, dovecot):
 
 
 @pytest.mark.parametrize("version", [TLS12, TLS13])
-def test_sessions_resume_on_the_other_node(pki, nodes, version):
+def test_sessions_resume_on_the_other_node(pki, nodes, redis_server, version):
     one, two = nodes()
     ctx = client_context(pki, version=version)
     first = imaps_login(one.address("imaps"), ctx, ALICE)
     assert not first.reused
+    wait_stored(redis_server)
     session = first.session
     for i in range(6):
         node = (two, one)[i % 2]
@@ -89,6 +91,7 @@ def test_redis_holds_nothing_usable_without_the_key(tmp_path, pki, nodes, redis_
     ctx = client_context(pki, version=TLS12)
     login = imaps_login(one.address("imaps"), ctx, ALICE)
     session_id = login.session.id
+    wait_stored(redis_server)
     entries = _entries(redis_server)
     assert len(entries) == 1
     (name, value), = entries.items()
@@ -121,6 +124,7 @@ def test_a_changed_value_is_a_full_handshake(pki, nodes, redis_server):
     one, two = nodes()
     ctx = client_context(pki, version=TLS12)
     login = imaps_login(one.address("imaps"), ctx, ALICE)
+    wait_stored(redis_server)
     client = redis_server.client()
     (name,) = client.keys("*")
     value = bytearray(client.get(name))
@@ -137,6 +141,7 @@ def test_redis_down_then_back(pki, nodes, redis_server):
     one, two = nodes()
     ctx = client_context(pki, version=TLS12)
     session = imaps_login(one.address("imaps"), ctx, ALICE).session
+    wait_stored(redis_server)
 
     redis_server.stop()
     for i in range(6):
@@ -152,6 +157,7 @@ def test_redis_down_then_back(pki, nodes, redis_server):
     redis_server.start()
     time.sleep(RETRY_AFTER + 0.2)  # each worker leaves a failed store alone this long
     session = imaps_login(one.address("imaps"), ctx, ALICE).session
+    wait_stored(redis_server)
     assert imaps_login(two.address("imaps"), ctx, ALICE, session).reused
 
 
@@ -159,6 +165,7 @@ def test_a_stalled_redis_is_a_full_handshake_after_the_timeout(pki, nodes, redis
     one, two = nodes()
     ctx = client_context(pki, version=TLS12)
     session = imaps_login(one.address("imaps"), ctx, ALICE).session
+    wait_stored(redis_server)
     os.kill(redis_server.process.pid, signal.SIGSTOP)
     try:
         assert not imaps_login(two.address("imaps"), ctx, ALICE, session).reused

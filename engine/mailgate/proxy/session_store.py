@@ -152,7 +152,8 @@ class SessionStore:
     async def _get(self, session_id: bytes, log: Log) -> bytes | None:
         name = self.name(session_id)
         try:
-            value = await asyncio.wait_for(self._client.get(name), self.setting.timeout)
+            async with asyncio.timeout(self.setting.timeout):  # no task of its own, as wait_for's
+                value = await self._client.get(name)
         except Exception as exc:  # whatever Redis or its client does: a full handshake
             self._failed(exc, log)
             return None
@@ -162,11 +163,12 @@ class SessionStore:
 
     async def _set(self, sessions: list[tuple[bytes, bytes]], ttl: int, log: Log) -> None:
         try:
-            async with self._client.pipeline(transaction=False) as pipe:
+            async with asyncio.timeout(self.setting.timeout), \
+                    self._client.pipeline(transaction=False) as pipe:
                 for session_id, der in sessions:
                     name = self.name(session_id)
                     pipe.set(name, seal(self._aead, name, der), ex=max(ttl, 1))
-                await asyncio.wait_for(pipe.execute(), self.setting.timeout)
+                await pipe.execute()
         except Exception as exc:  # a session not shared costs a full handshake elsewhere
             self._failed(exc, log)
 

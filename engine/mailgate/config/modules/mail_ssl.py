@@ -283,15 +283,21 @@ def _session_cache_setting(step) -> SessionCacheSetting:
     return SessionCacheSetting(builtin or "none", size, shared)
 
 
+def _key_file_size(path: str, file: str | None, line: int | None) -> int:
+    """The size of a key file that can be opened, or nginx's ``open()`` error."""
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError('open() "%s" failed %s' % (path, os_error_text(exc)), file, line) from None
+    return size
+
+
 def _check_ticket_keys(step, paths: tuple[str, ...]) -> None:
     file, line = step.loader.mail_end or (None, None)
     for path in paths:
-        try:
-            size = os.stat(path).st_size
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ConfigError('open() "%s" failed %s' % (path, os_error_text(exc)), file, line) from None
+        size = _key_file_size(path, file, line)
         if size not in TICKET_KEY_SIZES:
             raise ConfigError('"%s" must be 48 or 80 bytes' % path, file, line)
 
@@ -307,13 +313,7 @@ def _check_session_store(step, values: dict) -> None:
             raise ConfigError('no "ssl_session_store_key" or "ssl_session_ticket_key" is defined '
                               'for the "ssl_session_store" directive', file, line)
         return
-    try:
-        size = os.stat(key).st_size
-        with open(key, "rb"):
-            pass
-    except OSError as exc:
-        raise ConfigError('open() "%s" failed %s' % (key, os_error_text(exc)), file, line) from None
-    if size < STORE_KEY_MIN:
+    if _key_file_size(key, file, line) < STORE_KEY_MIN:
         raise ConfigError('"%s" must be at least %d bytes' % (key, STORE_KEY_MIN), file, line)
 
 
