@@ -99,6 +99,7 @@ def test_redis_holds_nothing_usable_without_the_key(tmp_path, pki, nodes, redis_
     # the name is the prefix and an HMAC of the ID, the value a sealed blob: neither
     # shows the session ID, and the value is not a session OpenSSL could read
     assert name.startswith(b"test:") and len(name) == len(b"test:") + 64
+    assert 0 < redis_server.client().ttl(name) <= 300  # ssl_session_timeout's default
     assert session_id not in name and session_id.hex().encode() not in name
     assert session_id not in value
     assert b"\x30\x82" not in value[:16]  # no DER SEQUENCE header where a session starts
@@ -173,3 +174,29 @@ def test_a_stalled_redis_is_a_full_handshake_after_the_timeout(pki, nodes, redis
         os.kill(redis_server.process.pid, signal.SIGCONT)
     (warning,) = _store_warnings(two)
     assert "(timed out)" in warning
+
+
+def test_a_password_protected_redis(tmp_path, pki, port_allocator, embedded_factory,
+                                    auth_server, dovecot):
+    require("redis-server")
+    redis_server = RedisServer(tmp_path / "redis", port_allocator, password="s3cret-pw")
+    redis_server.start()
+    key = tmp_path / "store.key"
+    key.write_bytes(bytes(range(64)))
+    try:
+        made = []
+        for url in (redis_server.url, redis_server.url.replace("s3cret-pw", "wrong-pw")):
+            node = embedded_factory()
+            node.values.update(redis=url, store_key=key)
+            made.append(node.start(NODE))
+        good, refused = made
+        ctx = client_context(pki, version=TLS12)
+        login = imaps_login(good.address("imaps"), ctx, ALICE)
+        wait_stored(redis_server)
+        # the node with the wrong password: full handshakes, a warning without the password
+        assert not imaps_login(refused.address("imaps"), ctx, ALICE, login.session).reused
+        (warning,) = _store_warnings(refused)
+        assert "pw" not in warning and "redis://127.0.0.1:%d/0" % redis_server.port in warning
+        assert "s3cret" not in good.error_log() + refused.error_log()
+    finally:
+        redis_server.stop()
