@@ -9,7 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .ports import PortAllocator
+from .ports import NamedPorts, PortAllocator
 from .procs import ServerProcess, StartupError, wait_for_listen
 from .proxy import substitute
 
@@ -30,7 +30,7 @@ defaults
 """
 
 
-class HAProxy:
+class HAProxy(NamedPorts):
     """haproxy -db on the configuration ``directory/haproxy.cfg``."""
 
     def __init__(self, directory: Path, ports: PortAllocator):
@@ -41,15 +41,6 @@ class HAProxy:
         self.process: ServerProcess | None = None
         self._ports = ports
         self._port_map: dict[str, int] = {}
-
-    def port(self, name: str) -> int:
-        """The port of ``${port_NAME}`` (allocated if new)."""
-        if name not in self._port_map:
-            self._port_map[name] = self._ports.port()
-        return self._port_map[name]
-
-    def address(self, name: str) -> tuple[str, int]:
-        return self.host, self.port(name)
 
     def start(self, body: str, values: dict[str, object] | None = None, timeout: float = 10.0) -> None:
         """Write the configuration and start; wait until every ``bind`` port listens."""
