@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import ssl
+import threading
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from mailgate.proxy.session_store import RETRY_AFTER, store_keys, unseal
 from tests.cluster.helpers import imaps_login, wait_stored
 from tests.support.clients import client_context
 from tests.support.components import require
+from tests.support.procs import wait_until
 from tests.support.redis_server import RedisServer
 from tests.support.users import ALICE
 
@@ -200,3 +202,26 @@ def test_a_password_protected_redis(tmp_path, pki, port_allocator, embedded_fact
         assert "s3cret" not in good.error_log() + refused.error_log()
     finally:
         redis_server.stop()
+
+
+def test_a_paused_handshake_blocks_no_one(pki, nodes, redis_server):
+    # Redis stalled: a resumption waits for it (timeout 5 s here) while the same worker
+    # serves a new client through its whole login; Redis back, the waiting one resumes
+    one, two = nodes(NODE.replace("timeout=500ms", "timeout=5s"))
+    ctx = client_context(pki, version=TLS12)
+    session = imaps_login(one.address("imaps"), ctx, ALICE).session
+    wait_stored(redis_server)
+    results: list = []
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        waiting = threading.Thread(target=lambda: results.append(
+            imaps_login(two.address("imaps"), ctx, ALICE, session)))
+        waiting.start()
+        assert wait_until(lambda: "client 127.0.0.1" in two.error_log(), 5)
+        assert not imaps_login(two.address("imaps"), ctx, ALICE).reused
+        assert waiting.is_alive() and results == []
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    waiting.join(10)
+    assert results[0].reused
+    assert _store_warnings(two) == []
