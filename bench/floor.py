@@ -78,14 +78,15 @@ def _cpu() -> float:
         return int(f.read().split()[0]) / 1e9
 
 
-async def _load(args, port: int, ca: Path, count: int) -> None:
+async def _load(args, port: int, ca: Path, count: int, misses: int = 0) -> None:
+    """``count`` resumptions by bench/loadgen.py; all but ``misses`` must reuse."""
     argv = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "resume", "--port", str(port),
             "--ca", str(ca), "--tls", args.tls, "--count", str(count), "--duration", "60",
             "--concurrency", "1"]
     proc = await asyncio.create_subprocess_exec(*argv, stdout=subprocess.PIPE)
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     result = json.loads(out.decode().strip().splitlines()[-1])
-    if result.get("errors") or result.get("reused") != count:
+    if result.get("errors") or result.get("reused", 0) < count - misses:
         raise RuntimeError(f"load on port {port} failed: {result}")
 
 

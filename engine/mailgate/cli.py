@@ -15,6 +15,7 @@ from mailgate.log import format_line, write_stderr
 from mailgate.oserror import os_error_text
 from mailgate.process.cycle import check_worker_connections
 from mailgate.process.listeners import check_bindable
+from mailgate.proxy.session_store import check_packages
 from mailgate.tls import build_client_contexts, build_contexts
 
 __all__ = ["main", "DEFAULT_CONF", "Options"]
@@ -179,7 +180,7 @@ def test_configuration(opts: Options, log: StartupLog, prefix: str) -> int:
         config = load_config(opts.conf_file, prefix, directives=opts.directives, on_message=on_message)
         # TLS contexts are built while nginx merges the configuration: their errors
         # come before "syntax is ok"
-        build_contexts(config, on_message=on_message)
+        check_packages(build_contexts(config, on_message=on_message))
         build_client_contexts(config, on_message=on_message)
         check_worker_connections(config)
         if not opts.quiet:

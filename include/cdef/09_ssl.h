@@ -9,6 +9,7 @@ static const int SSL_ERROR_WANT_READ;
 static const int SSL_ERROR_WANT_WRITE;
 static const int SSL_ERROR_SYSCALL;
 static const int SSL_ERROR_ZERO_RETURN;
+static const int SSL_ERROR_WANT_CLIENT_HELLO_CB;
 static const int TLSEXT_NAMETYPE_host_name;
 
 const char *SSL_get_version(const SSL *);

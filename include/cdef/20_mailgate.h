@@ -15,6 +15,7 @@ typedef struct {
 } mg_zone_stats;
 
 static const int MG_SESSION_DER_MAX;
+static const int MG_SESSION_ID_MAX;
 static const int MG_ZONE_STORED;
 static const int MG_ZONE_FAILED;
 static const int MG_ZONE_FAILED_WARN;
@@ -33,6 +34,7 @@ int mg_ctx_attach(SSL_CTX *);
 int mg_ctx_set_alpn(SSL_CTX *, const unsigned char *, size_t);
 void mg_ctx_set_verify(SSL_CTX *, int);
 int mg_ctx_set_session_zone(SSL_CTX *, mg_zone *);
+int mg_ctx_set_session_store(SSL_CTX *);
 int mg_ctx_add_ticket_key(SSL_CTX *, const unsigned char *, size_t);
 int mg_ctx_use_zone_ticket_keys(SSL_CTX *);
 void mg_ctx_remove_session(SSL_CTX *, SSL_SESSION *);
@@ -48,6 +50,10 @@ int mg_conn_set_server_name(mg_conn *, const char *, const char *);
 void mg_conn_free(mg_conn *);
 SSL *mg_conn_ssl(const mg_conn *);
 long mg_conn_live(void);
+size_t mg_conn_lookup_id(const mg_conn *, unsigned char *);
+void mg_conn_lookup_done(mg_conn *, const unsigned char *, size_t);
+size_t mg_conn_take_session(mg_conn *, unsigned char *, unsigned int *, unsigned char *, size_t);
+void mg_conn_drop_sessions(mg_conn *);
 int mg_conn_feed(mg_conn *, const char *, size_t);
 int mg_conn_feed_eof(mg_conn *);
 size_t mg_conn_pending(const mg_conn *);

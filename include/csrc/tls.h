@@ -27,6 +27,12 @@ int mg_ctx_set_alpn(SSL_CTX *ctx, const unsigned char *protos, size_t len);
 void mg_ctx_set_verify(SSL_CTX *ctx, int mode);
 /* Store sessions in a shared zone through the new/get/remove hooks. */
 int mg_ctx_set_session_zone(SSL_CTX *ctx, mg_zone *zone);
+/* An external session store (ssl_session_store, kept by the caller): sessions
+   missing from the builtin cache and the zone pause the handshake in the
+   ClientHello callback (SSL_ERROR_WANT_CLIENT_HELLO_CB) until
+   mg_conn_lookup_done(); new sessions wait in the connection for
+   mg_conn_take_session(). */
+int mg_ctx_set_session_store(SSL_CTX *ctx);
 /* Add one 48- or 80-byte ticket key file's content; the first encrypts. */
 int mg_ctx_add_ticket_key(SSL_CTX *ctx, const unsigned char *buf, size_t len);
 /* Ticket keys kept in the context's session zone, rotated as nginx does. */
@@ -58,6 +64,18 @@ int mg_conn_set_server_name(mg_conn *c, const char *sni, const char *verify_name
 void mg_conn_free(mg_conn *c);
 SSL *mg_conn_ssl(const mg_conn *c);
 long mg_conn_live(void);
+
+/* The session ID the paused handshake looks for (out: MG_SESSION_ID_MAX
+   bytes); 0 when none is looked for. */
+size_t mg_conn_lookup_id(const mg_conn *c, unsigned char *out);
+/* The answer: the session's DER, or NULL/0 for a miss; the next handshake
+   call goes on with it. */
+void mg_conn_lookup_done(mg_conn *c, const unsigned char *der, size_t len);
+/* One new session to store: its DER length (0: none left), ID and DER. */
+size_t mg_conn_take_session(mg_conn *c, unsigned char *id, unsigned int *id_len,
+    unsigned char *der, size_t cap);
+/* Forget the new sessions (a client certificate failed verification). */
+void mg_conn_drop_sessions(mg_conn *c);
 
 /* Ciphertext in and out. */
 int mg_conn_feed(mg_conn *c, const char *data, size_t len);

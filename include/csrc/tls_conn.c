@@ -5,6 +5,7 @@
  * buffer, and taking all pending ciphertext in one piece.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/bio.h>
 #include <openssl/buffer.h>
@@ -29,6 +30,7 @@ struct mg_conn {
     BIO       *wbio;
     SSL_CTX   *session_ctx;
     unsigned   flags;
+    mg_lookup  lookup;
 };
 
 static long mg_conn_count;
@@ -74,6 +76,15 @@ mg_conn_new(SSL_CTX *ctx, int server)
 }
 
 
+static void
+drop_sessions(mg_lookup *lk)
+{
+    while (lk->nnew > 0) {
+        SSL_SESSION_free(lk->new[--lk->nnew]);
+    }
+}
+
+
 void
 mg_conn_free(mg_conn *c)
 {
@@ -82,6 +93,8 @@ mg_conn_free(mg_conn *c)
        caches as a "bad" one. */
     SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
     SSL_free(c->ssl);               /* frees both BIOs */
+    SSL_SESSION_free(c->lookup.found);
+    drop_sessions(&c->lookup);
     free(c);
     __atomic_sub_fetch(&mg_conn_count, 1, __ATOMIC_RELAXED);
 }
@@ -138,6 +151,90 @@ void
 mg_conn_set_flags(mg_conn *c, unsigned flags)
 {
     c->flags |= flags;
+}
+
+
+mg_lookup *
+mg_conn_lookup(mg_conn *c)
+{
+    return &c->lookup;
+}
+
+
+size_t
+mg_conn_lookup_id(const mg_conn *c, unsigned char *out)
+{
+    if (c->lookup.state != MG_LOOKUP_PENDING) {
+        return 0;
+    }
+    memcpy(out, c->lookup.id, c->lookup.id_len);
+    return c->lookup.id_len;
+}
+
+
+void
+mg_conn_lookup_done(mg_conn *c, const unsigned char *der, size_t len)
+{
+    mg_lookup             *lk = &c->lookup;
+    const unsigned char   *p = der;
+    const unsigned char   *id;
+    SSL_SESSION           *sess = NULL;
+    unsigned int           id_len;
+
+    if (lk->state != MG_LOOKUP_PENDING) {
+        return;
+    }
+    lk->state = MG_LOOKUP_DONE;
+    if (der == NULL || len == 0 || len > MG_SESSION_DER_MAX) {
+        return;
+    }
+    sess = d2i_SSL_SESSION(NULL, &p, (long) len);
+    if (sess == NULL) {
+        ERR_clear_error();
+        return;
+    }
+    /* only the session asked for: the get-session callback compares again */
+    id = SSL_SESSION_get_id(sess, &id_len);
+    if (id_len != lk->id_len || memcmp(id, lk->id, id_len) != 0) {
+        SSL_SESSION_free(sess);
+        return;
+    }
+    SSL_SESSION_free(lk->found);
+    lk->found = sess;
+}
+
+
+size_t
+mg_conn_take_session(mg_conn *c, unsigned char *id, unsigned int *id_len,
+    unsigned char *der, size_t cap)
+{
+    mg_lookup            *lk = &c->lookup;
+    SSL_SESSION          *sess;
+    const unsigned char  *sid;
+    unsigned char        *p;
+    int                   len;
+
+    while (lk->nnew > 0) {
+        sess = lk->new[--lk->nnew];
+        len = i2d_SSL_SESSION(sess, NULL);
+        if (len > 0 && (size_t) len <= cap) {
+            p = der;
+            i2d_SSL_SESSION(sess, &p);
+            sid = SSL_SESSION_get_id(sess, id_len);
+            memcpy(id, sid, *id_len);
+            SSL_SESSION_free(sess);
+            return (size_t) len;
+        }
+        SSL_SESSION_free(sess);
+    }
+    return 0;
+}
+
+
+void
+mg_conn_drop_sessions(mg_conn *c)
+{
+    drop_sessions(&c->lookup);
 }
 
 
@@ -237,7 +334,7 @@ static int
 failed(mg_conn *c, int err)
 {
     if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE
-        && err != SSL_ERROR_NONE)
+        && err != SSL_ERROR_WANT_CLIENT_HELLO_CB && err != SSL_ERROR_NONE)
     {
         c->flags |= MG_NO_WAIT_SHUTDOWN | MG_NO_SEND_SHUTDOWN;
     }

@@ -20,6 +20,7 @@ typedef struct {
     unsigned char   alpn[256];
     unsigned int    alpn_len;
     mg_zone        *zone;
+    int             store;      /* an external session store (ssl_session_store) */
     int             shared_keys;
     size_t          nkeys;
     mg_ticket_key  *keys;
@@ -217,6 +218,35 @@ mg_ctx_set_verify(SSL_CTX *ctx, int mode)
 
 /* ---- shared session cache ---------------------------------------------- */
 
+/* A new session for the external store: the caller takes it after the
+   handshake (mg_conn_take_session()). */
+static void
+keep_new_session(mg_lookup *lk, SSL_SESSION *sess)
+{
+    if (lk->nnew < MG_NEW_SESSIONS && SSL_SESSION_up_ref(sess)) {
+        lk->new[lk->nnew++] = sess;
+    }
+}
+
+
+static SSL_SESSION *
+zone_session(mg_zone *zone, const unsigned char *id, size_t len)
+{
+    const unsigned char  *p;
+    unsigned char         buf[MG_SESSION_DER_MAX];
+    SSL_SESSION          *sess;
+    size_t                n;
+
+    n = mg_zone_get(zone, id, len, buf, sizeof(buf), (int64_t) time(NULL));
+    if (n == 0) {
+        return NULL;
+    }
+    p = buf;
+    sess = d2i_SSL_SESSION(NULL, &p, (long) n);
+    OPENSSL_cleanse(buf, n);
+    return sess;
+}
+
 static int
 new_session(SSL *ssl, SSL_SESSION *sess)
 {
@@ -229,7 +259,7 @@ new_session(SSL *ssl, SSL_SESSION *sess)
     int                   len, rc;
     int64_t               now;
 
-    if (d == NULL || d->zone == NULL) {
+    if (d == NULL || (d->zone == NULL && !d->store)) {
         return 0;
     }
 
@@ -238,6 +268,14 @@ new_session(SSL *ssl, SSL_SESSION *sess)
     if (SSL_version(ssl) == TLS1_3_VERSION
         && (SSL_get_options(ssl) & SSL_OP_NO_TICKET) == 0)
     {
+        return 0;
+    }
+
+    c = SSL_get_ex_data(ssl, mg_conn_index);
+    if (d->store && c != NULL) {
+        keep_new_session(mg_conn_lookup(c), sess);
+    }
+    if (d->zone == NULL) {
         return 0;
     }
 
@@ -255,7 +293,6 @@ new_session(SSL *ssl, SSL_SESSION *sess)
     OPENSSL_cleanse(buf, (size_t) len);
 
     if (rc == MG_ZONE_FAILED_WARN) {
-        c = SSL_get_ex_data(ssl, mg_conn_index);
         if (c != NULL) {
             mg_conn_set_flags(c, MG_CONN_STORE_FAILED);
         }
@@ -270,27 +307,128 @@ static SSL_SESSION *
 get_session(SSL *ssl, const unsigned char *id, int len, int *copy)
 {
     mg_ctx_data          *d = ctx_data(session_ctx(ssl));
-    const unsigned char  *p;
-    unsigned char         buf[MG_SESSION_DER_MAX];
+    mg_conn              *c;
+    mg_lookup            *lk;
     SSL_SESSION          *sess;
-    size_t                n;
+    const unsigned char  *sid;
+    unsigned int          sid_len;
 
     *copy = 0;
 
-    if (d == NULL || d->zone == NULL || len <= 0) {
+    if (d == NULL || len <= 0) {
         return NULL;
     }
 
-    n = mg_zone_get(d->zone, id, (size_t) len, buf, sizeof(buf),
-                    (int64_t) time(NULL));
-    if (n == 0) {
-        return NULL;
+    /* what the ClientHello callback found (zone or store): its reference
+       goes to OpenSSL */
+    c = SSL_get_ex_data(ssl, mg_conn_index);
+    if (d->store && c != NULL && (lk = mg_conn_lookup(c))->found != NULL) {
+        sess = lk->found;
+        sid = SSL_SESSION_get_id(sess, &sid_len);
+        if (sid_len == (unsigned int) len && memcmp(sid, id, sid_len) == 0) {
+            lk->found = NULL;
+            return sess;
+        }
     }
 
-    p = buf;
-    sess = d2i_SSL_SESSION(NULL, &p, (long) n);
-    OPENSSL_cleanse(buf, n);
-    return sess;
+    if (d->zone == NULL) {
+        return NULL;
+    }
+    return zone_session(d->zone, id, (size_t) len);
+}
+
+
+/*
+ * The session ID a ClientHello resumes by in the cache, if any: the identity
+ * of a TLS 1.3 pre_shared_key when it is a session ID (tickets off: OpenSSL's
+ * stateful tickets, RFC 8446 section 4.2.11), else the legacy session ID of
+ * a TLS 1.2 ClientHello that sends no ticket.  A client offering TLS 1.3 to a
+ * server that speaks it sends a random legacy ID (RFC 8446 appendix D.4):
+ * nothing to look up.
+ */
+static size_t
+hello_session_id(SSL *ssl, const unsigned char **id)
+{
+    const unsigned char  *p;
+    size_t                len, n, end;
+
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_psk, &p, &len)) {
+        /* identities<7..2^16-1>: the first identity<1..2^16-1>; OpenSSL looks
+           one up in the cache only with tickets off */
+        if (len < 4 || (SSL_get_options(ssl) & SSL_OP_NO_TICKET) == 0) {
+            return 0;
+        }
+        n = ((size_t) p[2] << 8) | p[3];
+        if (n == 0 || n > MG_SESSION_ID_MAX || n + 4 > len) {
+            return 0;                   /* a stateless ticket */
+        }
+        *id = p + 4;
+        return n;
+    }
+
+    if ((SSL_get_options(ssl) & SSL_OP_NO_TLSv1_3) == 0
+        && SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len)
+        && len >= 1)
+    {
+        end = (size_t) p[0] + 1 < len ? (size_t) p[0] + 1 : len;
+        for (n = 1; n + 1 < end; n += 2) {
+            if (p[n] == 0x03 && p[n + 1] == 0x04) {
+                return 0;
+            }
+        }
+    }
+
+    if ((SSL_get_options(ssl) & SSL_OP_NO_TICKET) == 0
+        && SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_session_ticket, &p, &len)
+        && len > 0)
+    {
+        return 0;                       /* resumes by ticket */
+    }
+
+    len = SSL_client_hello_get0_session_id(ssl, id);
+    return len <= MG_SESSION_ID_MAX ? len : 0;
+}
+
+
+/* Pause the handshake for the external store when the local caches miss. */
+static int
+client_hello(SSL *ssl, int *alert, void *arg)
+{
+    mg_ctx_data          *d = ctx_data(session_ctx(ssl));
+    mg_conn              *c = SSL_get_ex_data(ssl, mg_conn_index);
+    mg_lookup            *lk;
+    const unsigned char  *id = NULL;
+    size_t                len;
+
+    (void) alert; (void) arg;
+
+    if (d == NULL || !d->store || c == NULL) {
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    lk = mg_conn_lookup(c);
+    if (lk->state == MG_LOOKUP_PENDING) {
+        return SSL_CLIENT_HELLO_RETRY;
+    }
+    if (lk->state == MG_LOOKUP_DONE) {
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    lk->state = MG_LOOKUP_DONE;
+
+    /* The builtin cache cannot be asked here: before the version is chosen
+       SSL_has_matching_session_id() never matches (the cache is keyed by
+       version too).  The shared zone can. */
+    len = hello_session_id(ssl, &id);
+    if (len == 0) {
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+    if (d->zone != NULL && (lk->found = zone_session(d->zone, id, len)) != NULL) {
+        return SSL_CLIENT_HELLO_SUCCESS;
+    }
+
+    memcpy(lk->id, id, len);
+    lk->id_len = (unsigned) len;
+    lk->state = MG_LOOKUP_PENDING;
+    return SSL_CLIENT_HELLO_RETRY;
 }
 
 
@@ -327,6 +465,23 @@ mg_ctx_set_session_zone(SSL_CTX *ctx, mg_zone *zone)
     SSL_CTX_sess_set_new_cb(ctx, new_session);
     SSL_CTX_sess_set_get_cb(ctx, get_session);
     SSL_CTX_sess_set_remove_cb(ctx, remove_session);
+    return 1;
+}
+
+
+int
+mg_ctx_set_session_store(SSL_CTX *ctx)
+{
+    mg_ctx_data  *d = ctx_data(ctx);
+
+    if (d == NULL) {
+        return 0;
+    }
+    d->store = 1;
+    SSL_CTX_sess_set_new_cb(ctx, new_session);
+    SSL_CTX_sess_set_get_cb(ctx, get_session);
+    SSL_CTX_sess_set_remove_cb(ctx, remove_session);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
     return 1;
 }
 

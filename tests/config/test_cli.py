@@ -181,3 +181,24 @@ def test_console_script_entry_point(conf_dir):
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "test is successful" in proc.stderr
+
+
+def test_session_store_without_its_packages_fails_the_test(tmp_path, pki, monkeypatch, capsys):
+    # ssl_session_store needs redis and cryptography: without them -t fails (and the
+    # master does not start), not each worker
+    key = tmp_path / "store.key"
+    key.write_bytes(b"k" * 32)
+    conf = tmp_path / "mail.conf"
+    conf.write_text(
+        "events {}\nmail { auth_http 127.0.0.1:9;\n"
+        f"ssl_certificate {pki.server_rsa.cert}; ssl_certificate_key {pki.server_rsa.key_file};\n"
+        f"ssl_session_store redis://127.0.0.1; ssl_session_store_key {key};\n"
+        "server { listen 127.0.0.1:30993 ssl; protocol imap; } }\n")
+    assert run(["-tq", "-c", str(conf)], capsys)[0] == 0
+    monkeypatch.setitem(sys.modules, "redis", None)  # import redis: ImportError
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    status, out, err = run(["-tq", "-c", str(conf)], capsys)
+    assert status == 1
+    ((level, message),) = parse_log_lines(err)
+    assert level == "emerg"
+    assert message.startswith('"ssl_session_store" needs the Python packages redis and cryptography')

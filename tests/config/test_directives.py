@@ -578,6 +578,75 @@ class TestSslChecks:
             'open() "%s" failed (2: No such file or directory) in <string>:4' % missing)
 
 
+class TestSessionStore:
+    """ssl_session_store and ssl_session_store_key (mailgate's own, docs/deployment.md)."""
+
+    TLS = "ssl_certificate /c; ssl_certificate_key /k; starttls on; "
+
+    def test_address_and_parameters(self, tmp_path):
+        key = tmp_path / "store.key"
+        key.write_bytes(b"k" * 32)
+        s = server(self.TLS + "ssl_session_store redis://u:p%%40ss@[::1]:6380/3 prefix=p: "
+                   "timeout=1s; ssl_session_store_key %s;" % key)
+        store = s.ssl_session_store
+        assert (store.host, store.port, store.db, store.prefix, store.timeout) == ("::1", 6380, 3, "p:", 1.0)
+        assert (store.username, store.password) == ("u", "p@ss")
+        assert store.name == "redis://[::1]:6380/3"
+        assert "p@ss" not in repr(store) and "p%40ss" not in repr(store)
+        assert s.ssl_session_store_key == str(key)
+
+    def test_defaults_inheritance_and_off(self, tmp_path):
+        key = tmp_path / "store.key"
+        key.write_bytes(b"k" * 32)
+        mail = "ssl_session_store redis://127.0.0.1; ssl_session_store_key %s;" % key
+        store = server(self.TLS, mail=mail).ssl_session_store
+        assert (store.port, store.db, store.prefix, store.timeout) == (6379, 0, "mailgate:ssl:", 0.1)
+        assert server(self.TLS + "ssl_session_store off;", mail=mail).ssl_session_store is None
+        assert server().ssl_session_store is None
+
+    @pytest.mark.parametrize("value", [
+        "http://127.0.0.1", "redis://", "redis://127.0.0.1:0", "redis://127.0.0.1:70000",
+        "redis://127.0.0.1/x", "redis://127.0.0.1?db=1", "redis://[::1", "off prefix=x",
+    ])
+    def test_bad_address(self, value):
+        text = "mail { %s server { listen 127.0.0.1:1; protocol imap; ssl_session_store %s; } }"
+        message = error(text % (AUTH, value))
+        assert message.startswith(('invalid session store "', 'invalid parameter "')), message
+        assert message.endswith("in <string>:1")
+
+    def test_password_is_not_shown_in_errors(self):
+        text = "mail { %s server { listen 127.0.0.1:1; protocol imap; ssl_session_store %s; } }"
+        message = error(text % (AUTH, "redis://user:hunter2@127.0.0.1:x"))
+        assert "hunter2" not in message and "user" not in message
+        assert message == 'invalid session store "redis://127.0.0.1:x" in <string>:1'
+
+    def test_bad_parameters(self):
+        text = "mail { %s server { listen 127.0.0.1:1; protocol imap; ssl_session_store redis://h %s; } }"
+        assert error(text % (AUTH, "timeout=0")) == 'invalid timeout "timeout=0" in <string>:1'
+        assert error(text % (AUTH, "timeout=x")) == 'invalid timeout "timeout=x" in <string>:1'
+        assert error(text % (AUTH, "db=1")) == 'invalid parameter "db=1" in <string>:1'
+
+    def test_key_material_is_required(self, tmp_path):
+        text = ("mail { %s\nserver { listen 127.0.0.1:1; protocol imap; %s\n"
+                "ssl_session_store redis://127.0.0.1; %s } }")
+        assert error(text % (AUTH, self.TLS, "")) == (
+            'no "ssl_session_store_key" or "ssl_session_ticket_key" is defined for the '
+            '"ssl_session_store" directive in <string>:3')
+        short = tmp_path / "short.key"
+        short.write_bytes(b"k" * 31)
+        assert error(text % (AUTH, self.TLS, "ssl_session_store_key %s;" % short)) == (
+            '"%s" must be at least 32 bytes in <string>:3' % short)
+        missing = tmp_path / "missing"
+        assert error(text % (AUTH, self.TLS, "ssl_session_store_key %s;" % missing)) == (
+            'open() "%s" failed (2: No such file or directory) in <string>:3' % missing)
+        tickets = tmp_path / "ticket.key"
+        tickets.write_bytes(b"t" * 80)
+        assert server(self.TLS + "ssl_session_store redis://h; ssl_session_ticket_key %s;"
+                      % tickets).ssl_session_store is not None
+        # without TLS nothing is checked: the server has no sessions
+        assert server("ssl_session_store redis://h;").ssl_session_store is not None
+
+
 class TestPasswordFile:
     def test_lines_read_once(self, tmp_path):
         f = tmp_path / "pw"

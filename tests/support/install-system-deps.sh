@@ -16,6 +16,8 @@ PACKAGES="
     dovecot-pop3d
     curl
     openssl
+    redis-server
+    haproxy
     ca-certificates
     procps
     iproute2

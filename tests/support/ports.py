@@ -21,7 +21,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["PortAllocator", "PortsExhausted", "default_port_range"]
+__all__ = ["NamedPorts", "PortAllocator", "PortsExhausted", "default_port_range"]
 
 _LOCK_DIR = Path(tempfile.gettempdir()) / "mailgate-test-ports"
 _FALLBACK_RANGE = (20000, 32767)
@@ -144,3 +144,22 @@ class PortAllocator:
     def held(self) -> frozenset[int]:
         """The ports currently claimed by this allocator."""
         return frozenset(self._held)
+
+
+class NamedPorts:
+    """For a server a test configures with ``${port_NAME}`` placeholders: one port of
+    ``_ports`` (a ``PortAllocator``) per name, kept in ``_port_map``, on ``host``."""
+
+    host: str
+    _ports: PortAllocator
+    _port_map: dict[str, int]
+
+    def port(self, name: str) -> int:
+        """The port allocated for ``${port_NAME}`` (allocating it if new)."""
+        if name not in self._port_map:
+            self._port_map[name] = self._ports.port()
+        return self._port_map[name]
+
+    def address(self, name: str) -> tuple[str, int]:
+        """``(host, port)`` of ``${port_NAME}``."""
+        return self.host, self.port(name)

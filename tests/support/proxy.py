@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .components import NGINX, NGINX_MAIL_MODULE
-from .ports import PortAllocator
+from .ports import NamedPorts, PortAllocator
 from .procs import ServerProcess, StartupError, kill_group, pid_alive, wait_for_listen, wait_until
 
 __all__ = [
@@ -199,7 +199,7 @@ class ProxyLog:
         return [line for line in self.error_log().splitlines() if _is_problem(line)]
 
 
-class MailProxy(ProxyLog):
+class MailProxy(ProxyLog, NamedPorts):
     """One proxy instance: renders the config, starts, waits, stops, reads the log.
 
     Example::
@@ -250,16 +250,6 @@ class MailProxy(ProxyLog):
         return self.implementation.name
 
     # -- configuration ------------------------------------------------------------
-
-    def port(self, name: str) -> int:
-        """The port allocated for ``${port_NAME}`` (allocating it if new)."""
-        if name not in self._port_map:
-            self._port_map[name] = self._ports.port()
-        return self._port_map[name]
-
-    def address(self, name: str) -> tuple[str, int]:
-        """``(host, port)`` of ``${port_NAME}``."""
-        return self.host, self.port(name)
 
     def render(self, mail_body: str, *, main: str = "", events: str | None = None) -> str:
         """The whole configuration file for ``mail { mail_body }`` (``events`` by default

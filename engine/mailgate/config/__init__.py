@@ -22,6 +22,7 @@ from mailgate.config.model import (
     Resolver,
     ServerConfig,
     SessionCacheSetting,
+    SessionStoreSetting,
     SharedZone,
 )
 
@@ -38,6 +39,7 @@ __all__ = [
     "Resolver",
     "ServerConfig",
     "SessionCacheSetting",
+    "SessionStoreSetting",
     "SharedZone",
     "load_config",
     "default_prefix",

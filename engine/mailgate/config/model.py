@@ -166,6 +166,28 @@ class SessionCacheSetting:
 
 
 @dataclass(frozen=True)
+class SessionStoreSetting:
+    """``ssl_session_store redis://[user:password@]host[:port][/db] [prefix=] [timeout=]``.
+
+    ``timeout`` is in seconds (float).  ``name`` is the address as logged: the URL
+    without its user and password, which never appear in ``repr`` either.
+    """
+
+    host: str
+    port: int = 6379
+    db: int = 0
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    prefix: str = "mailgate:ssl:"
+    timeout: float = 0.1
+
+    @property
+    def name(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"redis://{host}:{self.port}/{self.db}"
+
+
+@dataclass(frozen=True)
 class PasswordFile:
     """``ssl_password_file``: the file and the passwords read from it at load time.
 
@@ -285,6 +307,8 @@ class ServerConfig:
     ssl_session_tickets: bool
     ssl_session_ticket_key: tuple[str, ...]
     ssl_session_timeout: int
+    ssl_session_store: SessionStoreSetting | None
+    ssl_session_store_key: str | None
     ssl_verify_client: str
     ssl_verify_depth: int
     ssl_client_certificate: str | None

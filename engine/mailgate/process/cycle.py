@@ -78,6 +78,7 @@ class Cycle:
         ``zones`` is the master's ``SessionZones``, configured here last, so a
         failure before leaves it as the previous cycle uses it.
         """
+        from mailgate.proxy.session_store import check_packages
         from mailgate.tls import build_client_contexts, build_contexts
 
         check_worker_connections(config)
@@ -91,9 +92,9 @@ class Cycle:
         fresh: list[socket.socket] = []
         try:
             # the TLS contexts (the server's and the client-side ones) are built (and thrown
-            # away) to find a bad certificate or key
-            # before any worker starts; the shared zones are not touched yet
-            build_contexts(config, on_message=on_message)
+            # away) to find a bad certificate or key before any worker starts (and the
+            # packages a session store needs); the shared zones are not touched yet
+            check_packages(build_contexts(config, on_message=on_message))
             build_client_contexts(config, on_message=on_message)
             inherited = {_key(e.listen): s for e, s in zip(previous.config.listen_sockets(),
                                                            previous.sockets)} if previous else {}

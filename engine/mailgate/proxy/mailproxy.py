@@ -152,6 +152,7 @@ class MailProxy:
         self._own_zones = zones is None
         self._contexts = contexts
         self._auth_clients: dict[tuple, AuthHttpClient] = {}
+        self._stores = None  # SessionStores, when a server has ssl_session_store
         self.log_files = log_files or LogFiles()
         self.connection_limit = connection_limit
         #: this proxy's counters (``stats()`` reads them)
@@ -216,7 +217,8 @@ class MailProxy:
             access_log = AccessLog(server.access_log, self.log_files, self._access_writers)
             runtimes[server] = ServerRuntime(server, context, ErrorLog(server.error_log, self.log_files),
                                              self.counters, self.auth, access_log, self.on_session,
-                                             client_tls, self._auth_client(server, client_tls))
+                                             client_tls, self._auth_client(server, client_tls),
+                                             self._session_store(context))
         entries = config.listen_sockets()
         if self._sockets is None:
             opened = open_listen_sockets(config)
@@ -251,6 +253,16 @@ class MailProxy:
         if client is None:
             client = self._auth_clients[key] = AuthHttpClient.for_server(server, client_tls.auth_http)
         return client
+
+    def _session_store(self, context):
+        """The worker's ``SessionStore`` for a context with ``ssl_session_store``."""
+        if context is None or context.session_store is None:
+            return None
+        if self._stores is None:
+            from mailgate.proxy.session_store import SessionStores
+
+            self._stores = SessionStores()
+        return self._stores.get(context.session_store, context.session_store_secret)
 
     @property
     def addresses(self) -> list[tuple[str, object]]:
@@ -318,6 +330,9 @@ class MailProxy:
             client.close()
         if self.timers is not None:
             self.timers.close()
+        if self._stores is not None:
+            await self._stores.close()
+            self._stores = None
         if self._own_zones and self._zones is not None:
             self._zones.close()
             self._zones = None

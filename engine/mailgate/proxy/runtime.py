@@ -22,6 +22,7 @@ from mailgate.proxy.resolver import ClientNameResolver
 
 if TYPE_CHECKING:
     from mailgate.proxy.access_log import AccessLog
+    from mailgate.proxy.session_store import SessionStore
     from mailgate.proxy.stats import WorkerStats
 
 __all__ = ["AuthCallable", "ServerRuntime", "SessionCallable"]
@@ -33,12 +34,14 @@ _BACKEND_TLS = (None, "on", "starttls", "off")
 
 
 class ServerRuntime:
-    """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats."""
+    """What every session of one ``server {}`` shares: settings, TLS, log, auth, stats,
+    and the worker's ``ssl_session_store``, if the server has one."""
 
     def __init__(self, config: ServerConfig, tls, log: ErrorLog, stats: "WorkerStats",
                  auth: "AuthCallable | None" = None, access_log: "AccessLog | None" = None,
                  on_session: "SessionCallable | None" = None, client_tls=None,
-                 auth_client: "auth_http.AuthHttpClient | None" = None):
+                 auth_client: "auth_http.AuthHttpClient | None" = None,
+                 session_store: "SessionStore | None" = None):
         self.config = config
         self.tls = tls
         #: TLS to the backends (``client_tls``: the server's ``ClientContexts``)
@@ -47,6 +50,7 @@ class ServerRuntime:
         #: (shared by the servers with the same ones: one pool of kept connections);
         #: None with an embedder's callable
         self.auth_client = auth_client
+        self.session_store = session_store
         self.log = log
         self.stats = stats
         self.auth = auth

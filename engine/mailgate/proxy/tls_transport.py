@@ -16,12 +16,17 @@ The class using it keeps the state in its own slots (``transport``, ``tls``,
 * ``_tls_peer_closed()``: the peer's close_notify, or the end of its input;
 * ``log(level, message)`` and ``_close(quiet)``, and ``debugging``: whether its log
   takes debug lines (False unless the class says otherwise).
+* for a server-side stream, ``runtime.session_store``: where a handshake paused for
+  a session the local caches miss (``SessionLookup``) looks it up, and where the
+  sessions it creates are stored (``ssl_session_store``, proxy/session_store.py).
 """
 
 from __future__ import annotations
 
+import functools
+
 from mailgate.proxy.timers import Timed
-from mailgate.tls import TLSClosed, TLSError, TLSHandshakeError, TLSStream
+from mailgate.tls import SessionLookup, TLSClosed, TLSError, TLSHandshakeError, TLSStream
 
 __all__ = ["DISCARD", "TLS_SHUTDOWN_WAIT", "TLSTransport"]
 
@@ -56,7 +61,12 @@ class TLSTransport(Timed):
         tls = self.tls
         try:
             if not tls.handshake_done:
-                done = tls.do_handshake(received)
+                try:
+                    done = tls.do_handshake(received)
+                except SessionLookup as lookup:
+                    self.runtime.session_store.fetch(lookup.session_id, self.log,
+                                                     functools.partial(self._session_found, tls))
+                    return
                 if self.debugging:  # ngx_ssl_handshake()'s line
                     self.log("debug", "SSL_do_handshake: %d" % (1 if done else -1))
                 if not done:
@@ -69,6 +79,9 @@ class TLSTransport(Timed):
                 read_on = self._tls_established()
                 if not self._closed:
                     self._flush_tls()
+                if tls.context.session_store is not None and self.tls is tls:
+                    self.runtime.session_store.store(
+                        tls.new_sessions(), tls.context.server.ssl_session_timeout, self.log)
                 if not read_on:
                     return
             elif received:
@@ -86,6 +99,13 @@ class TLSTransport(Timed):
         except MemoryError:  # the received bytes could not be buffered
             self._close(quiet=True)
             self.transport.abort()
+
+    def _session_found(self, tls: TLSStream, der: bytes | None) -> None:
+        """The store's answer to a paused handshake: go on with it (None: a full
+        handshake), unless the session ended meanwhile."""
+        if self.tls is tls and not self._closed:
+            tls.resume_session(der)
+            self._tls_input()
 
     def _flush_tls(self) -> None:
         tls = self.tls

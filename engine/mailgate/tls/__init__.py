@@ -15,6 +15,10 @@ Per connection (server side; a ``TLSClientContext`` makes a client-side stream):
     n = tls.recv_into(buf); transport.write(tls.encrypt(plaintext))
     tls.shutdown() / tls.abort(); tls.close()
 
+With ``ssl_session_store``, ``do_handshake()`` may raise ``SessionLookup``: the caller
+fetches the session, ``tls.resume_session(der_or_None)`` and calls ``do_handshake()``
+again; after the handshake ``tls.new_sessions()`` gives the sessions to store.
+
 This package knows no mail protocol.
 """
 
@@ -25,7 +29,7 @@ from mailgate.tls.context import (
     build_client_contexts,
     build_contexts,
 )
-from mailgate.tls.errors import ConfigError, TLSClosed, TLSError, TLSHandshakeError
+from mailgate.tls.errors import ConfigError, SessionLookup, TLSClosed, TLSError, TLSHandshakeError
 from mailgate.tls.stream import (
     CertificateCheck,
     CertificateVerdict,
@@ -41,6 +45,7 @@ __all__ = [
     "ClientCertificate",
     "ClientContexts",
     "ConfigError",
+    "SessionLookup",
     "SessionZone",
     "SessionZones",
     "TLSClientContext",

@@ -64,6 +64,16 @@ def _sha1(digest_fn, obj) -> bytes:
     return ffi.buffer(out, size[0])[:]
 
 
+def _read_file(path: str, where: tuple[str, int] | None, size: int = 4096) -> bytearray:
+    """Up to ``size`` bytes of a key file."""
+    try:
+        with open(path, "rb", buffering=0) as f:
+            return bytearray(f.read(size))
+    except OSError as exc:
+        file, line = where or (None, None)
+        raise ConfigError(f'open() "{path}" failed {os_error_text(exc)}', file, line) from None
+
+
 def _read_ticket_key(path: str, where: tuple[str, int] | None) -> bytearray:
     """The 48 or 80 bytes of an ``ssl_session_ticket_key`` file.
 
@@ -71,11 +81,7 @@ def _read_ticket_key(path: str, where: tuple[str, int] | None) -> bytearray:
     changed since.
     """
     file, line = where or (None, None)
-    try:
-        with open(path, "rb", buffering=0) as f:
-            data = bytearray(f.read(max(TICKET_KEY_SIZES) + 1))
-    except OSError as exc:
-        raise ConfigError(f'open() "{path}" failed {os_error_text(exc)}', file, line) from None
+    data = _read_file(path, where, max(TICKET_KEY_SIZES) + 1)
     if len(data) not in TICKET_KEY_SIZES:
         data[:] = b"\0" * len(data)
         raise ConfigError(f'"{path}" must be 48 or 80 bytes', file, line)
@@ -93,6 +99,8 @@ class _Context:
 
     #: OpenSSL flags of the SSL_CONF commands this side accepts
     _conf_flags = 0
+    #: ``ssl_session_store`` (a server's ``SessionStoreSetting``)
+    session_store = None
 
     def __init__(self, conf_prefix: str, on_message: OnMessage | None) -> None:
         self._conf_prefix = conf_prefix
@@ -265,6 +273,7 @@ class TLSContext(_Context):
             self._set_dhparam(server.ssl_dhparam)
             self._set_ecdh_curve(server.ssl_ecdh_curve)
             self._set_session_cache(server, zone)
+            self._set_session_store(server)
             self._set_tickets(server)
             self._apply_conf_commands(server.ssl_conf_command)
         finally:
@@ -361,6 +370,28 @@ class TLSContext(_Context):
             if not lib.mg_ctx_set_session_zone(ctx, zone._zone):
                 raise ConfigError("SSL_CTX_set_ex_data() failed")
             self.session_zone = zone
+
+    def _set_session_store(self, server) -> None:
+        """Sessions the local caches miss are looked up in ``ssl_session_store``.
+
+        Its key material is read here, in the master, like the ticket keys: the
+        ``ssl_session_store_key`` file, else the first (encrypting) ticket key file,
+        so that every node with the same files reads the others' sessions.
+        """
+        self.session_store = None
+        self.session_store_secret: bytes | None = None
+        if server.ssl_session_store is None or server.ssl_session_cache.builtin == "off":
+            return
+        where = server.location("ssl_session_store")
+        if server.ssl_session_store_key:
+            secret = _read_file(server.ssl_session_store_key, where)
+        else:
+            secret = _read_ticket_key(server.ssl_session_ticket_key[0], where)
+        self.session_store = server.ssl_session_store
+        self.session_store_secret = bytes(secret)
+        secret[:] = b"\0" * len(secret)
+        if not lib.mg_ctx_set_session_store(self._ctx):
+            raise ConfigError("SSL_CTX_set_ex_data() failed")
 
     def _set_session_id_context(self) -> None:
         # SHA-1 over "MAIL", the certificates and the client CA names: sessions

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mailgate.config import ConfigError
 
-__all__ = ["ConfigError", "TLSClosed", "TLSError", "TLSHandshakeError"]
+__all__ = ["ConfigError", "SessionLookup", "TLSClosed", "TLSError", "TLSHandshakeError"]
 
 
 class TLSError(Exception):
@@ -34,3 +34,14 @@ class TLSHandshakeError(TLSError):
 class TLSClosed(EOFError):
     """The peer closed the TLS stream: close_notify, or end of input after
     ``feed_eof()``.  Not an error; nginx treats it as end of file."""
+
+
+class SessionLookup(Exception):
+    """The handshake paused: the client resumes ``session_id``, which the local caches
+    do not hold (a context with ``ssl_session_store``).  Not an error: look the session
+    up elsewhere, hand it to ``TLSStream.resume_session()`` (None for a miss) and call
+    ``do_handshake()`` again."""
+
+    def __init__(self, session_id: bytes):
+        self.session_id = session_id
+        super().__init__(session_id.hex())

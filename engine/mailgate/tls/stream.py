@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from mailgate.tls._binding import ffi, lib, ssl_error_text, text
 from mailgate.tls.context import TLSClientContext, TLSContext
-from mailgate.tls.errors import TLSClosed, TLSError, TLSHandshakeError
+from mailgate.tls.errors import SessionLookup, TLSClosed, TLSError, TLSHandshakeError
 
 __all__ = ["CertificateCheck", "CertificateVerdict", "ClientCertificate", "TLSSession",
            "TLSStream"]
@@ -42,6 +42,7 @@ _ZERO_RETURN = lib.SSL_ERROR_ZERO_RETURN
 _DONE_STORE_FAILED = lib.MG_DONE_STORE_FAILED
 _FEED_FAILED = lib.MG_FEED_FAILED
 _RENEGOTIATION = lib.MG_RENEGOTIATION
+_WANT_LOOKUP = lib.SSL_ERROR_WANT_CLIENT_HELLO_CB
 
 # ngx_ssl_verify_error_optional(): what optional_no_ca forgives.
 _NO_CA_ERRORS = frozenset(
@@ -186,8 +187,8 @@ class TLSStream:
     full.  Failures are raised instead, for the session to log.
     """
 
-    __slots__ = ("_conn", "_input_address", "_log", "_nbytes", "_pending", "context",
-                 "handshake_done", "input")
+    __slots__ = ("_conn", "_input_address", "_log", "_lookup", "_nbytes", "_pending",
+                 "context", "handshake_done", "input")
 
     def __init__(self, context: TLSContext | TLSClientContext, *, log: Log | None = None,
                  server_name: str | None = None, verify_name: str | None = None,
@@ -202,6 +203,7 @@ class TLSStream:
         self._log = log
         self._nbytes = ffi.new("size_t *")
         self._pending: Callable[[], BaseException] | None = None
+        self._lookup = False  # paused for a SessionLookup not answered yet
         self.handshake_done = False
         #: where the transport reads this connection's ciphertext for feed_input() and
         #: do_handshake(n): the buffer of the thread the connection was made on
@@ -268,9 +270,11 @@ class TLSStream:
         """Advance the handshake with the ciphertext fed so far, after feeding the
         first ``received`` bytes of ``input`` (as ``feed_input()``, in the same call).
 
-        True once it is complete; False when more input is needed.  Raises
-        ``TLSHandshakeError`` with nginx's message and level on failure; the
-        alert for the peer, if any, is then in ``data_to_send()``.
+        True once it is complete; False when more input is needed (or the answer
+        to a ``SessionLookup``).  Raises ``SessionLookup`` once when the handshake
+        pauses for the external session store; ``TLSHandshakeError`` with nginx's
+        message and level on failure, the alert for the peer, if any, is then in
+        ``data_to_send()``.
         """
         code = lib.mg_conn_handshake(self._conn, self._input_address, received)
         if code == _NONE:
@@ -278,6 +282,12 @@ class TLSStream:
             return True
         if code in (_WANT_READ, _WANT_WRITE):
             return False
+        if code == _WANT_LOOKUP:
+            if self._lookup:
+                return False
+            self._lookup = True
+            session_id = ffi.new("unsigned char[]", lib.MG_SESSION_ID_MAX)
+            raise SessionLookup(ffi.buffer(session_id, lib.mg_conn_lookup_id(self._conn, session_id))[:])
         if code == _DONE_STORE_FAILED:
             self.handshake_done = True
             if self._log:
@@ -293,6 +303,26 @@ class TLSStream:
             lib.ERR_clear_error()
             raise TLSHandshakeError("peer closed connection in SSL handshake", "info")
         raise _failure(code, "SSL_do_handshake() failed", TLSHandshakeError)
+
+    def resume_session(self, der: bytes | None) -> None:
+        """The answer to a ``SessionLookup``: the session's DER encoding, or None when
+        the store has none; the next ``do_handshake()`` goes on with it (a session
+        that does not fit this context is a full handshake)."""
+        self._lookup = False
+        lib.mg_conn_lookup_done(self._conn, der if der else ffi.NULL, len(der) if der else 0)
+
+    def new_sessions(self) -> list[tuple[bytes, bytes]]:
+        """The (session ID, DER) of each session this handshake created for the
+        external session store, taken once."""
+        sessions: list[tuple[bytes, bytes]] = []
+        if self.context.session_store is None:
+            return sessions
+        session_id = ffi.new("unsigned char[]", lib.MG_SESSION_ID_MAX)
+        id_len = ffi.new("unsigned int *")
+        der = ffi.new("unsigned char[]", lib.MG_SESSION_DER_MAX)
+        while n := lib.mg_conn_take_session(self._conn, session_id, id_len, der, len(der)):
+            sessions.append((ffi.buffer(session_id, id_len[0])[:], ffi.buffer(der, n)[:]))
+        return sessions
 
     # ---- application data ------------------------------------------------------
 
@@ -481,6 +511,7 @@ class TLSStream:
         return _CHECK_OK
 
     def _forget_session(self) -> None:
+        lib.mg_conn_drop_sessions(self._conn)
         session = lib.SSL_get0_session(self._ssl)
         if session != ffi.NULL:
             self.context._forget_session(session)

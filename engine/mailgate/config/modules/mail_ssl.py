@@ -9,9 +9,17 @@ pairs present, a CA for client verification, ticket key file sizes), and reads
 from __future__ import annotations
 
 import os
+import re
+from urllib.parse import unquote, urlsplit
 
 from mailgate.config.errors import ConfigError
-from mailgate.config.model import MainConfig, PasswordFile, SessionCacheSetting, SharedZone
+from mailgate.config.model import (
+    MainConfig,
+    PasswordFile,
+    SessionCacheSetting,
+    SessionStoreSetting,
+    SharedZone,
+)
 from mailgate.config.registry import (
     Call,
     Ctx,
@@ -26,7 +34,7 @@ from mailgate.config.registry import (
     str_array_slot,
     str_slot,
 )
-from mailgate.config.values import atoi, parse_size
+from mailgate.config.values import atoi, parse_size, parse_time
 from mailgate.oserror import os_error_text
 
 __all__ = ["DIRECTIVES", "merge", "INLINE_PREFIXES", "PROTOCOLS", "TICKET_KEY_SIZES",
@@ -43,8 +51,10 @@ TICKET_KEY_SIZES = (48, 80)
 SHARED_CACHE_MIN = 8 * 4096  # nginx refuses shared caches under 8 pages
 PASSWORD_LINE_MAX = 4096  # NGX_SSL_PASSWORD_BUFFER_SIZE
 PASSWORD_FILE_MAX = 1024 * 1024  # mailgate's bound: 256 lines of the longest kind
+STORE_KEY_MIN = 32  # bytes of an ssl_session_store_key file
 
-_PATH_DIRECTIVES = ("ssl_dhparam", "ssl_client_certificate", "ssl_trusted_certificate", "ssl_crl")
+_PATH_DIRECTIVES = ("ssl_dhparam", "ssl_client_certificate", "ssl_trusted_certificate", "ssl_crl",
+                    "ssl_session_store_key")
 
 
 def _ssl(call: Call) -> None:
@@ -152,6 +162,49 @@ def _session_cache(call: Call) -> None:
     call.store({"builtin": builtin, "size": size, "shared": shared})
 
 
+def _without_credentials(url: str) -> str:
+    """The URL as an error message may show it: no user or password."""
+    return re.sub(r"^(redis://)[^/]*@", r"\1", url)
+
+
+def _session_store(call: Call) -> None:
+    """``redis://[user:password@]host[:port][/db] [prefix=string] [timeout=time]`` or ``off``."""
+    if call.name in call.level:
+        raise call.slot_error("is duplicate")
+    url = call.args[0]
+    if url == "off" and len(call.args) == 1:
+        call.store(None)
+        return
+    invalid = call.error('invalid session store "%s"' % _without_credentials(url))
+    if not url.startswith("redis://"):
+        raise invalid
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise invalid from None
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    db = atoi(path) if path else 0
+    if not parts.hostname or parts.query or parts.fragment or db is None or port == 0:
+        raise invalid
+    setting = {
+        "host": parts.hostname, "port": port or 6379, "db": db,
+        "username": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password is not None else None,
+    }
+    for word in call.args[1:]:
+        if word.startswith("prefix="):
+            setting["prefix"] = word[7:]
+        elif word.startswith("timeout="):
+            ms = parse_time(word[8:], seconds=False)
+            if not ms:
+                raise call.error('invalid timeout "%s"' % word)
+            setting["timeout"] = ms / 1000
+        else:
+            raise call.error('invalid parameter "%s"' % word)
+    call.store(SessionStoreSetting(**setting))
+
+
 def _d(name, nargs, handler, **kw) -> Directive:
     return Directive(name, MODULE, MAIL_SERVER, nargs, handler, **kw)
 
@@ -200,6 +253,16 @@ DIRECTIVES = (
        summary="48- or 80-byte ticket key files; the first encrypts, all decrypt."),
     _d("ssl_session_timeout", (1, 1), sec_slot, default=300, syntax="ssl_session_timeout time;",
        doc_default="5m", summary="How long a session may be resumed."),
+    _d("ssl_session_store", (1, 3), _session_store, default=None,
+       syntax="ssl_session_store redis://[user:password@]host[:port][/db] [prefix=string] "
+              "[timeout=time] | off;",
+       doc_default="off", own=True,
+       summary="Share TLS sessions between machines through Redis (encrypted); looked up "
+               "when the local cache misses, full handshake after timeout (100ms)."),
+    _d("ssl_session_store_key", (1, 1), str_slot, default="", merge=Merge.CUSTOM,
+       syntax="ssl_session_store_key file;", own=True,
+       summary="At least 32 random bytes the ssl_session_store key is derived from "
+               "(default: the first ssl_session_ticket_key file)."),
     _d("ssl_verify_client", (1, 1), enum_slot(VERIFY), default="off",
        syntax="ssl_verify_client on | off | optional | optional_no_ca;", doc_default="off",
        since="1.7.11", summary="Request and verify client certificates."),
@@ -242,17 +305,38 @@ def _session_cache_setting(step) -> SessionCacheSetting:
     return SessionCacheSetting(builtin or "none", size, shared)
 
 
+def _key_file_size(path: str, file: str | None, line: int | None) -> int:
+    """The size of a key file that can be opened, or nginx's ``open()`` error."""
+    try:
+        size = os.stat(path).st_size
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise ConfigError('open() "%s" failed %s' % (path, os_error_text(exc)), file, line) from None
+    return size
+
+
 def _check_ticket_keys(step, paths: tuple[str, ...]) -> None:
     file, line = step.loader.mail_end or (None, None)
     for path in paths:
-        try:
-            size = os.stat(path).st_size
-            with open(path, "rb"):
-                pass
-        except OSError as exc:
-            raise ConfigError('open() "%s" failed %s' % (path, os_error_text(exc)), file, line) from None
+        size = _key_file_size(path, file, line)
         if size not in TICKET_KEY_SIZES:
             raise ConfigError('"%s" must be 48 or 80 bytes' % path, file, line)
+
+
+def _check_session_store(step, values: dict) -> None:
+    """A store needs key material: its own key file, or the ticket key files."""
+    if values["ssl_session_store"] is None:
+        return
+    file, line = step.location("ssl_session_store") or (None, None)
+    key = values["ssl_session_store_key"]
+    if key is None:
+        if not values["ssl_session_ticket_key"]:
+            raise ConfigError('no "ssl_session_store_key" or "ssl_session_ticket_key" is defined '
+                              'for the "ssl_session_store" directive', file, line)
+        return
+    if _key_file_size(key, file, line) < STORE_KEY_MIN:
+        raise ConfigError('"%s" must be at least %d bytes' % (key, STORE_KEY_MIN), file, line)
 
 
 def merge(step, main: MainConfig) -> None:
@@ -298,3 +382,4 @@ def merge(step, main: MainConfig) -> None:
     ):
         raise ConfigError("no ssl_client_certificate or ssl_trusted_certificate for ssl_verify_client")
     _check_ticket_keys(step, values["ssl_session_ticket_key"])
+    _check_session_store(step, values)
