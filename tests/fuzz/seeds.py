@@ -12,6 +12,7 @@ the same.  Run it when an input format changes, and commit the result.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import ssl
 import sys
@@ -136,6 +137,12 @@ def backend_login() -> Iterator[tuple[str, bytes]]:
     yield dialogue("smtp-none-from-rcpt", 2 | 128, 8, [
         b"220 x\r\n", b"250 x\r\n", b"250 2.1.0 Ok\r\n", b"554 5.7.1 Relay denied\r\n"])
     yield dialogue("smtp-too-long", 2 | 4, 0, [b"220-" + b"x" * 40 + b"\r\n"])
+    # variant bits 3-4: XOAUTH2 (8) or OAUTHBEARER (16) replayed
+    yield dialogue("imap-xoauth2-ok", 0, 8, [b"* OK\r\n", b"+ \r\n",
+                                             b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"])
+    yield dialogue("pop3-oauthbearer-error", 1 | 8, 16, [
+        b"+OK\r\n", b"+ \r\n", b"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+        b"-ERR [AUTH] Authentication failed.\r\n"])
 
 
 def sasl() -> Iterator[tuple[str, bytes]]:
@@ -143,7 +150,13 @@ def sasl() -> Iterator[tuple[str, bytes]]:
     yield from [("plain", b"AHVzZXIAcGFzcw=="), ("plain-authzid", b"YWRtaW4AdXNlcgBwYXNz"),
                 ("login", b"dXNlcg"), ("cram", b"dXNlciAwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg=="),
                 ("cancel", b"*"), ("empty", b"="), ("args", b"PLAIN AHVzZXIAcGFzcw=="),
-                ("args-external", b"EXTERNAL ="), ("bad-length", b"QUJDRA" + b"A")]
+                ("args-external", b"EXTERNAL ="), ("bad-length", b"QUJDRA" + b"A"),
+                ("xoauth2", b"user=alice@mx.test\x01auth=Bearer ya29.a0Af-H_x\x01\x01"),
+                ("oauthbearer", b"n,a=alice=2Cx,\x01host=mx.test\x01port=993\x01"
+                                b"auth=Bearer eyJ0.eyJz.c2ln==\x01\x01"),
+                ("xoauth2-base64", base64.b64encode(
+                    b"user=alice\x01auth=Bearer t0k3n\x01\x01")),
+                ("args-oauthbearer", b"OAUTHBEARER bix,AWF1dGg9QmVhcmVyIHQBAQ==")]
 
 
 def auth_http() -> Iterator[tuple[str, bytes]]:

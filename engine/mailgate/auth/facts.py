@@ -45,7 +45,9 @@ class AuthFacts:
     """One authentication request.
 
     ``method`` is ``plain`` (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS), ``apop``,
-    ``cram-md5``, ``external`` or ``none`` (SMTP relay without authentication).
+    ``cram-md5``, ``external``, ``none`` (SMTP relay without authentication),
+    ``xoauth2`` or ``oauthbearer`` (OAuth 2.0: ``password`` is the bearer token, and
+    ``sasl_host``/``sasl_port`` what an OAUTHBEARER client named of the server).
     ``password`` is what the client sent (for apop and cram-md5, the digest);
     ``salt`` (with its CRLF) accompanies apop and cram-md5.  ``client_host`` is the
     SMTP client's resolved name (or ``[UNAVAILABLE]``/``[TEMPUNAVAIL]``), None for
@@ -59,6 +61,8 @@ class AuthFacts:
     login_attempt: int
     client_ip: str
     salt: bytes | None = None
+    sasl_host: bytes | None = None
+    sasl_port: bytes | None = None
     client_host: str | None = None
     proxy_protocol: ProxyAddresses | None = None
     smtp_helo: bytes | None = None

@@ -49,6 +49,7 @@ _ESCAPED = frozenset(range(0x21)) | {ord("%")}
 _NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _END_OF_HEADERS = re.compile(rb"(?:\A|\n)\r?\n")
 _BARE_CR = re.compile(rb"\r[^\n]")
+_OAUTH_ERROR_HEADERS = {b"auth-error-" + f.encode(): f for f in sasl.OAUTH_ERROR_FIELDS}
 
 
 def escape(value: bytes) -> bytes:
@@ -76,6 +77,9 @@ def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], 
     fields = _auth_fields(facts.method)
     if sasl.AUTH_SALT in fields and facts.salt:
         out.append(b"Auth-Salt: %s" % facts.salt)  # the salt carries its own CRLF
+    for name, value in ((sasl.SASL_HOST, facts.sasl_host), (sasl.SASL_PORT, facts.sasl_port)):
+        if name in fields and value is not None:
+            out.append(b"%s: %s\r\n" % (name.encode(), escape(value)))
     out.append(b"Auth-Protocol: %s\r\n" % facts.protocol.encode())
     out.append(b"Auth-Login-Attempt: %d\r\n" % facts.login_attempt)
     out.append(b"Client-IP: %s\r\n" % facts.client_ip.encode())
@@ -131,6 +135,7 @@ class AuthResponse:
     password: bytes | None = None
     wait: int = 0
     error_code: bytes | None = None
+    oauth_error: dict[str, str] | None = None
 
     def apply(self, name: bytes, value: bytes) -> None:
         """Take one header (the last of each name wins); unknown names are ignored."""
@@ -154,6 +159,11 @@ class AuthResponse:
                 self.wait = wait
         elif name == b"auth-error-code":
             self.error_code = value
+        elif name in _OAUTH_ERROR_HEADERS:
+            # mailgate's own: the fields of an OAuth 2.0 client's JSON error
+            if self.oauth_error is None:
+                self.oauth_error = {}
+            self.oauth_error[_OAUTH_ERROR_HEADERS[name]] = value.decode("utf-8", "replace")
 
 
 def _status_line_end(data: bytes) -> int | None:
@@ -227,7 +237,8 @@ def decide(response: AuthResponse, peer: str, log: LogFunction):
     """
     service = "auth http server %s" % peer
     if response.failure is not None:
-        return AuthFailed(response.failure, response.wait, response.error_code)
+        return AuthFailed(response.failure, response.wait, response.error_code,
+                          response.oauth_error)
     if response.wait_status:
         return AuthRetry(response.wait)
     if not response.server or not response.port:

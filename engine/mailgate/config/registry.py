@@ -162,6 +162,8 @@ class Directive:
     more".  ``flag`` marks on/off directives (nginx counts them separately).  ``block``
     directives end with ``{``.  ``default`` is the value a server gets when neither level
     sets it (a callable receives the loader, for defaults computed at load time).
+    ``own`` marks mailgate's own directives, which nginx lacks (the generated table
+    says so).
     """
 
     name: str
@@ -176,6 +178,7 @@ class Directive:
     doc_default: str = "—"
     since: str = ""
     summary: str = ""
+    own: bool = False
 
     def accepts(self, count: int) -> bool:
         low, high = self.nargs

@@ -13,7 +13,15 @@ from __future__ import annotations
 from functools import lru_cache
 
 from mailgate.protocol import sasl
-from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
+from mailgate.protocol._backend import (
+    _AGAIN,
+    _BAD,
+    _OK,
+    SASL_COMMAND,
+    SASL_ERROR,
+    SASL_RESPONSE,
+    BackendLogin,
+)
 from mailgate.protocol._codes import (
     CONFIG_ENCODING,
     IMAP_AUTHENTICATE,
@@ -64,6 +72,7 @@ class ImapServer(ServerMachine):
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"LOGIN", b"AUTHENTICATE"})
     secret_codes = frozenset({IMAP_LOGIN, IMAP_AUTHENTICATE})
+    auth_command = IMAP_AUTHENTICATE
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT
@@ -175,21 +184,29 @@ class ImapServer(ServerMachine):
         # the LOGIN/AUTHENTICATE tag is still set: DONE returns before it is reset
         return ImapBackendLogin(self.config, tag=self.reader.tag, login=self.login,
                                 password=self.backend_password,
+                                method=sasl.by_auth_method(self.auth_method),
                                 implementation=self.impl.name)
+
+
+_SASL_STATES = (SASL_COMMAND, SASL_RESPONSE, SASL_ERROR)
 
 
 class ImapBackendLogin(BackendLogin):
     """Log in to an IMAP backend with the client's tag and literals
-    (ngx_mail_proxy_imap_handler() in src/mail/ngx_mail_proxy_module.c)."""
+    (ngx_mail_proxy_imap_handler() in src/mail/ngx_mail_proxy_module.c), or with
+    AUTHENTICATE and the client's mechanism when the method replays it (OAuth 2.0)."""
 
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, tag: bytes, login: bytes, password: bytes,
+                 method: sasl.Method | None = None,
                  implementation: str | None = None) -> None:
         super().__init__(config, implementation=implementation)
         self.tag = tag
         self._login = login
         self._password = password
+        if method is not None and method.replay == sasl.SASL_REPLAY:
+            self.mechanism = method
 
     def _check(self, reply: bytes) -> tuple[int, int]:
         state = self.state
@@ -197,7 +214,13 @@ class ImapBackendLogin(BackendLogin):
             return (_OK if reply.startswith(b"* OK") else _BAD), 0
         if state in ("login", "user"):
             return (_OK if reply.startswith(b"+") else _BAD), 0
-        # the final reply; one untagged line (e.g. CAPABILITY) may come first
+        if state in _SASL_STATES:
+            return self._check_sasl(reply, b"+", self._final(reply))
+        return self._final(reply)
+
+    def _final(self, reply: bytes) -> tuple[int, int]:
+        """The tagged reply ending the login; one untagged line (e.g. CAPABILITY) may
+        come first."""
         p = 0
         if reply.startswith(b"* "):
             end = reply.find(b"\r\n", 2)
@@ -213,7 +236,12 @@ class ImapBackendLogin(BackendLogin):
 
     def _step(self) -> None:
         state = self.state
-        if state == "start":
+        if state == "start" and self.mechanism is not None:
+            self._send_line(b"%sAUTHENTICATE %s\r\n" % (self.tag, self.mechanism.name),
+                            SASL_COMMAND, "sending AUTHENTICATE command to upstream")
+        elif state == SASL_COMMAND:
+            self._send_sasl_response()
+        elif state == "start":
             self._send_line(b"%sLOGIN {%d}\r\n" % (self.tag, len(self._login)),
                             "login", "sending LOGIN command to upstream")
         elif state == "login":

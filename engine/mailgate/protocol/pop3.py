@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from mailgate.protocol import sasl
-from mailgate.protocol._backend import _BAD, _OK, BackendLogin
+from mailgate.protocol._backend import _BAD, _OK, SASL_COMMAND, BackendLogin
 from mailgate.protocol._codes import (
     CONFIG_ENCODING,
     INVALID,
@@ -80,6 +80,7 @@ class Pop3Server(ServerMachine):
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"PASS", b"APOP", b"AUTH"})
     secret_codes = frozenset({POP3_PASS, POP3_APOP, POP3_AUTH})
+    auth_command = POP3_AUTH
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT
@@ -193,26 +194,39 @@ class Pop3Server(ServerMachine):
     def _make_backend(self) -> "Pop3BackendLogin":
         return Pop3BackendLogin(self.config, login=self.login,
                                 password=self.backend_password,
+                                method=sasl.by_auth_method(self.auth_method),
                                 implementation=self.impl.name)
 
 
 class Pop3BackendLogin(BackendLogin):
     """Log in to a POP3 backend with USER and PASS (ngx_mail_proxy_pop3_handler() in
-    src/mail/ngx_mail_proxy_module.c)."""
+    src/mail/ngx_mail_proxy_module.c), or with AUTH and the client's mechanism when the
+    method replays it (OAuth 2.0)."""
 
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, login: bytes, password: bytes,
+                 method: sasl.Method | None = None,
                  implementation: str | None = None) -> None:
         super().__init__(config, implementation=implementation)
         self._login = login
         self._password = password
+        if method is not None and method.replay == sasl.SASL_REPLAY:
+            self.mechanism = method
 
     def _check(self, reply: bytes) -> tuple[int, int]:
-        return (_OK if reply.startswith(b"+OK") else _BAD), 0
+        final = (_OK if reply.startswith(b"+OK") else _BAD), 0
+        if self.mechanism is not None and self.state != "start":
+            return self._check_sasl(reply, b"+ ", final)
+        return final
 
     def _step(self) -> None:
-        if self.state == "start":
+        if self.state == "start" and self.mechanism is not None:
+            self._send_line(b"AUTH " + self.mechanism.name + b"\r\n", SASL_COMMAND,
+                            "sending AUTH command to upstream")
+        elif self.state == SASL_COMMAND:
+            self._send_sasl_response()
+        elif self.state == "start":
             self._send_line(b"USER " + self._login + b"\r\n", "user",
                             "sending user name to upstream")
         elif self.state == "user":
