@@ -310,3 +310,11 @@ def test_failure_with_oauth_error_fields():
         "status": "invalid_token", "scope": "mail read", "schemes": "bearer"})
     result, _ = run_decide(b"Auth-Status: Invalid token\r\n\r\n")
     assert result.oauth_error is None
+
+
+def test_imap_id_is_sent_escaped_when_given():
+    raw = b'("name" "Thunderbird" "x" "100%")'
+    request = build_request(TARGET, (), facts(imap_id=raw))
+    assert (b"Client-IP: 127.0.0.1\r\nAuth-IMAP-ID: "
+            b'("name"%20"Thunderbird"%20"x"%20"100%25")\r\n') in request
+    assert b"Auth-IMAP-ID" not in build_request(TARGET, (), facts())

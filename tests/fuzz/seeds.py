@@ -159,6 +159,18 @@ def sasl() -> Iterator[tuple[str, bytes]]:
                 ("args-oauthbearer", b"OAUTHBEARER bix,AWF1dGg9QmVhcmVyIHQBAQ==")]
 
 
+def imap_id() -> Iterator[tuple[str, bytes]]:
+    """Clients' ID parameter lists (RFC 2971 section 3.3 and what mail clients send)."""
+    yield from [
+        ("nil", b"NIL"), ("empty", b"()"),
+        ("thunderbird", b'("name" "Thunderbird" "version" "115.3.1")'),
+        ("rfc-example", b'("name" "sodr" "version" "19.34" "vendor" "Pink Floyd Music Limited")'),
+        ("nil-value", b'("name" "x" "os" NIL)'), ("escapes", b'("a\\"b" "c\\\\d")'),
+        ("spoofed", b'("x-originating-ip" "10.6.6.6" "x-forward-user" "root")'),
+        ("literal", b'("name" {5}'),
+    ]
+
+
 def auth_http() -> Iterator[tuple[str, bytes]]:
     """Answers of auth services, whole and cut in pieces."""
     answers = {
@@ -388,7 +400,7 @@ def _pieces(data: bytes, count: int) -> list[bytes]:
 def main(targets: list[str]) -> None:
     """Rewrite ``corpus/TARGET/`` for the named targets (all when none is named)."""
     makers = {"machines": machines, "readers": readers, "backend_login": backend_login,
-              "sasl": sasl, "auth_http": auth_http, "proxy_protocol": proxy_protocol,
+              "sasl": sasl, "imap_id": imap_id, "auth_http": auth_http, "proxy_protocol": proxy_protocol,
               "dns_answer": dns_answer, "config": config, "tls": tls}
     assert set(makers) == set(TARGETS)
     for target in targets or TARGETS:

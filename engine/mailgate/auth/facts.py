@@ -52,6 +52,8 @@ class AuthFacts:
     ``salt`` (with its CRLF) accompanies apop and cram-md5.  ``client_host`` is the
     SMTP client's resolved name (or ``[UNAVAILABLE]``/``[TEMPUNAVAIL]``), None for
     IMAP and POP3.  ``smtp_helo``/``smtp_from``/``smtp_to`` are set for ``none``.
+    ``imap_id``: the IMAP client's ID parameter list as it sent it (RFC 2971), given with
+    ``auth_http_pass_imap_id on``.
     """
 
     protocol: str
@@ -63,6 +65,7 @@ class AuthFacts:
     salt: bytes | None = None
     sasl_host: bytes | None = None
     sasl_port: bytes | None = None
+    imap_id: bytes | None = None
     client_host: str | None = None
     proxy_protocol: ProxyAddresses | None = None
     smtp_helo: bytes | None = None

@@ -85,6 +85,9 @@ def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], 
     out.append(b"Client-IP: %s\r\n" % facts.client_ip.encode())
     if facts.client_host:
         out.append(b"Client-Host: %s\r\n" % facts.client_host.encode())
+    if facts.imap_id is not None:
+        # mailgate's own: the client's RFC 2971 ID list (auth_http_pass_imap_id)
+        out.append(b"Auth-IMAP-ID: %s\r\n" % escape(facts.imap_id))
     pp = facts.proxy_protocol
     if pp is not None:
         out.append(b"Proxy-Protocol-Addr: %s\r\n" % pp.source_address.encode())

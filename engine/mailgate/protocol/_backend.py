@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import NamedTuple
 
 from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
@@ -38,6 +39,17 @@ SASL_ERROR = "sasl_error"
 
 _TIMED_OUT = "upstream timed out (110: Connection timed out)"
 _EMPTY = memoryview(b"")
+
+
+class Endpoints(NamedTuple):
+    """Where the client connected from (after realip) and to: what a backend that trusts
+    the proxy logs and rate-limits instead of the proxy's address (IMAP ID's
+    ``x-originating-*``/``x-connected-*``, POP3 XCLIENT)."""
+
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
 
 
 def _c_string(data: bytes) -> str:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
+from mailgate.protocol._backend import Endpoints
 from mailgate.protocol._codes import AGAIN, CONFIG_ENCODING, INVALID, OK
 from mailgate.protocol.events import (
     ArmTimer,
@@ -275,11 +276,13 @@ class ServerMachine:
             raise TypeError(f"not an auth result: {result!r}")
         return self._flush()
 
-    def backend_login(self):
-        """The backend login machine for the server given by :class:`ConnectBackend`."""
+    def backend_login(self, endpoints: Endpoints | None = None):
+        """The backend login machine for the server given by :class:`ConnectBackend`;
+        ``endpoints`` (None for a UNIX-socket client) for what tells the backend where
+        the client is (``proxy_imap_id``, ``proxy_pop3_xclient``)."""
         if self.phase != PROXY or self.upstream is None:
             raise MachineStateError("the session is not proxying")
-        return self._make_backend()
+        return self._make_backend(endpoints)
 
     # -- the command loop (ngx_mail_read_command + the protocol handler) -----
 
@@ -329,10 +332,7 @@ class ServerMachine:
                 self.quit = True
                 rc = INVALID
             elif rc == INVALID:
-                self.errors += 1
-                if self.errors >= self.config.max_errors:
-                    self._log("info", "client sent too many invalid commands")
-                    self.quit = True
+                self._count_invalid()
             self._handle(rc)
             if self.quit and self.phase != CLOSED:
                 self.phase = CLOSED
@@ -365,6 +365,13 @@ class ServerMachine:
         if self.buffer.capacity > self._buffer_size() and not len(self.buffer):
             self.buffer = self.impl.RelayBuffer(self._buffer_size())
             self.reader.buffer = self.buffer
+
+    def _count_invalid(self) -> None:
+        """An invalid command toward ``max_errors`` (ngx_mail_read_command())."""
+        self.errors += 1
+        if self.errors >= self.config.max_errors:
+            self._log("info", "client sent too many invalid commands")
+            self.quit = True
 
     def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
         raise NotImplementedError

@@ -101,8 +101,9 @@ class AuthRequest:
     ``xoauth2`` or ``oauthbearer`` (``password`` is then the bearer token);
     ``salt`` is the session salt with its CRLF (or None); ``login_attempt`` starts at
     1 and counts client-triggered requests.  ``sasl_host``/``sasl_port``: what an
-    OAUTHBEARER client named of the server (or None).  The SMTP fields are the
-    verbatim HELO/EHLO argument and MAIL/RCPT lines (or None).
+    OAUTHBEARER client named of the server (or None).  ``imap_id`` is the IMAP
+    client's ID parameter list as it sent it, with ``auth_http_pass_imap_id`` (or None).
+    The SMTP fields are the verbatim HELO/EHLO argument and MAIL/RCPT lines (or None).
     """
 
     protocol: str
@@ -113,6 +114,7 @@ class AuthRequest:
     login_attempt: int
     sasl_host: bytes | None = None
     sasl_port: bytes | None = None
+    imap_id: bytes | None = None
     smtp_helo: bytes | None = None
     smtp_from: bytes | None = None
     smtp_to: bytes | None = None

@@ -191,11 +191,21 @@ class Pop3Server(ServerMachine):
     def _failure_line(self, result) -> bytes:
         return b"-ERR " + result.message + b"\r\n"
 
-    def _make_backend(self) -> "Pop3BackendLogin":
+    def _make_backend(self, endpoints) -> "Pop3BackendLogin":
+        xclient = None
+        if self.config.proxy_pop3_xclient and endpoints is not None:
+            xclient = xclient_line(endpoints)
         return Pop3BackendLogin(self.config, login=self.login,
                                 password=self.backend_password,
                                 method=sasl.by_auth_method(self.auth_method),
-                                implementation=self.impl.name)
+                                xclient=xclient, implementation=self.impl.name)
+
+
+def xclient_line(endpoints) -> bytes:
+    """``XCLIENT ADDR=… PORT=…``: Dovecot's pop3-login takes the client's address and
+    port from a proxy in its login_trusted_networks (plain addresses, IPv6 too)."""
+    return b"XCLIENT ADDR=%s PORT=%d\r\n" % (endpoints.client_ip.encode(),
+                                             endpoints.client_port)
 
 
 class Pop3BackendLogin(BackendLogin):
@@ -206,21 +216,28 @@ class Pop3BackendLogin(BackendLogin):
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, login: bytes, password: bytes,
-                 method: sasl.Method | None = None,
+                 method: sasl.Method | None = None, xclient: bytes | None = None,
                  implementation: str | None = None) -> None:
         super().__init__(config, implementation=implementation)
         self._login = login
         self._password = password
+        # proxy_pop3_xclient: the XCLIENT line sent before the login
+        self._xclient = xclient
         if method is not None and method.replay == sasl.SASL_REPLAY:
             self.mechanism = method
 
     def _check(self, reply: bytes) -> tuple[int, int]:
         final = (_OK if reply.startswith(b"+OK") else _BAD), 0
-        if self.mechanism is not None and self.state != "start":
+        if self.mechanism is not None and self.state not in ("start", "xclient"):
             return self._check_sasl(reply, b"+ ", final)
         return final
 
     def _step(self) -> None:
+        if self.state == "start" and self._xclient is not None:
+            self._send_line(self._xclient, "xclient", "sending XCLIENT to upstream")
+            return
+        if self.state == "xclient":
+            self.state = "start"    # then the login, as after the greeting
         if self.state == "start" and self.mechanism is not None:
             self._send_line(b"AUTH " + self.mechanism.name + b"\r\n", SASL_COMMAND,
                             "sending AUTH command to upstream")

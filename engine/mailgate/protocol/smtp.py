@@ -250,7 +250,7 @@ class SmtpServer(ServerMachine):
     def _failure_line(self, result) -> bytes:
         return (result.error_code or DEFAULT_ERROR_CODE) + b" " + result.message + b"\r\n"
 
-    def _make_backend(self) -> "SmtpBackendLogin":
+    def _make_backend(self, endpoints) -> "SmtpBackendLogin":
         return SmtpBackendLogin(
             self.config, login=self.login, password=self.backend_password,
             auth_method=self.auth_method, esmtp=self.esmtp, helo=self.helo,

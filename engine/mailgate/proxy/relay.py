@@ -9,6 +9,7 @@ backend), and moves the client's bytes to the backend in the relay.
 
 from __future__ import annotations
 
+from mailgate.protocol import Endpoints
 from mailgate.protocol.events import ConnectBackend
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.backend import BackendSession
@@ -32,8 +33,12 @@ class RelayPhase:
         header = b""
         if config.proxy_protocol != "off":
             header = self._backend_proxy_header(config.proxy_protocol)
-        self.backend = BackendSession(self, target, self.machine.backend_login(), config,
-                                      self._wheel, runtime.stats, header)
+        endpoints = None
+        if not self.unix:
+            local = self.transport.get_extra_info("sockname")
+            endpoints = Endpoints(self.client_address, self.client_port, local[0], local[1])
+        self.backend = BackendSession(self, target, self.machine.backend_login(endpoints),
+                                      config, self._wheel, runtime.stats, header)
         self.backend.start()
 
     def _backend_proxy_header(self, mode: str) -> bytes:

@@ -97,6 +97,7 @@ DICTIONARY = (
     b"+OK\r\n", b"* OK\r\n", b"+ \r\n", b"a1 OK\r\n", b"220 x\r\n", b"250 x\r\n",
     b"250-x\r\n", b"235 x\r\n", b"x" * 40, b"XOAUTH2 ", b"OAUTHBEARER ",
     b"dXNlcj11AWF1dGg9QmVhcmVyIHQBAQ==\r\n", b"biwsAWF1dGg9QmVhcmVyIHQBAQ==\r\n", b"AQ==\r\n",
+    b"a1 ID NIL\r\n", b'a1 ID ("name" "x")\r\n', b" ID (",
 )
 
 
