@@ -29,6 +29,7 @@ cdef enum:
     S_START_LITERAL = 11
     S_LITERAL_DATA = 12
     S_END_LITERAL = 13
+    S_RAW = 14
 
 cdef enum:
     P_POP3 = 1
@@ -43,6 +44,7 @@ cdef enum:
     IMAP_NOOP = 4
     IMAP_STARTTLS = 5
     IMAP_AUTHENTICATE = 6
+    IMAP_ID = 7
 
 cdef enum:
     POP3_USER = 1
@@ -89,6 +91,8 @@ cdef inline bint _word_is(const unsigned char *c, Py_ssize_t n, const char *w) n
 
 cdef int _match_word(int protocol, const unsigned char *c, Py_ssize_t n) noexcept:
     if protocol == P_IMAP:
+        if n == 2:
+            return IMAP_ID if _word_is(c, n, b"ID") else 0
         if n == 4:
             return IMAP_NOOP if _word_is(c, n, b"NOOP") else 0
         if n == 5:
@@ -455,7 +459,11 @@ cdef class ImapReader(_Reader):
                     if code == 0:
                         return self._invalid(p)
                     self.command = code
-                    if ch == 0x20:
+                    if ch == 0x20 and code == IMAP_ID:
+                        # RFC 2971's parenthesized list: the protocol module parses it
+                        self.arg_start = p + 1
+                        state = S_RAW
+                    elif ch == 0x20:
                         state = S_SPACES
                     elif ch == 0x0D:
                         state = S_ALMOST_DONE
@@ -504,6 +512,13 @@ cdef class ImapReader(_Reader):
                 if ch == 0x0D or ch == 0x0A:
                     return self._invalid(p)
                 state = S_ARGUMENT
+            elif state == S_RAW:
+                if ch == 0x0D or ch == 0x0A:
+                    self._push(self.arg_start, p)
+                    self.arg_start = -1
+                    if ch == 0x0A:
+                        return self._done(p)
+                    state = S_ALMOST_DONE
             elif state == S_LITERAL:
                 if 0x30 <= ch <= 0x39:
                     digit = ch - 0x30

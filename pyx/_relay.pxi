@@ -108,6 +108,20 @@ cdef class RelayBuffer:
         """A copy of everything from the start of the buffer to ``last``."""
         return (<char *> self.data)[:self.last]
 
+    def grow(self, Py_ssize_t capacity):
+        """Raise the capacity to ``capacity`` bytes (never lower it), keeping every
+        byte and mark: a command that needs more room than the configured buffer."""
+        cdef bytearray storage
+        if capacity <= self.end:
+            return
+        if self.data != _relay_unallocated:
+            storage = bytearray(capacity)
+            storage[:self.last] = self._storage[:self.last]
+            self._storage = storage
+            self._view = memoryview(storage)
+            self.data = <unsigned char *> <char *> storage
+        self.end = capacity
+
     def replace(self, data):
         """Discard everything and store ``data`` (which must fit) from the start."""
         if len(data) > self.end:

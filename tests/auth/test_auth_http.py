@@ -324,3 +324,38 @@ def test_query_invalid_header_is_logged():
     result, logs, target = asyncio.run(main())
     assert isinstance(result, AuthInternalError)
     assert logs == [("error", "auth http server %s sent invalid header in response" % target.peer)]
+
+
+# --- OAuth 2.0 (mailgate's own headers) --------------------------------------------------
+
+def test_oauth_token_and_oauthbearer_host_and_port():
+    token = b"eyJ0eXAi.eyJzdWIi.c2ln"
+    request = build_request(TARGET, (), facts(method="oauthbearer", password=token,
+                                               sasl_host=b"mx a.test", sasl_port=b"993"))
+    assert (b"Auth-Method: oauthbearer\r\nAuth-User: good\r\nAuth-Pass: " + token
+            + b"\r\nAuth-SASL-Host: mx%20a.test\r\nAuth-SASL-Port: 993\r\n"
+            b"Auth-Protocol: imap\r\n") in request
+    # only what the client named; never for another method
+    request = build_request(TARGET, (), facts(method="oauthbearer", password=token,
+                                               sasl_port=b"993"))
+    assert b"Auth-SASL-Host" not in request and b"Auth-SASL-Port: 993\r\n" in request
+    request = build_request(TARGET, (), facts(method="xoauth2", password=token,
+                                               sasl_host=b"mx", sasl_port=b"993"))
+    assert b"Auth-SASL" not in request
+
+
+def test_failure_with_oauth_error_fields():
+    result, _ = run_decide(b"Auth-Status: Invalid token\r\nAuth-Error-Status: invalid_token\r\n"
+                           b"auth-error-scope: mail read\r\nAuth-Error-Schemes: bearer\r\n\r\n")
+    assert result == AuthFailed(b"Invalid token", 0, None, {
+        "status": "invalid_token", "scope": "mail read", "schemes": "bearer"})
+    result, _ = run_decide(b"Auth-Status: Invalid token\r\n\r\n")
+    assert result.oauth_error is None
+
+
+def test_imap_id_is_sent_escaped_when_given():
+    raw = b'("name" "Thunderbird" "x" "100%")'
+    request = build_request(TARGET, (), facts(imap_id=raw))
+    assert (b"Client-IP: 127.0.0.1\r\nAuth-IMAP-ID: "
+            b'("name"%20"Thunderbird"%20"x"%20"100%25")\r\n') in request
+    assert b"Auth-IMAP-ID" not in build_request(TARGET, (), facts())

@@ -60,7 +60,7 @@ IMAP = [
         ReadLine(), b"a1 NOOP\n", T(b"a1"), b"a2 NOOP\r\r\n", ReadLine(), b"\r\n", ReadLine(),
         b"a3 Noop\r\n", T(b"a3"), *LOGOUT]),
     Script("unknown-commands-hit-max-errors", "imap", [
-        ReadLine(), b"a1 SELECT INBOX\r\n", T(b"a1"), b"a2 ID NIL\r\n", T(b"a2"),
+        ReadLine(), b"a1 SELECT INBOX\r\n", T(b"a1"), b"a2 ENABLE X\r\n", T(b"a2"),
         b"a3 LOGIN\r\n", T(b"a3"), b"a4 STARTTLS\r\n", T(b"a4"), b"a5 FOO\r\n", T(b"a5"),
         b"a6 BAR\r\n", T(b"a6"), b"a7 BAZ\r\n", ReadEOF()]),
     Script("login-arguments", "imap", [

@@ -27,8 +27,8 @@ REGRESSIONS = HERE / "regressions"
 
 #: every target, in the order ``--all`` runs them
 TARGETS: tuple[str, ...] = (
-    "machines", "readers", "backend_login", "sasl", "auth_http", "proxy_protocol",
-    "dns_answer", "config", "tls",
+    "machines", "readers", "backend_login", "sasl", "imap_id", "auth_http",
+    "proxy_protocol", "dns_answer", "config", "tls",
 )
 
 

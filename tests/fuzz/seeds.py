@@ -12,6 +12,7 @@ the same.  Run it when an input format changes, and commit the result.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import ssl
 import sys
@@ -136,6 +137,12 @@ def backend_login() -> Iterator[tuple[str, bytes]]:
     yield dialogue("smtp-none-from-rcpt", 2 | 128, 8, [
         b"220 x\r\n", b"250 x\r\n", b"250 2.1.0 Ok\r\n", b"554 5.7.1 Relay denied\r\n"])
     yield dialogue("smtp-too-long", 2 | 4, 0, [b"220-" + b"x" * 40 + b"\r\n"])
+    # variant bits 3-4: XOAUTH2 (8) or OAUTHBEARER (16) replayed
+    yield dialogue("imap-xoauth2-ok", 0, 8, [b"* OK\r\n", b"+ \r\n",
+                                             b"a1 OK [CAPABILITY IMAP4rev1] Logged in\r\n"])
+    yield dialogue("pop3-oauthbearer-error", 1 | 8, 16, [
+        b"+OK\r\n", b"+ \r\n", b"+ eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+        b"-ERR [AUTH] Authentication failed.\r\n"])
 
 
 def sasl() -> Iterator[tuple[str, bytes]]:
@@ -143,7 +150,25 @@ def sasl() -> Iterator[tuple[str, bytes]]:
     yield from [("plain", b"AHVzZXIAcGFzcw=="), ("plain-authzid", b"YWRtaW4AdXNlcgBwYXNz"),
                 ("login", b"dXNlcg"), ("cram", b"dXNlciAwMTIzNDU2Nzg5YWJjZGVmMDEyMzQ1Njc4OWFiY2RlZg=="),
                 ("cancel", b"*"), ("empty", b"="), ("args", b"PLAIN AHVzZXIAcGFzcw=="),
-                ("args-external", b"EXTERNAL ="), ("bad-length", b"QUJDRA" + b"A")]
+                ("args-external", b"EXTERNAL ="), ("bad-length", b"QUJDRA" + b"A"),
+                ("xoauth2", b"user=alice@mx.test\x01auth=Bearer ya29.a0Af-H_x\x01\x01"),
+                ("oauthbearer", b"n,a=alice=2Cx,\x01host=mx.test\x01port=993\x01"
+                                b"auth=Bearer eyJ0.eyJz.c2ln==\x01\x01"),
+                ("xoauth2-base64", base64.b64encode(
+                    b"user=alice\x01auth=Bearer t0k3n\x01\x01")),
+                ("args-oauthbearer", b"OAUTHBEARER bix,AWF1dGg9QmVhcmVyIHQBAQ==")]
+
+
+def imap_id() -> Iterator[tuple[str, bytes]]:
+    """Clients' ID parameter lists (RFC 2971 section 3.3 and what mail clients send)."""
+    yield from [
+        ("nil", b"NIL"), ("empty", b"()"),
+        ("thunderbird", b'("name" "Thunderbird" "version" "115.3.1")'),
+        ("rfc-example", b'("name" "sodr" "version" "19.34" "vendor" "Pink Floyd Music Limited")'),
+        ("nil-value", b'("name" "x" "os" NIL)'), ("escapes", b'("a\\"b" "c\\\\d")'),
+        ("spoofed", b'("x-originating-ip" "10.6.6.6" "x-forward-user" "root")'),
+        ("literal", b'("name" {5}'),
+    ]
 
 
 def auth_http() -> Iterator[tuple[str, bytes]]:
@@ -375,7 +400,7 @@ def _pieces(data: bytes, count: int) -> list[bytes]:
 def main(targets: list[str]) -> None:
     """Rewrite ``corpus/TARGET/`` for the named targets (all when none is named)."""
     makers = {"machines": machines, "readers": readers, "backend_login": backend_login,
-              "sasl": sasl, "auth_http": auth_http, "proxy_protocol": proxy_protocol,
+              "sasl": sasl, "imap_id": imap_id, "auth_http": auth_http, "proxy_protocol": proxy_protocol,
               "dns_answer": dns_answer, "config": config, "tls": tls}
     assert set(makers) == set(TARGETS)
     for target in targets or TARGETS:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from tests.support.configs import load, mail_text, server_block
 
-_FLAGS = {"proxy_pass_error_message", "proxy_smtp_auth", "xclient", "proxy_ssl", "proxy_starttls"}
+_FLAGS = {"proxy_pass_error_message", "proxy_smtp_auth", "xclient", "proxy_ssl", "proxy_starttls",
+          "proxy_imap_id", "proxy_pop3_xclient", "auth_http_pass_imap_id"}
 _TIMES = {"timeout", "smtp_greeting_delay"}
 _LISTS = {"imap_auth", "pop3_auth", "smtp_auth", "imap_capabilities",
           "pop3_capabilities", "smtp_capabilities"}
@@ -24,6 +25,8 @@ def _value(name: str, value) -> str:
         return f"{round(value * 1000)}ms"
     if name in _LISTS:
         return " ".join('"%s"' % v for v in value)
+    if name == "imap_id":
+        return " ".join('"%s" "%s"' % pair for pair in value)
     return str(value)
 
 

@@ -98,6 +98,23 @@ def test_relay_buffer_composes_with_recv_into(impl):
     assert b.fill_from(lambda view: 0) == 0
 
 
+def test_relay_buffer_grows_keeping_bytes_and_marks(impl):
+    b = _impl.get(impl).RelayBuffer(4)
+    b.grow(16)                      # before any storage: only the capacity changes
+    assert b.capacity == 16 and len(b) == 0
+    b = _impl.get(impl).RelayBuffer(4)
+    assert b.write(b"abcdef") == 4 and b.full
+    b.consume(1)
+    b.grow(8)
+    assert (b.capacity, b.pos, b.last, b.full) == (8, 1, 4, False)
+    assert b.contents() == b"abcd" and b.pending() == b"bcd"
+    assert b.write(b"efghij") == 4 and b.pending() == b"bcdefgh"
+    view = b.get_buffer()
+    assert len(view) == 0
+    b.grow(4)                       # never smaller
+    assert b.capacity == 8
+
+
 # -- base64 -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("data, expected", [

@@ -71,16 +71,19 @@ class Dovecot:
         host: str = "127.0.0.1",
         tls: tuple[Path, Path] | None = None,
         settings: Mapping[str, str] | None = None,
+        extra: str = "",
     ) -> None:
         """``tls`` is ``(certificate_chain, key)``: enables IMAPS, POP3S, STARTTLS.
 
-        ``settings`` are extra top-level ``name = value`` lines for dovecot.conf.
+        ``settings`` are extra top-level ``name = value`` lines for dovecot.conf, and
+        ``extra`` is more text for its end (sections: a second passdb, ...).
         """
         self.directory = Path(directory)
         self.host = host
         self.users = {u.login: u for u in users}
         self.tls = tls
         self.settings = dict(settings or {})
+        self.extra = extra
         self._ports = ports
         count = 4 if tls else 2
         allocated = ports.allocate(count)
@@ -157,6 +160,8 @@ class Dovecot:
         else:
             lines.append("ssl = no")
         lines += [f"{name} = {value}" for name, value in self.settings.items()]
+        if self.extra:
+            lines.append(self.extra)
         return "\n".join(lines) + "\n"
 
     @staticmethod

@@ -45,11 +45,15 @@ class AuthFacts:
     """One authentication request.
 
     ``method`` is ``plain`` (PLAIN, LOGIN, IMAP LOGIN, POP3 USER/PASS), ``apop``,
-    ``cram-md5``, ``external`` or ``none`` (SMTP relay without authentication).
+    ``cram-md5``, ``external``, ``none`` (SMTP relay without authentication),
+    ``xoauth2`` or ``oauthbearer`` (OAuth 2.0: ``password`` is the bearer token, and
+    ``sasl_host``/``sasl_port`` what an OAUTHBEARER client named of the server).
     ``password`` is what the client sent (for apop and cram-md5, the digest);
     ``salt`` (with its CRLF) accompanies apop and cram-md5.  ``client_host`` is the
     SMTP client's resolved name (or ``[UNAVAILABLE]``/``[TEMPUNAVAIL]``), None for
     IMAP and POP3.  ``smtp_helo``/``smtp_from``/``smtp_to`` are set for ``none``.
+    ``imap_id``: the IMAP client's ID parameter list as it sent it (RFC 2971), given with
+    ``auth_http_pass_imap_id on``.
     """
 
     protocol: str
@@ -59,6 +63,9 @@ class AuthFacts:
     login_attempt: int
     client_ip: str
     salt: bytes | None = None
+    sasl_host: bytes | None = None
+    sasl_port: bytes | None = None
+    imap_id: bytes | None = None
     client_host: str | None = None
     proxy_protocol: ProxyAddresses | None = None
     smtp_helo: bytes | None = None

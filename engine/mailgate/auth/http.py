@@ -55,6 +55,7 @@ _ESCAPED = frozenset(range(0x21)) | {ord("%")}
 _NAME = re.compile(rb"[A-Za-z0-9][A-Za-z0-9-]*\Z")
 _END_OF_HEADERS = re.compile(rb"(?:\A|\n)\r?\n")
 _BARE_CR = re.compile(rb"\r[^\n]")
+_OAUTH_ERROR_HEADERS = {b"auth-error-" + f.encode(): f for f in sasl.OAUTH_ERROR_FIELDS}
 
 
 def escape(value: bytes) -> bytes:
@@ -84,11 +85,17 @@ def build_request(target: AuthHttpTarget, extra_headers: tuple[tuple[str, str], 
     fields = _auth_fields(facts.method)
     if sasl.AUTH_SALT in fields and facts.salt:
         out.append(b"Auth-Salt: %s" % facts.salt)  # the salt carries its own CRLF
+    for name, value in ((sasl.SASL_HOST, facts.sasl_host), (sasl.SASL_PORT, facts.sasl_port)):
+        if name in fields and value is not None:
+            out.append(b"%s: %s\r\n" % (name.encode(), escape(value)))
     out.append(b"Auth-Protocol: %s\r\n" % facts.protocol.encode())
     out.append(b"Auth-Login-Attempt: %d\r\n" % facts.login_attempt)
     out.append(b"Client-IP: %s\r\n" % facts.client_ip.encode())
     if facts.client_host:
         out.append(b"Client-Host: %s\r\n" % facts.client_host.encode())
+    if facts.imap_id is not None:
+        # mailgate's own: the client's RFC 2971 ID list (auth_http_pass_imap_id)
+        out.append(b"Auth-IMAP-ID: %s\r\n" % escape(facts.imap_id))
     pp = facts.proxy_protocol
     if pp is not None:
         out.append(b"Proxy-Protocol-Addr: %s\r\n" % pp.source_address.encode())
@@ -142,6 +149,7 @@ class AuthResponse:
     #: every header line as read, (name, value), for the debug log
     fields: list[tuple[bytes, bytes]] = field(default_factory=list)
     ssl_backend: bytes | None = None  # mailgate's Auth-SSL-Backend
+    oauth_error: dict[str, str] | None = None
 
     def apply(self, name: bytes, value: bytes) -> None:
         """Take one header (the last of each name wins); unknown names are ignored."""
@@ -167,6 +175,11 @@ class AuthResponse:
             self.error_code = value
         elif name == b"auth-ssl-backend":
             self.ssl_backend = value
+        elif name in _OAUTH_ERROR_HEADERS:
+            # mailgate's own: the fields of an OAuth 2.0 client's JSON error
+            if self.oauth_error is None:
+                self.oauth_error = {}
+            self.oauth_error[_OAUTH_ERROR_HEADERS[name]] = value.decode("utf-8", "replace")
 
 
 def _status_line_end(data: bytes) -> int | None:
@@ -245,7 +258,8 @@ def decide(response: AuthResponse, peer: str, log: LogFunction):
     """
     service = "auth http server %s" % peer
     if response.failure is not None:
-        return AuthFailed(response.failure, response.wait, response.error_code)
+        return AuthFailed(response.failure, response.wait, response.error_code,
+                          response.oauth_error)
     if response.wait_status:
         return AuthRetry(response.wait)
     if not response.server or not response.port:

@@ -1,7 +1,8 @@
 """The table of supported directives, generated from the registry.
 
 ``python -m mailgate.config.docs`` prints the Markdown table that README.md carries
-between its ``<!-- directives -->`` markers; a test keeps the two identical.
+between its ``<!-- directives -->`` markers; a test keeps the two identical.  mailgate's
+own directives (nginx lacks them) say so in the Since column.
 """
 
 from __future__ import annotations

@@ -246,6 +246,7 @@ class ServerConfig:
     auth_http: AuthHttpTarget | None  # None only when loaded for an embedding auth callable
     auth_http_header: tuple[tuple[str, str], ...]
     auth_http_pass_client_cert: bool
+    auth_http_pass_imap_id: bool
     auth_http_timeout: float
     auth_http_keepalive: int
     auth_http_keepalive_timeout: float
@@ -259,6 +260,8 @@ class ServerConfig:
     proxy_pass_error_message: bool
     proxy_protocol: str
     proxy_smtp_auth: bool
+    proxy_imap_id: bool
+    proxy_pop3_xclient: bool
     xclient: bool
     proxy_ssl: bool
     proxy_starttls: bool
@@ -283,6 +286,7 @@ class ServerConfig:
     imap_auth: frozenset[str]
     imap_capabilities: tuple[str, ...]
     imap_client_buffer: int
+    imap_id: tuple[tuple[str, str], ...]
     # ngx_mail_pop3_module
     pop3_auth: frozenset[str]
     pop3_capabilities: tuple[str, ...]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from mailgate.protocol import _impl
 from mailgate.protocol._impl import COMPILED, PYTHON, available
+from mailgate.protocol._backend import Endpoints
 from mailgate.protocol._server import MachineStateError
 from mailgate.protocol.events import (
     ArmTimer,
@@ -73,7 +74,7 @@ def server_for(config, **kwargs):
 
 __all__ = [
     "COMPILED", "PYTHON", "IMPLEMENTATION", "available", "set_implementation",
-    "RelayBuffer", "server_for", "SERVERS", "MachineStateError",
+    "RelayBuffer", "server_for", "SERVERS", "MachineStateError", "Endpoints",
     "ImapServer", "Pop3Server", "SmtpServer",
     "ImapBackendLogin", "Pop3BackendLogin", "SmtpBackendLogin",
     "ArmTimer", "AuthFailed", "AuthInternalError", "AuthOK", "AuthRequest", "AuthResult",

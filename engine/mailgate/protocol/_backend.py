@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import base64
 import re
+from typing import NamedTuple
 
 from mailgate.log import printable
-from mailgate.protocol import _impl
+from mailgate.protocol import _impl, sasl
 from mailgate.protocol.events import (
     ArmTimer,
     DisarmTimer,
@@ -39,9 +40,26 @@ from mailgate.protocol.events import (
 _AGAIN = 0
 _OK = 1
 _BAD = 2
+_CHALLENGE = 3      # a SASL challenge where the outcome was due: the backend refused
+
+# the states of a replayed SASL exchange (see BackendLogin._check_sasl)
+SASL_COMMAND = "sasl"
+SASL_RESPONSE = "sasl_response"
+SASL_ERROR = "sasl_error"
 
 _TIMED_OUT = "upstream timed out (110: Connection timed out)"
 _EMPTY = memoryview(b"")
+
+
+class Endpoints(NamedTuple):
+    """Where the client connected from (after realip) and to: what a backend that trusts
+    the proxy logs and rate-limits instead of the proxy's address (IMAP ID's
+    ``x-originating-*``/``x-connected-*``, POP3 XCLIENT)."""
+
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
 
 
 def _c_string(data: bytes) -> str:
@@ -68,6 +86,8 @@ class BackendLogin:
     debug = False  #: set by the caller when its log takes debug lines
     #: ask the backend for TLS after its greeting (set by ``ServerMachine.backend_login``)
     starttls = False
+    # the client's mechanism when it is replayed (sasl.SASL_REPLAY), else None
+    mechanism: sasl.Mechanism | None = None
 
     def __init__(self, config, *, implementation: str | None = None) -> None:
         self.config = config
@@ -175,6 +195,12 @@ class BackendLogin:
         if rc == _OK:
             self._step()
             return
+        if rc == _CHALLENGE:
+            # RFC 7628 section 3.2.3: the client answers an error challenge, and the
+            # failure follows
+            self._send_line(self.mechanism.error_answer + b"\r\n", SASL_ERROR,
+                            "sending SASL error answer to upstream")
+            return
         self._bad_reply(reply, skip)
 
     def _check(self, reply: bytes) -> tuple[int, int]:  # pragma: no cover
@@ -218,8 +244,11 @@ class BackendLogin:
         password = self._password
         if not password:
             return line
-        for secret in (base64.b64encode(b"\0" + self._login + b"\0" + password),
-                       base64.b64encode(password), password):
+        secrets = [base64.b64encode(b"\0" + self._login + b"\0" + password),
+                   base64.b64encode(password), password]
+        if self.mechanism is not None:
+            secrets.insert(0, base64.b64encode(self._sasl_response()))
+        for secret in secrets:
             line = re.sub(rb"(?<![A-Za-z0-9+/=])%s(?![A-Za-z0-9+/=])" % re.escape(secret),
                           b"...", line)
         return line
@@ -237,6 +266,29 @@ class BackendLogin:
             self._out.append(Log("error", 'upstream sent invalid response: "%s"'
                                  % _c_string(line), self.log_action))
             self._fail(self.INTERNAL_ERROR)
+
+    # -- a replayed SASL exchange ---------------------------------------------
+
+    def _sasl_response(self) -> bytes:
+        return self.mechanism.replay_response(self._login, self._password)
+
+    def _check_sasl(self, reply: bytes, continuation: bytes, final: tuple[int, int]
+                    ) -> tuple[int, int]:
+        """The check of a reply in a replayed exchange: the command wants
+        ``continuation``; after the response, ``final`` is the protocol's verdict on a
+        final reply, and a continuation is the backend's error challenge; after the
+        answer to that, every reply is a failure."""
+        state = self.state
+        starts = reply.startswith(continuation)
+        if state == SASL_COMMAND:
+            return (_OK if starts else _BAD), 0
+        if state == SASL_RESPONSE:
+            return (_CHALLENGE, 0) if starts else final
+        return final if final[0] == _AGAIN else (_BAD, final[1])
+
+    def _send_sasl_response(self) -> None:
+        self._send_line(self.impl.encode_base64(self._sasl_response()) + b"\r\n",
+                        SASL_RESPONSE, "sending SASL response to upstream")
 
     # -- outputs ------------------------------------------------------------
 

@@ -21,6 +21,7 @@ IMAP_CAPABILITY = 3
 IMAP_NOOP = 4
 IMAP_STARTTLS = 5
 IMAP_AUTHENTICATE = 6
+IMAP_ID = 7          # RFC 2971; its parameter list is read as one raw argument
 
 # POP3 commands
 POP3_USER = 1

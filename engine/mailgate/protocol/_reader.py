@@ -44,6 +44,7 @@ S_NOSYNC = 10
 S_START_LITERAL = 11
 S_LITERAL_DATA = 12
 S_END_LITERAL = 13
+S_RAW = 14              # IMAP ID: the rest of the line is one argument, parsed later
 
 _POP3_WORDS = {
     b"USER": _codes.POP3_USER, b"PASS": _codes.POP3_PASS, b"APOP": _codes.POP3_APOP,
@@ -59,7 +60,7 @@ _SMTP_WORDS = {
 _IMAP_WORDS = {
     b"NOOP": _codes.IMAP_NOOP, b"LOGIN": _codes.IMAP_LOGIN, b"LOGOUT": _codes.IMAP_LOGOUT,
     b"STARTTLS": _codes.IMAP_STARTTLS, b"CAPABILITY": _codes.IMAP_CAPABILITY,
-    b"AUTHENTICATE": _codes.IMAP_AUTHENTICATE,
+    b"AUTHENTICATE": _codes.IMAP_AUTHENTICATE, b"ID": _codes.IMAP_ID,
 }
 
 
@@ -347,7 +348,11 @@ class ImapReader(_Reader):
                     if not code:
                         return self._invalid(p)
                     self.command = code
-                    if ch == SP:
+                    if ch == SP and code == _codes.IMAP_ID:
+                        # RFC 2971's parenthesized list: the protocol module parses it
+                        self.arg_start = p + 1
+                        state = S_RAW
+                    elif ch == SP:
                         state = S_SPACES
                     elif ch == CR:
                         state = S_ALMOST_DONE
@@ -396,6 +401,13 @@ class ImapReader(_Reader):
                 if ch == CR or ch == LF:
                     return self._invalid(p)
                 state = S_ARGUMENT
+            elif state == S_RAW:
+                if ch == CR or ch == LF:
+                    self._push(data, self.arg_start, p)
+                    self.arg_start = -1
+                    if ch == LF:
+                        return self._done(p)
+                    state = S_ALMOST_DONE
             elif state == S_LITERAL:
                 if 0x30 <= ch <= 0x39:
                     digit = ch - 0x30

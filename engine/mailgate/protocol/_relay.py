@@ -105,6 +105,18 @@ class RelayBuffer:
         """A copy of everything from the start of the buffer to ``last``."""
         return bytes(self._view[:self.last])
 
+    def grow(self, capacity: int) -> None:
+        """Raise the capacity to ``capacity`` bytes (never lower it), keeping every
+        byte and mark: a command that needs more room than the configured buffer."""
+        if capacity <= self._capacity:
+            return
+        if self._view is not _EMPTY:
+            storage = bytearray(capacity)
+            storage[:self.last] = self._storage[:self.last]
+            self._storage = storage
+            self._view = memoryview(storage)
+        self._capacity = capacity
+
     def replace(self, data) -> None:
         """Discard everything and store ``data`` (which must fit) from the start."""
         if len(data) > self._capacity:

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from mailgate.log import printable
 from mailgate.protocol import _impl, sasl
+from mailgate.protocol._backend import Endpoints
 from mailgate.protocol._codes import AGAIN, CONFIG_ENCODING, INVALID, OK
 from mailgate.protocol.events import (
     ArmTimer,
@@ -90,16 +91,20 @@ class ServerMachine:
     CERT_ERROR = b""
     debug = False  #: set by the caller when its log takes debug lines
     NO_CERT = b""
+    auth_command = 0                # the reader's code of AUTH/AUTHENTICATE
     # set when used (fewer attributes for every session)
     mechanism: sasl.Mechanism | None = None    # the exchange that gave the credentials
     _failure: tuple[bytes, float] | None = None  # the reply after a failure challenge
+    sasl_host: bytes | None = None  # the server an OAUTHBEARER client named
+    sasl_port: bytes | None = None
 
     def __init__(self, config, *, tls: bool = False, greeted: bool = False,
                  implementation: str | None = None, rand=None, now=None) -> None:
         self.config = config
         self.impl = _impl.get(implementation)
-        self.buffer = self.impl.RelayBuffer(sasl.server_buffer(
-            self.protocol, self._buffer_size(), getattr(config, self.auth_directive)))
+        # the configured size; an exchange whose mechanism needs more grows it (see
+        # _grow_for_mechanism), so other commands keep the configured limit
+        self.buffer = self.impl.RelayBuffer(self._buffer_size())
         self.reader = getattr(self.impl, self.reader_name)(self.buffer)
         self.tls = tls
         self.starttls_used = False
@@ -272,11 +277,13 @@ class ServerMachine:
             raise TypeError(f"not an auth result: {result!r}")
         return self._flush()
 
-    def backend_login(self):
-        """The backend login machine for the server given by :class:`ConnectBackend`."""
+    def backend_login(self, endpoints: Endpoints | None = None):
+        """The backend login machine for the server given by :class:`ConnectBackend`;
+        ``endpoints`` (None for a UNIX-socket client) for what tells the backend where
+        the client is (``proxy_imap_id``, ``proxy_pop3_xclient``)."""
         if self.phase != PROXY or self.upstream is None:
             raise MachineStateError("the session is not proxying")
-        backend = self._make_backend()
+        backend = self._make_backend(endpoints)
         backend.starttls = self.upstream.tls == "starttls"
         return backend
 
@@ -325,17 +332,14 @@ class ServerMachine:
                 self._log("debug", '%s auth command: "%s"' % (
                     self.protocol, text.removesuffix("\\x0a").removesuffix("\\x0d")))
             if rc == AGAIN:
-                if not self.buffer.full:
+                if not self.buffer.full or self._grow_for_mechanism():
                     return
                 self._log("info", 'client sent too long command "%s"'
                           % self._loggable(self.buffer.contents()))
                 self.quit = True
                 rc = INVALID
             elif rc == INVALID:
-                self.errors += 1
-                if self.errors >= self.config.max_errors:
-                    self._log("info", "client sent too many invalid commands")
-                    self.quit = True
+                self._count_invalid()
             self._handle(rc)
             if self.quit and self.phase != CLOSED:
                 self.phase = CLOSED
@@ -343,6 +347,38 @@ class ServerMachine:
             if self._starttls:
                 self._starttls = False
                 self._begin_starttls()
+
+    def _grow_for_mechanism(self) -> bool:
+        """The buffer is full inside an exchange (or an AUTH command naming it) of an
+        enabled mechanism that needs a larger buffer (OAuth tokens): grow it to the
+        mechanism's size and read on (True)."""
+        state = self.mail_state
+        if isinstance(state, SaslState):
+            mechanism = state.mechanism
+        else:
+            reader = self.reader
+            if state != START or reader.command != self.auth_command or len(reader.args) != 1:
+                return False
+            mechanism = sasl.by_name(self.protocol, reader.args[0])
+            if mechanism is None or not mechanism.enabled(self.protocol, self.methods):
+                return False
+        if mechanism.min_buffer <= self.buffer.capacity:
+            return False
+        self.buffer.grow(mechanism.min_buffer)
+        return True
+
+    def _restore_buffer(self) -> None:
+        """Back to the configured command buffer once a grown one holds nothing."""
+        if self.buffer.capacity > self._buffer_size() and not len(self.buffer):
+            self.buffer = self.impl.RelayBuffer(self._buffer_size())
+            self.reader.buffer = self.buffer
+
+    def _count_invalid(self) -> None:
+        """An invalid command toward ``max_errors`` (ngx_mail_read_command())."""
+        self.errors += 1
+        if self.errors >= self.config.max_errors:
+            self._log("info", "client sent too many invalid commands")
+            self.quit = True
 
     def _handle(self, rc: int) -> None:  # pragma: no cover - each protocol defines it
         raise NotImplementedError
@@ -447,6 +483,9 @@ class ServerMachine:
             self.auth_method = mechanism.auth_method
             self.login = result.login
             self.password = result.password
+            if result.host is not None or result.port is not None:
+                self.sasl_host = result.host
+                self.sasl_port = result.port
             return DONE
         self._challenge(mechanism, result)
         return OK
@@ -554,7 +593,7 @@ class ServerMachine:
         return AuthRequest(
             protocol=self.protocol, method=self.auth_method, login=self.login,
             password=self.password, salt=self.salt, login_attempt=self.login_attempt,
-            **self._request_extra())
+            sasl_host=self.sasl_host, sasl_port=self.sasl_port, **self._request_extra())
 
     def _request_extra(self) -> dict:
         return {}
@@ -598,7 +637,7 @@ class ServerMachine:
         self._log("info", 'client login failed: "%s"' % printable(result.message))
         line = self._failure_line(result)
         mechanism = self.mechanism
-        challenge = (mechanism.exchange.failed(self, result.message)
+        challenge = (mechanism.exchange.failed(self, result.message, result.oauth_error)
                      if mechanism is not None else None)
         if challenge is None:
             self._fail(line, result.wait)
@@ -642,7 +681,9 @@ class ServerMachine:
         self.mail_state = START
         self.auth_method = sasl.PLAIN.auth_method
         self.mechanism = None
+        self.sasl_host = self.sasl_port = None
         self.log_action = _AUTH_ACTION
+        self._restore_buffer()
         self._after_auth_wait()
         self._send(self._error_line)
         self._error_line = b""

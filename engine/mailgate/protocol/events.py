@@ -32,6 +32,7 @@ client, then close both connections).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -98,10 +99,13 @@ class AuthRequest:
     src/mail/ngx_mail_handler.c, then ngx_mail_auth_http_init() in
     src/mail/ngx_mail_auth_http_module.c).
 
-    ``method`` is ``plain``, ``apop``, ``cram-md5``, ``external`` or ``none``;
+    ``method`` is ``plain``, ``apop``, ``cram-md5``, ``external``, ``none``,
+    ``xoauth2`` or ``oauthbearer`` (``password`` is then the bearer token);
     ``salt`` is the session salt with its CRLF (or None); ``login_attempt`` starts at
-    1 and counts client-triggered requests.  The SMTP fields are the verbatim
-    HELO/EHLO argument and MAIL/RCPT lines (or None).
+    1 and counts client-triggered requests.  ``sasl_host``/``sasl_port``: what an
+    OAUTHBEARER client named of the server (or None).  ``imap_id`` is the IMAP
+    client's ID parameter list as it sent it, with ``auth_http_pass_imap_id`` (or None).
+    The SMTP fields are the verbatim HELO/EHLO argument and MAIL/RCPT lines (or None).
     """
 
     protocol: str
@@ -110,6 +114,9 @@ class AuthRequest:
     password: bytes = field(repr=False)
     salt: bytes | None
     login_attempt: int
+    sasl_host: bytes | None = None
+    sasl_port: bytes | None = None
+    imap_id: bytes | None = None
     smtp_helo: bytes | None = None
     smtp_from: bytes | None = None
     smtp_to: bytes | None = None
@@ -142,11 +149,15 @@ class AuthFailed:
 
     ``wait`` > 0 keeps the session open and lets the client retry after that many
     seconds; ``error_code`` is SMTP's ``Auth-Error-Code`` (default ``535 5.7.0``).
+    ``oauth_error``: the ``status``, ``schemes`` and ``scope`` of the JSON error an
+    OAuth 2.0 client gets first (RFC 7628 section 3.2.2; auth_http's
+    ``Auth-Error-Status``, ``-Schemes``, ``-Scope``), each only when given.
     """
 
     message: bytes
     wait: float = 0
     error_code: bytes | None = None
+    oauth_error: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from mailgate.protocol import sasl
-from mailgate.protocol._backend import _BAD, _OK, BackendLogin
+from mailgate.protocol._backend import _BAD, _OK, SASL_COMMAND, BackendLogin
 from mailgate.protocol._codes import (
     CONFIG_ENCODING,
     INVALID,
@@ -80,6 +80,7 @@ class Pop3Server(ServerMachine):
     sasl_prompt = b"+ "
     secret_commands = frozenset({b"PASS", b"APOP", b"AUTH"})
     secret_codes = frozenset({POP3_PASS, POP3_APOP, POP3_AUTH})
+    auth_command = POP3_AUTH
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT
@@ -190,28 +191,48 @@ class Pop3Server(ServerMachine):
     def _failure_line(self, result) -> bytes:
         return b"-ERR " + result.message + b"\r\n"
 
-    def _make_backend(self) -> "Pop3BackendLogin":
+    def _make_backend(self, endpoints) -> "Pop3BackendLogin":
+        xclient = None
+        if self.config.proxy_pop3_xclient and endpoints is not None:
+            xclient = xclient_line(endpoints)
         return Pop3BackendLogin(self.config, login=self.login,
                                 password=self.backend_password,
-                                implementation=self.impl.name)
+                                method=sasl.by_auth_method(self.auth_method),
+                                xclient=xclient, implementation=self.impl.name)
+
+
+def xclient_line(endpoints) -> bytes:
+    """``XCLIENT ADDR=… PORT=…``: Dovecot's pop3-login takes the client's address and
+    port from a proxy in its login_trusted_networks (plain addresses, IPv6 too)."""
+    return b"XCLIENT ADDR=%s PORT=%d\r\n" % (endpoints.client_ip.encode(),
+                                             endpoints.client_port)
 
 
 class Pop3BackendLogin(BackendLogin):
     """Log in to a POP3 backend with USER and PASS (ngx_mail_proxy_pop3_handler() in
-    src/mail/ngx_mail_proxy_module.c)."""
+    src/mail/ngx_mail_proxy_module.c), or with AUTH and the client's mechanism when the
+    method replays it (OAuth 2.0)."""
 
     protocol = "pop3"
 
     INTERNAL_ERROR = INTERNAL_ERROR
 
     def __init__(self, config, *, login: bytes, password: bytes,
+                 method: sasl.Method | None = None, xclient: bytes | None = None,
                  implementation: str | None = None) -> None:
         super().__init__(config, implementation=implementation)
         self._login = login
         self._password = password
+        # proxy_pop3_xclient: the XCLIENT line sent before the login
+        self._xclient = xclient
+        if method is not None and method.replay == sasl.SASL_REPLAY:
+            self.mechanism = method
 
     def _check(self, reply: bytes) -> tuple[int, int]:
-        return (_OK if reply.startswith(b"+OK") else _BAD), 0
+        final = (_OK if reply.startswith(b"+OK") else _BAD), 0
+        if self.mechanism is not None and self.state not in ("start", "starttls", "xclient"):
+            return self._check_sasl(reply, b"+ ", final)
+        return final
 
     def _step(self) -> None:
         if self.state == "start":
@@ -221,6 +242,10 @@ class Pop3BackendLogin(BackendLogin):
                 self._after_tls()
         elif self.state == "starttls":
             self._start_tls()
+        elif self.state == "xclient":
+            self._login_command()
+        elif self.state == SASL_COMMAND:
+            self._send_sasl_response()
         elif self.state == "user":
             self._send_line(b"PASS " + self._password + b"\r\n", "passwd",
                             "sending password to upstream")
@@ -228,5 +253,17 @@ class Pop3BackendLogin(BackendLogin):
             self._finish()
 
     def _after_tls(self) -> None:
-        # RFC 2595 section 4: capabilities from before STLS are forgotten; none is used
-        self._send_line(b"USER " + self._login + b"\r\n", "user", "sending user name to upstream")
+        # RFC 2595 section 4: capabilities from before STLS are forgotten; none is used.
+        # XCLIENT (proxy_pop3_xclient) goes first, over TLS when there is TLS
+        if self._xclient is not None:
+            self._send_line(self._xclient, "xclient", "sending XCLIENT to upstream")
+        else:
+            self._login_command()
+
+    def _login_command(self) -> None:
+        if self.mechanism is not None:
+            self._send_line(b"AUTH " + self.mechanism.name + b"\r\n", SASL_COMMAND,
+                            "sending AUTH command to upstream")
+        else:
+            self._send_line(b"USER " + self._login + b"\r\n", "user",
+                            "sending user name to upstream")

@@ -15,7 +15,15 @@ from functools import lru_cache
 
 from mailgate.inet import UNAVAILABLE, peer_ip
 from mailgate.protocol import sasl
-from mailgate.protocol._backend import _AGAIN, _BAD, _OK, BackendLogin
+from mailgate.protocol._backend import (
+    _AGAIN,
+    _BAD,
+    _OK,
+    SASL_COMMAND,
+    SASL_ERROR,
+    SASL_RESPONSE,
+    BackendLogin,
+)
 from mailgate.protocol._codes import (
     CONFIG_ENCODING,
     INVALID,
@@ -92,6 +100,7 @@ class SmtpServer(ServerMachine):
     sasl_prompt = b"334 "
     secret_commands = frozenset({b"AUTH"})
     secret_codes = frozenset({SMTP_AUTH})
+    auth_command = SMTP_AUTH
     INTERNAL_ERROR = INTERNAL_ERROR
     CERT_ERROR = CERT_ERROR
     NO_CERT = NO_CERT
@@ -242,7 +251,7 @@ class SmtpServer(ServerMachine):
     def _failure_line(self, result) -> bytes:
         return (result.error_code or DEFAULT_ERROR_CODE) + b" " + result.message + b"\r\n"
 
-    def _make_backend(self) -> "SmtpBackendLogin":
+    def _make_backend(self, endpoints) -> "SmtpBackendLogin":
         return SmtpBackendLogin(
             self.config, login=self.login, password=self.backend_password,
             auth_method=self.auth_method, esmtp=self.esmtp, helo=self.helo,
@@ -276,7 +285,8 @@ def xclient_line(client_addr: str, login: bytes, host: str) -> bytes:
 
 
 class SmtpBackendLogin(BackendLogin):
-    """Log in to an SMTP backend: EHLO/HELO, XCLIENT, AUTH PLAIN or MAIL/RCPT."""
+    """Log in to an SMTP backend: EHLO/HELO, XCLIENT, AUTH PLAIN (or the client's OAuth
+    mechanism replayed) or MAIL/RCPT."""
 
     protocol = "smtp"
 
@@ -292,6 +302,8 @@ class SmtpBackendLogin(BackendLogin):
         method = sasl.by_auth_method(auth_method)
         # the client's MAIL FROM and RCPT TO go to the backend (smtp_auth none), or a login
         self._relay = method is not None and method.replay == sasl.RELAY
+        if method is not None and method.replay == sasl.SASL_REPLAY:
+            self.mechanism = method
         self._esmtp = esmtp
         self._helo = helo
         self._from = mail_from
@@ -319,6 +331,8 @@ class SmtpBackendLogin(BackendLogin):
             ok = code in (b"220", b"250")
         elif state == "auth_plain":
             ok = code == b"235"
+        elif state in (SASL_COMMAND, SASL_RESPONSE, SASL_ERROR):
+            return self._check_sasl(reply, b"334 ", ((_OK if code == b"235" else _BAD), 0))
         else:
             ok = True   # the RCPT reply is relayed whatever it says
         return (_OK if ok else _BAD), 0
@@ -370,6 +384,10 @@ class SmtpBackendLogin(BackendLogin):
                 self._out.append(Log("error", "no password available", self.log_action))
                 self._fail(INTERNAL_ERROR)
                 return
+            if self.mechanism is not None:
+                self._send_line(b"AUTH " + self.mechanism.name + b"\r\n", SASL_COMMAND,
+                                "sending AUTH to upstream")
+                return
             plain = self.impl.encode_base64(b"\0" + self._login + b"\0" + self._password)
             self._send_line(b"AUTH PLAIN " + plain + b"\r\n", "auth_plain",
                             "sending AUTH to upstream")
@@ -377,6 +395,8 @@ class SmtpBackendLogin(BackendLogin):
             self._send_line(self._from + b"\r\n", "from", "sending MAIL FROM to upstream")
         elif state == "from":
             self._send_line(self._to + b"\r\n", "to", "sending RCPT TO to upstream")
+        elif state == SASL_COMMAND:
+            self._send_sasl_response()
         else:
             if not self._relay:
                 # the client sees nginx's own answer to its AUTH, not the backend's

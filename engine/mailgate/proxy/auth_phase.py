@@ -51,6 +51,7 @@ class AuthPhase:
             protocol=request.protocol, method=request.method, login=request.login,
             password=request.password, login_attempt=request.login_attempt,
             client_ip=self.client_address, salt=request.salt,
+            sasl_host=request.sasl_host, sasl_port=request.sasl_port, imap_id=request.imap_id,
             client_host=self.client_host or None,
             proxy_protocol=self.proxy_addresses, smtp_helo=request.smtp_helo,
             smtp_from=request.smtp_from, smtp_to=request.smtp_to, ssl=ssl)

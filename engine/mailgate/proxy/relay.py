@@ -9,6 +9,7 @@ backend), and moves the client's bytes to the backend in the relay.
 
 from __future__ import annotations
 
+from mailgate.protocol import Endpoints
 from mailgate.protocol.events import ConnectBackend
 from mailgate.proxy import proxy_protocol
 from mailgate.proxy.backend import BackendSession
@@ -32,7 +33,11 @@ class RelayPhase:
         header = b""
         if config.proxy_protocol != "off":
             header = self._backend_proxy_header(config.proxy_protocol)
-        login = self.machine.backend_login()
+        endpoints = None
+        if not self.unix:
+            local = self.transport.get_extra_info("sockname")
+            endpoints = Endpoints(self.client_address, self.client_port, local[0], local[1])
+        login = self.machine.backend_login(endpoints)
         if runtime.log.debug:
             login.debug = True
             self.log("debug", "mail proxy connect to upstream: %s" % target.upstream)

@@ -9,7 +9,8 @@ client login; this one starts them directly, with every login variant.
 Input: byte 0 selects the protocol (bits 0-1: IMAP, POP3, SMTP, SMTP), ``proxy_buffer`` (bit 2: 16
 bytes, else 4096), ``proxy_pass_error_message`` (bit 3) and for SMTP ``xclient``
 (bit 4), ``proxy_smtp_auth`` (bit 5), EHLO (bit 6) and the client's HELO (bit 7);
-byte 1 the login variant (:func:`_machine`); then steps (:mod:`tests.fuzz.common`):
+byte 1 the login variant (:func:`_machine`: for IMAP and POP3 its bits 3-4 also choose
+the protocol's own login or the replay of XOAUTH2 or OAUTHBEARER); then steps (:mod:`tests.fuzz.common`):
 0 the login timer fires, 1 the chunk arrives through ``get_buffer()``/
 ``buffer_updated()``, 7 the connection is lost, any other through ``receive_data()``.
 
@@ -17,7 +18,7 @@ Every input runs on each implementation (compiled and pure Python relay buffers 
 base64) and the transcripts must be equal.  Contract: actions only, no exception; one ``LoginDone`` or ``LoginFailed`` at most,
 nothing sent upstream after it; the proxy buffer keeps its bounds; no log line shows
 the password sent to the backend (when it was given one) as a word of its own, in clear
-or in base64, even when the backend echoes it (the dictionary gives the fuzzer the password to echo; a
+or in base64 (also inside a replayed OAuth response), even when the backend echoes it (the dictionary gives the fuzzer the password to echo; a
 password inside a longer word is left alone, as ``BackendLogin._scrub`` documents).
 """
 
@@ -39,6 +40,7 @@ from mailgate.protocol import (
     SendUpstream,
     SmtpBackendLogin,
     _impl,
+    sasl,
 )
 
 from tests.fuzz.common import steps
@@ -49,10 +51,15 @@ LOGINS = (b"user", b"", b"us er", b"j\xc3\xb6rg", b"a\0b", b"+=%")
 _FORMS = (PASSWORD, base64.b64encode(PASSWORD))
 _ACTIONS = (ArmTimer, DisarmTimer, Log, LoginDone, LoginFailed, SendUpstream)
 
+# the client's method when the backend login replays it (IMAP and POP3 variants)
+REPLAYED = (None, sasl.XOAUTH2, sasl.OAUTHBEARER, None)
+
 DICTIONARY = (
     b"* OK ", b"* ", b"+ ", b"+OK ", b"-ERR ", b"a1 OK ", b"a1 NO ", b"220 ", b"250 ",
     b"250-", b"235 ", b"334 ", b"535 ", b"\r\n", b"\0", PASSWORD, *_FORMS[1:],
     base64.b64encode(b"\0user\0" + PASSWORD),
+    base64.b64encode(sasl.encode_xoauth2(b"user", PASSWORD)),
+    base64.b64encode(sasl.encode_oauthbearer(b"user", PASSWORD)),
 )
 
 
@@ -70,11 +77,12 @@ def _machine(selector: int, variant: int, implementation: str) -> tuple:
     config = _config(selector)
     login = LOGINS[variant % len(LOGINS)]
     kwargs = {"login": login, "password": PASSWORD, "implementation": implementation}
+    method = REPLAYED[variant >> 3 & 3]
     if config.protocol == "imap":
         tag = (b"a1 ", b"A.b-C_9 ")[variant >> 7]
-        return ImapBackendLogin(config, tag=tag, **kwargs), PASSWORD
+        return ImapBackendLogin(config, tag=tag, method=method, **kwargs), PASSWORD
     if config.protocol == "pop3":
-        return Pop3BackendLogin(config, **kwargs), PASSWORD
+        return Pop3BackendLogin(config, method=method, **kwargs), PASSWORD
     method = ("plain", "none", "login", "cram-md5", "external")[(variant >> 3) % 5]
     if method not in ("plain", "login") and variant & 64:
         kwargs["password"] = None  # no Auth-Pass: "no password available" with smtp_auth
@@ -99,7 +107,9 @@ def run(data: bytes, implementation: str) -> list:
     # without a password (SMTP, no Auth-Pass) nothing was sent that a log could show
     sent_password = password is not None
     login = LOGINS[data[1] % len(LOGINS)]
-    forms = _FORMS + (base64.b64encode(b"\0" + login + b"\0" + PASSWORD),)
+    forms = _FORMS + (base64.b64encode(b"\0" + login + b"\0" + PASSWORD),
+                      base64.b64encode(sasl.encode_xoauth2(login, PASSWORD)),
+                      base64.b64encode(sasl.encode_oauthbearer(login, PASSWORD)))
     # a word of its own: not next to a base64 character (printable() escapes others)
     alternatives = "|".join(re.escape(form.decode()) for form in forms)
     leak = re.compile(f"(?<![A-Za-z0-9+/=])({alternatives})(?![A-Za-z0-9+/=])")

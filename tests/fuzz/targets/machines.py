@@ -95,16 +95,19 @@ DICTIONARY = (
     b"CAPA\r\n", b"LOGOUT\r\n", b"QUIT\r\n", b"NOOP\r\n", b"RSET\r\n", b"{3}\r\n",
     b"{2+}\r\n", b"\"", b"\\", b"\r\n", b"\n", b"\r", b"=", b"*", b"AGdvb2QAcHc=\r\n",
     b"+OK\r\n", b"* OK\r\n", b"+ \r\n", b"a1 OK\r\n", b"220 x\r\n", b"250 x\r\n",
-    b"250-x\r\n", b"235 x\r\n", b"x" * 40,
+    b"250-x\r\n", b"235 x\r\n", b"x" * 40, b"XOAUTH2 ", b"OAUTHBEARER ",
+    b"dXNlcj11AWF1dGg9QmVhcmVyIHQBAQ==\r\n", b"biwsAWF1dGg9QmVhcmVyIHQBAQ==\r\n", b"AQ==\r\n",
+    b"a1 ID NIL\r\n", b'a1 ID ("name" "x")\r\n', b" ID (",
 )
 
 
 #: the ``*_auth`` lists a session may have: every method, nginx's defaults, every
 #: method but SMTP's "none" (MAIL is then refused and logged), the salted ones only
 METHODS = (
-    {"imap_auth": ("plain", "login", "cram-md5", "external"),
-     "pop3_auth": ("plain", "apop", "cram-md5", "external"),
-     "smtp_auth": ("plain", "login", "cram-md5", "external", "none")},
+    {"imap_auth": ("plain", "login", "cram-md5", "external", "xoauth2", "oauthbearer"),
+     "pop3_auth": ("plain", "apop", "cram-md5", "external", "xoauth2", "oauthbearer"),
+     "smtp_auth": ("plain", "login", "cram-md5", "external", "none", "xoauth2",
+                   "oauthbearer")},
     {},
     {"imap_auth": ("plain", "login", "cram-md5", "external"),
      "pop3_auth": ("plain", "apop", "cram-md5", "external"),

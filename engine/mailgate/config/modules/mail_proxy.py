@@ -59,6 +59,15 @@ DIRECTIVES = (
     Directive("proxy_smtp_auth", MODULE, MAIL_SERVER, (1, 1), flag_slot, default=False,
               syntax="proxy_smtp_auth on | off;", doc_default="off", since="1.19.4",
               summary="Log in to the SMTP backend with AUTH PLAIN."),
+    Directive("proxy_imap_id", MODULE, MAIL_SERVER, (1, 1), flag_slot, default=False,
+              syntax="proxy_imap_id on | off;", doc_default="off", own=True,
+              summary="Send ID to the IMAP backend before the login: the client's fields and "
+                      "its address (x-originating-ip ...), as Dovecot takes them from "
+                      "login_trusted_networks."),
+    Directive("proxy_pop3_xclient", MODULE, MAIL_SERVER, (1, 1), flag_slot, default=False,
+              syntax="proxy_pop3_xclient on | off;", doc_default="off", own=True,
+              summary="Pass the client's address and port to the POP3 backend with XCLIENT "
+                      "(Dovecot, from login_trusted_networks)."),
     Directive("xclient", MODULE, MAIL_SERVER, (1, 1), flag_slot, default=True,
               syntax="xclient on | off;", doc_default="on",
               summary="Pass the client's address, name and login to the SMTP backend with XCLIENT."),
