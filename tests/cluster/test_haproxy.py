@@ -4,14 +4,15 @@ processes, one configuration each), Dovecot behind.  TLS sessions resume whichev
 HAProxy picks; both nodes see the real client address; Redis stopped costs full
 handshakes, never a login, and one warning.
 
-HAProxy checks the nodes with TCP checks here.  The ``/healthz`` drain (a node sent
-QUIT leaves the rotation with no failed login) plugs in at ``BACKEND``: the check
-becomes ``option httpchk GET /healthz`` against each node's ``status_listen`` port.
+HAProxy checks each node's ``/healthz`` on its ``status_listen`` port, as
+docs/deployment.md does: a node sent QUIT leaves the rotation with no failed login.
 """
 
 from __future__ import annotations
 
+import signal
 import ssl
+import threading
 import time
 
 import pytest
@@ -37,6 +38,7 @@ NODE = """
     $tickets
     ssl_session_ticket_key $ticket_key;
     ssl_session_store $redis timeout=500ms;
+    status_listen 127.0.0.1:${port_status};
     server { listen 127.0.0.1:${port_imaps} ssl proxy_protocol; protocol imap; }
 """
 
@@ -48,9 +50,13 @@ frontend imaps
 backend nodes
     balance roundrobin
     source 127.0.0.1
-    default-server check inter 1s send-proxy-v2
-    server node1 127.0.0.1:$node1
-    server node2 127.0.0.1:$node2
+    option httpchk GET /healthz
+    http-check expect status 200
+    retries 3
+    option redispatch 1
+    default-server inter 300ms fall 1 rise 2 send-proxy-v2
+    server node1 127.0.0.1:$node1 check port $status1
+    server node2 127.0.0.1:$node2 check port $status2
 """
 
 
@@ -69,7 +75,9 @@ def cluster(tmp_path, port_allocator, proxy_factory, auth_server, dovecot, pki):
             node.values.update(redis=redis.url, ticket_key=pki.ticket_key_80,
                                tickets="" if tickets else "ssl_session_tickets off;")
             node.start(NODE)
-        haproxy.start(BACKEND, {"node1": nodes[0].port("imaps"), "node2": nodes[1].port("imaps")})
+        haproxy.start(BACKEND, {"node1": nodes[0].port("imaps"), "node2": nodes[1].port("imaps"),
+                                "status1": nodes[0].port("status"),
+                                "status2": nodes[1].port("status")})
         return haproxy, nodes, redis
 
     yield start
@@ -129,3 +137,36 @@ def test_redis_stopped_then_back(cluster, pki):
     redis.start()
     time.sleep(RETRY_AFTER + 0.2)
     assert _resumptions(haproxy, ctx, 10, redis) == [True] * 10
+
+
+def test_a_draining_node_leaves_the_rotation_with_no_failed_login(cluster, pki):
+    haproxy, nodes, _ = cluster(tickets=True)
+    ctx = client_context(pki, version=TLS13)
+    failures: list[BaseException] = []
+    logins = [0]
+    stop = threading.Event()
+
+    def log_in_again_and_again() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                imaps_login(haproxy.address("imaps"), ctx, ALICE, source=CLIENT)
+                logins[0] += 1
+            except Exception as exc:  # any failed login is the finding
+                failures.append(exc)
+
+    client = threading.Thread(target=log_in_again_and_again)
+    client.start()
+    try:
+        time.sleep(1)
+        nodes[0].send_signal(signal.SIGQUIT)  # /healthz answers 503: HAProxy takes it out
+        time.sleep(3)
+        before = _sessions_from_client(nodes[1])
+        time.sleep(1)
+    finally:
+        stop.set()
+        client.join(35)
+    assert not failures, failures
+    assert logins[0] >= 10
+    # after the drain, the logins went to the node left in the rotation
+    assert _sessions_from_client(nodes[1]) > before

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -165,6 +166,23 @@ def test_healthz_is_503_while_draining(mailgate_instance, backend):
     held.sendall(b"a LOGOUT\r\n")
     held.close()
     mg.wait_exit(master)
+
+
+def test_a_client_resetting_its_connection_is_not_an_error(mailgate_instance, backend):
+    # regression: HAProxy's health check resets the connection once it has read the
+    # status line; the status server printed a traceback to the master's stderr each time
+    import socket
+    import struct
+
+    mg = mailgate_instance
+    _, status = start_node(mg, backend)
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", status)) as client:
+            client.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert get("http://127.0.0.1:%d/healthz" % status) == (200, "ok\n")
+    time.sleep(0.5)
+    assert "Traceback" not in mg.log()
 
 
 def test_status_allow(mailgate_instance, backend):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -171,9 +172,19 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # the master's stderr is its error log: no line per request there
 
 
+def _handle_error(server: ThreadingHTTPServer, request, client_address) -> None:
+    # a client gone before its answer was written (HAProxy's health check resets its
+    # connection as soon as it has read the status line) is nothing to report; anything
+    # else is a bug, printed with its traceback
+    if isinstance(sys.exc_info()[1], OSError):
+        return
+    ThreadingHTTPServer.handle_error(server, request, client_address)
+
+
 def _server_class(family: int) -> type[ThreadingHTTPServer]:
     return type("StatusHTTPServer", (ThreadingHTTPServer,),
-                {"address_family": family, "daemon_threads": True, "request_queue_size": 64})
+                {"address_family": family, "daemon_threads": True, "request_queue_size": 64,
+                 "handle_error": _handle_error})
 
 
 class StatusServer:
