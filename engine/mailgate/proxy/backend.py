@@ -265,8 +265,10 @@ class BackendSession(TLSTransport):
                 self._tls_failed(reason)
                 return False
         if tls.session_reused:
-            # nginx's debug line of ngx_ssl_handshake_log()
-            self.client.log("debug", "SSL reused session", "SSL handshaking to upstream")
+            # nginx's debug line of ngx_ssl_handshake_log(), with the backend it names
+            # (a debug line carries no session context to say it)
+            self.client.log("debug", "SSL reused session, upstream: %s:%d"
+                            % (target.server, target.port), "SSL handshaking to upstream")
         # the session is kept once the login is done (_login_done): by then TLS 1.3's
         # tickets, which come after the handshake, have been read
         if self.machine.state == "tls":
